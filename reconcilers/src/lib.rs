@@ -1,0 +1,1 @@
+//! Pure reconcile logic (filled in below).
