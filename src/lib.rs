@@ -1,2 +1,12 @@
-//! Pressluft: a reconciliation controller that turns Linux servers into a managed WordPress platform.
+//! Pressluft: a reconciliation controller that turns Linux servers into a managed WordPress
+//! platform. See `docs/ARCHITECTURE.md` for the map.
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod ids;
+pub mod notify;
+pub mod password;
+pub mod secrets;
+pub mod server;
+pub mod settings;
 pub mod store;

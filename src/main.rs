@@ -1,1 +1,69 @@
-fn main() {}
+//! The `pressluft` binary: the server and the CLI. `anyhow` lives only here, at the edge.
+use anyhow::Context;
+use clap::Parser;
+
+use pressluft::cli::{Cli, Command, LogFormat};
+use pressluft::server::{self, ServeConfig};
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PRESSLUFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            db,
+            listen,
+            no_local_node,
+            public_ip,
+            web_dir,
+        } => {
+            init_tracing(cli.log_format);
+            let web_dir = web_dir.or_else(|| {
+                let d = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/dist");
+                d.join("index.html").exists().then_some(d)
+            });
+            server::serve(ServeConfig {
+                data_dir: db.data_dir(),
+                database_url: db.database_url(),
+                listen,
+                register_local_node: !no_local_node,
+                public_ip,
+                web_dir,
+            })
+            .await
+            .context("pressluft serve")?;
+        }
+        Command::Migrate { db } => {
+            init_tracing(cli.log_format);
+            server::prepare_data_dir(&db.data_dir())?;
+            server::open_database(&db.database_url())
+                .await
+                .context("migrate")?;
+            println!("database is up to date");
+        }
+        Command::Openapi => print!("{}", pressluft::api::openapi_yaml()),
+        other => match pressluft::cli::run_client(cli.server, other).await {
+            Ok(out) => {
+                if !out.is_empty() {
+                    println!("{out}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,2 +1,76 @@
-//! The store: sea-orm entities and the queries the rest of the binary uses. Handlers hold no SQL.
+//! The store: sea-orm entities and the queries the rest of the binary uses, in modules named after
+//! what they answer. Handlers hold no SQL; every query takes the connection or a transaction.
+pub mod audit;
+pub mod auth;
 pub mod entity;
+pub mod events;
+pub mod jobs;
+pub mod nodes;
+pub mod resources;
+pub mod secrets;
+pub mod settings;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Optimistic concurrency: the row's `state_version` moved on since the caller read it.
+    #[error("stale state_version")]
+    Stale,
+    #[error("{0}")]
+    Duplicate(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("secret store: {0}")]
+    Secret(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Opens the database named by `url` (`sqlite://…?mode=rwc` or `postgres://…`).
+pub async fn connect(url: &str) -> Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        // One writer at a time is SQLite's rule; WAL lets readers run beside it, and a busy
+        // timeout turns writer contention into a short wait instead of an error.
+        opts.max_connections(8).min_connections(1);
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+    } else {
+        opts.max_connections(16).min_connections(1);
+    }
+    let db = Database::connect(opts).await?;
+    Ok(db)
+}
+
+/// Applies every pending migration (forward only).
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    Migrator::up(db, None).await?;
+    Ok(())
+}
+
+/// True when the error is a uniqueness violation (both SQLite's and PostgreSQL's wording).
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    let s = e.to_string();
+    s.contains("UNIQUE constraint failed") || s.contains("duplicate key value")
+}
+
+pub async fn ping(db: &impl ConnectionTrait) -> Result<()> {
+    db.execute_unprepared("SELECT 1").await?;
+    Ok(())
+}

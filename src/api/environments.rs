@@ -1,0 +1,353 @@
+//! Environments: read, change their spec, delete, reset.
+use poem::Request;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use sea_orm::sea_query::Expr;
+
+use super::auth::Auth;
+use super::error::ApiError;
+use super::model::{Environment, EnvironmentPage, PromotionPreset};
+use super::{next_cursor, page_limit, state, validate, Tag};
+use crate::error_response;
+use crate::notify::Kind;
+use crate::store::entity::environments;
+use crate::store::events::NewEvent;
+use crate::store::resources::{self, EnvironmentFilter, Page};
+use crate::store::{self, StoreError};
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateEnvironment {
+    /// The `state_version` you last read; a stale one answers 409 `conflict`.
+    pub state_version: i64,
+    pub name: Option<String>,
+    pub promotion_preset: Option<PromotionPreset>,
+    pub fastcgi_cache_enabled: Option<bool>,
+    pub redis_cache_enabled: Option<bool>,
+}
+
+#[derive(ApiResponse)]
+pub enum EnvironmentWritten {
+    /// Nothing to do: the spec already says this.
+    #[oai(status = 200)]
+    Unchanged(Json<Environment>),
+    /// Recorded; reconciliation is pending.
+    #[oai(status = 202)]
+    Accepted(Json<Environment>),
+}
+
+error_response!(ListError { BadRequest = 400, Unauthorized = 401 });
+error_response!(GetError { BadRequest = 400, Unauthorized = 401, NotFound = 404 });
+error_response!(WriteError {
+    BadRequest = 400,
+    Unauthorized = 401,
+    Forbidden = 403,
+    NotFound = 404,
+    Conflict = 409,
+});
+error_response!(ResetError {
+    BadRequest = 400,
+    Unauthorized = 401,
+    Forbidden = 403,
+    NotFound = 404,
+    Conflict = 409,
+});
+
+pub struct EnvironmentsApi;
+
+#[OpenApi(prefix_path = "/environments", tag = "Tag::Environments")]
+impl EnvironmentsApi {
+    /// List environments, oldest first; filter by site or node.
+    #[oai(path = "/", method = "get", operation_id = "listEnvironments")]
+    async fn list(
+        &self,
+        req: &Request,
+        _auth: Auth,
+        site_id: Query<Option<String>>,
+        node_id: Query<Option<String>>,
+        limit: Query<Option<u64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<EnvironmentPage>, ListError> {
+        let st = state(req)?;
+        let limit = page_limit(limit.0)?;
+        let filter = EnvironmentFilter {
+            site_id: site_id
+                .0
+                .map(|s| validate::uuid("site_id", &s))
+                .transpose()?,
+            node_id: node_id
+                .0
+                .map(|s| validate::uuid("node_id", &s))
+                .transpose()?,
+        };
+        let page = Page {
+            after: super::cursor(cursor.0)?,
+            limit,
+        };
+        let rows = resources::list_environments(&st.db, &filter, &page)
+            .await
+            .map_err(ApiError::from)?;
+        let next = next_cursor(&rows, limit, |r| &r.id);
+        Ok(Json(EnvironmentPage {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor: next,
+        }))
+    }
+
+    /// Read an environment.
+    #[oai(path = "/:id", method = "get", operation_id = "getEnvironment")]
+    async fn get(
+        &self,
+        req: &Request,
+        _auth: Auth,
+        id: Path<String>,
+    ) -> Result<Json<Environment>, GetError> {
+        let st = state(req)?;
+        let id = validate::uuid("id", &id.0)?;
+        Ok(Json(load(&st.db, &id).await?.into()))
+    }
+
+    /// Change an environment's spec. Needs the current `state_version`.
+    #[oai(path = "/:id", method = "patch", operation_id = "updateEnvironment")]
+    async fn update(
+        &self,
+        req: &Request,
+        auth: Auth,
+        id: Path<String>,
+        body: Json<UpdateEnvironment>,
+    ) -> Result<EnvironmentWritten, WriteError> {
+        let st = state(req)?;
+        let id = validate::uuid("id", &id.0)?;
+        let b = body.0;
+        let name = b
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose()?;
+        let tx = st.begin().await?;
+        let env = load(&tx, &id).await?;
+        if env.state_version != b.state_version {
+            return Err(ApiError::from(StoreError::Stale).into());
+        }
+        if env.deletion_requested_at.is_some() {
+            return Err(ApiError::Conflict("the environment is being deleted".into()).into());
+        }
+        let mut changes = Vec::new();
+        if let Some(n) = name.filter(|n| *n != env.name) {
+            changes.push(("name", Expr::value(n)));
+        }
+        if let Some(p) = b
+            .promotion_preset
+            .filter(|p| p.as_str() != env.promotion_preset)
+        {
+            changes.push(("promotion_preset", Expr::value(p.as_str())));
+        }
+        if let Some(f) = b
+            .fastcgi_cache_enabled
+            .filter(|f| *f != env.fastcgi_cache_enabled)
+        {
+            changes.push(("fastcgi_cache_enabled", Expr::value(f)));
+        }
+        if let Some(r) = b
+            .redis_cache_enabled
+            .filter(|r| *r != env.redis_cache_enabled)
+        {
+            changes.push(("redis_cache_enabled", Expr::value(r)));
+        }
+        if changes.is_empty() {
+            return Ok(EnvironmentWritten::Unchanged(Json(env.into())));
+        }
+        resources::cas_update::<environments::Entity>(
+            &tx,
+            "environment",
+            &id,
+            b.state_version,
+            changes,
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::events::append(
+            &tx,
+            NewEvent {
+                resource_type: "environment",
+                resource_id: &id,
+                site_id: Some(&env.site_id),
+                environment_id: Some(&id),
+                reason: "SpecChanged",
+                message: "environment spec updated".into(),
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::audit::append(
+            &tx,
+            &auth.principal().actor(),
+            "environment.update",
+            "environment",
+            &id,
+            "accepted",
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let env = load(&tx, &id).await?;
+        st.commit(tx).await?;
+        st.notifier.changed(Kind::Environment, &id);
+        Ok(EnvironmentWritten::Accepted(Json(env.into())))
+    }
+
+    /// Delete a staging or clone environment (the production environment goes with its site).
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteEnvironment")]
+    async fn delete(
+        &self,
+        req: &Request,
+        auth: Auth,
+        id: Path<String>,
+        /// The `state_version` you last read.
+        state_version: Query<i64>,
+    ) -> Result<EnvironmentWritten, WriteError> {
+        let st = state(req)?;
+        let id = validate::uuid("id", &id.0)?;
+        let tx = st.begin().await?;
+        let env = load(&tx, &id).await?;
+        if env.state_version != state_version.0 {
+            return Err(ApiError::from(StoreError::Stale).into());
+        }
+        if env.deletion_requested_at.is_some() {
+            return Ok(EnvironmentWritten::Unchanged(Json(env.into())));
+        }
+        if env.environment_type == "production" {
+            return Err(ApiError::Conflict(
+                "the production environment is deleted together with its site".into(),
+            )
+            .into());
+        }
+        resources::mark_environment_deleted(&tx, &id, state_version.0)
+            .await
+            .map_err(ApiError::from)?;
+        store::events::append(
+            &tx,
+            NewEvent {
+                resource_type: "environment",
+                resource_id: &id,
+                site_id: Some(&env.site_id),
+                environment_id: Some(&id),
+                reason: "DeletionRequested",
+                message: format!("environment '{}' marked for deletion", env.slug),
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::audit::append(
+            &tx,
+            &auth.principal().actor(),
+            "environment.delete",
+            "environment",
+            &id,
+            "accepted",
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let env = load(&tx, &id).await?;
+        st.commit(tx).await?;
+        st.notifier.changed(Kind::Environment, &id);
+        Ok(EnvironmentWritten::Accepted(Json(env.into())))
+    }
+
+    /// Put a failed environment back into reconciliation; its phase is derived again.
+    #[oai(
+        path = "/:id/reset",
+        method = "post",
+        operation_id = "resetEnvironment"
+    )]
+    async fn reset(
+        &self,
+        req: &Request,
+        auth: Auth,
+        id: Path<String>,
+    ) -> Result<EnvironmentWritten, ResetError> {
+        let st = state(req)?;
+        let id = validate::uuid("id", &id.0)?;
+        let tx = st.begin().await?;
+        let env = load(&tx, &id).await?;
+        if env.status != "failed" {
+            return Err(ApiError::ResourceNotFailed.into());
+        }
+        check_resettable(&tx, &env).await?;
+        resources::cas_update::<environments::Entity>(
+            &tx,
+            "environment",
+            &id,
+            env.state_version,
+            vec![("reset_requested_at", Expr::value(crate::clock::now()))],
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::events::append(
+            &tx,
+            NewEvent {
+                resource_type: "environment",
+                resource_id: &id,
+                site_id: Some(&env.site_id),
+                environment_id: Some(&id),
+                reason: "ResetRequested",
+                message: "reset requested: reconciliation resumes".into(),
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::audit::append(
+            &tx,
+            &auth.principal().actor(),
+            "environment.reset",
+            "environment",
+            &id,
+            "accepted",
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let env = load(&tx, &id).await?;
+        st.commit(tx).await?;
+        st.notifier.changed(Kind::Environment, &id);
+        st.notifier.changed(Kind::Site, &env.site_id);
+        Ok(EnvironmentWritten::Accepted(Json(env.into())))
+    }
+}
+
+/// Reset needs no job running for the environment and a reachable node.
+pub async fn check_resettable(
+    db: &impl sea_orm::ConnectionTrait,
+    env: &environments::Model,
+) -> Result<(), ApiError> {
+    let running = store::jobs::list(
+        db,
+        &store::jobs::JobFilter {
+            environment_id: Some(env.id.clone()),
+            status: Some("running".into()),
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if !running.is_empty() {
+        return Err(ApiError::ResetValidationFailed(
+            "a job for this environment is still running".into(),
+        ));
+    }
+    let node = store::nodes::by_id(db, &env.node_id).await?;
+    if node.is_none_or(|n| n.status == "unreachable") {
+        return Err(ApiError::ResetValidationFailed(
+            "the environment's node is unreachable".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn load(
+    db: &impl sea_orm::ConnectionTrait,
+    id: &str,
+) -> Result<environments::Model, ApiError> {
+    resources::environment_by_id(db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("environment not found".into()))
+}

@@ -1,0 +1,309 @@
+//! Settings: read (secrets redacted) and change (validated as a whole, then stored).
+use std::collections::BTreeMap;
+
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Object, OpenApi};
+
+use super::auth::Auth;
+use super::error::ApiError;
+use super::{state, validate, Tag};
+use crate::error_response;
+use crate::settings::{self as keys, secret_id, SECRET_KEYS};
+use crate::store;
+
+/// Settings as they read back: secret values are never returned, only whether they are set.
+#[derive(Debug, Object)]
+pub struct Settings {
+    pub control_plane_domain: Option<String>,
+    pub preview_domain: Option<String>,
+    pub dns01_provider: Option<String>,
+    pub dns01_credentials_set: bool,
+    /// `local` (default) or `s3`. With `local`, backups are not off-site.
+    pub backup_storage_type: String,
+    pub backup_local_dir: String,
+    pub backup_s3_endpoint: Option<String>,
+    pub backup_s3_bucket: Option<String>,
+    pub backup_s3_region: Option<String>,
+    pub backup_s3_path_prefix: Option<String>,
+    pub backup_s3_force_path_style: bool,
+    pub backup_s3_access_key_id: Option<String>,
+    pub backup_s3_secret_access_key_set: bool,
+    pub backup_fresh_window_minutes: i64,
+}
+
+/// A change of settings: absent fields stay, `null` clears a setting.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SettingsChange {
+    pub control_plane_domain: MaybeUndefined<String>,
+    pub preview_domain: MaybeUndefined<String>,
+    pub dns01_provider: MaybeUndefined<String>,
+    /// Provider credentials as a JSON object; write-only.
+    pub dns01_credentials_json: MaybeUndefined<String>,
+    pub backup_storage_type: MaybeUndefined<String>,
+    pub backup_local_dir: MaybeUndefined<String>,
+    pub backup_s3_endpoint: MaybeUndefined<String>,
+    pub backup_s3_bucket: MaybeUndefined<String>,
+    pub backup_s3_region: MaybeUndefined<String>,
+    pub backup_s3_path_prefix: MaybeUndefined<String>,
+    pub backup_s3_force_path_style: MaybeUndefined<bool>,
+    pub backup_s3_access_key_id: MaybeUndefined<String>,
+    /// Write-only.
+    pub backup_s3_secret_access_key: MaybeUndefined<String>,
+    pub backup_fresh_window_minutes: MaybeUndefined<i64>,
+}
+
+error_response!(GetError { Unauthorized = 401 });
+error_response!(WriteError { BadRequest = 400, Unauthorized = 401, Forbidden = 403 });
+
+pub struct SettingsApi;
+
+#[OpenApi(prefix_path = "/settings", tag = "Tag::Settings")]
+impl SettingsApi {
+    /// Read the settings; secrets are redacted.
+    #[oai(path = "/", method = "get", operation_id = "getSettings")]
+    async fn get(&self, req: &Request, _auth: Auth) -> Result<Json<Settings>, GetError> {
+        let st = state(req)?;
+        let all = store::settings::all(&st.db).await.map_err(ApiError::from)?;
+        Ok(Json(render(&all)))
+    }
+
+    /// Change settings. The result must be complete as a whole (e.g. `s3` storage needs its
+    /// endpoint, bucket and keys; a preview domain needs DNS-01 credentials).
+    #[oai(path = "/", method = "patch", operation_id = "updateSettings")]
+    async fn update(
+        &self,
+        req: &Request,
+        auth: Auth,
+        body: Json<SettingsChange>,
+    ) -> Result<Json<Settings>, WriteError> {
+        let st = state(req)?;
+        let c = body.0;
+        let mut all = store::settings::all(&st.db).await.map_err(ApiError::from)?;
+        let mut secrets: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        let set = |all: &mut BTreeMap<String, String>, key: &str, v: Option<String>| match v {
+            Some(v) => {
+                all.insert(key.to_string(), v);
+            }
+            None => {
+                all.remove(key);
+            }
+        };
+        macro_rules! text {
+            ($field:ident, $check:expr) => {
+                match c.$field {
+                    MaybeUndefined::Undefined => {}
+                    MaybeUndefined::Null => set(&mut all, stringify!($field), None),
+                    MaybeUndefined::Value(v) => {
+                        let check: fn(&str, &str) -> Result<String, ApiError> = $check;
+                        let v = check(stringify!($field), &v)?;
+                        set(&mut all, stringify!($field), Some(v));
+                    }
+                }
+            };
+        }
+        text!(control_plane_domain, validate::domain_hostname);
+        text!(preview_domain, validate::domain_hostname);
+        text!(dns01_provider, validate::slug);
+        text!(backup_storage_type, |f, v| match v {
+            "local" | "s3" => Ok(v.to_string()),
+            _ => Err(ApiError::invalid(
+                f,
+                "backup_storage_type must be local or s3"
+            )),
+        });
+        text!(backup_local_dir, |f, v| {
+            if v.starts_with('/')
+                && !v.split('/').any(|p| p == "..")
+                && !v.chars().any(char::is_control)
+                && v.len() <= 4096
+            {
+                Ok(v.trim_end_matches('/').to_string())
+            } else {
+                Err(ApiError::invalid(
+                    f,
+                    "backup_local_dir must be an absolute path without '..'",
+                ))
+            }
+        });
+        text!(backup_s3_endpoint, |f, v| {
+            if (v.starts_with("https://") || v.starts_with("http://"))
+                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                Ok(v.trim_end_matches('/').to_string())
+            } else {
+                Err(ApiError::invalid(
+                    f,
+                    "backup_s3_endpoint must be an http(s) URL",
+                ))
+            }
+        });
+        text!(backup_s3_bucket, plain);
+        text!(backup_s3_region, plain);
+        text!(backup_s3_path_prefix, plain);
+        text!(backup_s3_access_key_id, plain);
+        match c.backup_s3_force_path_style {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => set(&mut all, "backup_s3_force_path_style", None),
+            MaybeUndefined::Value(b) => {
+                set(&mut all, "backup_s3_force_path_style", Some(b.to_string()))
+            }
+        }
+        match c.backup_fresh_window_minutes {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => set(&mut all, "backup_fresh_window_minutes", None),
+            MaybeUndefined::Value(m) if (1..=100_000).contains(&m) => {
+                set(&mut all, "backup_fresh_window_minutes", Some(m.to_string()))
+            }
+            MaybeUndefined::Value(_) => {
+                return Err(ApiError::invalid(
+                    "backup_fresh_window_minutes",
+                    "must be between 1 and 100000",
+                )
+                .into())
+            }
+        }
+        for (key, v) in [
+            ("dns01_credentials_json", c.dns01_credentials_json),
+            ("backup_s3_secret_access_key", c.backup_s3_secret_access_key),
+        ] {
+            match v {
+                MaybeUndefined::Undefined => {}
+                MaybeUndefined::Null => {
+                    all.remove(key);
+                    secrets.insert(key, None);
+                }
+                MaybeUndefined::Value(v) => {
+                    if v.is_empty() || v.len() > 16 * 1024 {
+                        return Err(ApiError::invalid(
+                            key,
+                            format!("{key} must be 1-16384 characters"),
+                        )
+                        .into());
+                    }
+                    if key == "dns01_credentials_json"
+                        && !serde_json::from_str::<serde_json::Value>(&v)
+                            .is_ok_and(|j| j.is_object())
+                    {
+                        return Err(ApiError::invalid(
+                            key,
+                            "dns01_credentials_json must be a JSON object",
+                        )
+                        .into());
+                    }
+                    all.insert(key.to_string(), format!("secret:{}", secret_id(key)));
+                    secrets.insert(key, Some(v));
+                }
+            }
+        }
+        cross_check(&all)?;
+        let tx = st.begin().await?;
+        let before = store::settings::all(&tx).await.map_err(ApiError::from)?;
+        let mut changed = Vec::new();
+        for key in before
+            .keys()
+            .chain(all.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            if before.get(key) != all.get(key) || secrets.contains_key(key.as_str()) {
+                store::settings::put(&tx, key, all.get(key).map(String::as_str))
+                    .await
+                    .map_err(ApiError::from)?;
+                changed.push(key.clone());
+            }
+        }
+        for (key, v) in &secrets {
+            match v {
+                Some(v) => store::secrets::put(&tx, &st.secrets, &secret_id(key), v).await,
+                None => store::secrets::delete_prefix(&tx, &secret_id(key)).await,
+            }
+            .map_err(ApiError::from)?;
+        }
+        if !changed.is_empty() {
+            store::events::append(
+                &tx,
+                store::events::NewEvent {
+                    resource_type: "settings",
+                    resource_id: "settings",
+                    reason: "SettingsChanged",
+                    message: format!("settings changed: {}", changed.join(", ")),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(ApiError::from)?;
+            store::audit::append(
+                &tx,
+                &auth.principal().actor(),
+                "settings.update",
+                "settings",
+                "settings",
+                "succeeded",
+            )
+            .await
+            .map_err(ApiError::from)?;
+        }
+        st.commit(tx).await?;
+        Ok(Json(render(&all)))
+    }
+}
+
+fn plain(field: &str, v: &str) -> Result<String, ApiError> {
+    if v.is_empty() || v.len() > 1024 || v.chars().any(|c| c.is_control()) {
+        Err(ApiError::invalid(
+            field,
+            format!("{field} must be 1-1024 printable characters"),
+        ))
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+fn cross_check(all: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    if all.contains_key("preview_domain")
+        && !(all.contains_key("dns01_provider") && all.contains_key("dns01_credentials_json"))
+    {
+        return Err(ApiError::invalid(
+            "preview_domain",
+            "a preview domain needs dns01_provider and dns01_credentials_json for its wildcard certificate",
+        ));
+    }
+    if all.get("backup_storage_type").map(String::as_str) == Some("s3") {
+        for k in [
+            "backup_s3_endpoint",
+            "backup_s3_bucket",
+            "backup_s3_access_key_id",
+            "backup_s3_secret_access_key",
+        ] {
+            if !all.contains_key(k) {
+                return Err(ApiError::invalid(k, format!("s3 backup storage needs {k}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render(all: &BTreeMap<String, String>) -> Settings {
+    let get = |k: &str| all.get(k).cloned();
+    Settings {
+        control_plane_domain: get("control_plane_domain"),
+        preview_domain: get("preview_domain"),
+        dns01_provider: get("dns01_provider"),
+        dns01_credentials_set: all.contains_key(SECRET_KEYS[0]),
+        backup_storage_type: get("backup_storage_type").unwrap_or_else(|| "local".into()),
+        backup_local_dir: get("backup_local_dir")
+            .unwrap_or_else(|| keys::DEFAULT_BACKUP_LOCAL_DIR.into()),
+        backup_s3_endpoint: get("backup_s3_endpoint"),
+        backup_s3_bucket: get("backup_s3_bucket"),
+        backup_s3_region: get("backup_s3_region"),
+        backup_s3_path_prefix: get("backup_s3_path_prefix"),
+        backup_s3_force_path_style: get("backup_s3_force_path_style").is_some_and(|v| v == "true"),
+        backup_s3_access_key_id: get("backup_s3_access_key_id"),
+        backup_s3_secret_access_key_set: all.contains_key(SECRET_KEYS[1]),
+        backup_fresh_window_minutes: get("backup_fresh_window_minutes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(keys::DEFAULT_FRESH_WINDOW_MINUTES),
+    }
+}

@@ -1,0 +1,654 @@
+//! The command line: `serve`, `migrate`, `openapi`, and a kubectl-like client of the API
+//! (`login`, `get`, `describe`, `create`, `update`, `delete`, `reset`, `logs`).
+pub mod client;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::json;
+
+use client::{Client, ClientError};
+pub use output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pressluft",
+    version,
+    about = "Self-hosted WordPress platform: declare sites, Pressluft makes the servers match"
+)]
+pub struct Cli {
+    /// API address for client commands (default: the one `login` saved, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "PRESSLUFT_SERVER")]
+    pub server: Option<String>,
+    /// Log format of `serve` and `migrate`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        env = "PRESSLUFT_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DbArgs {
+    /// Where Pressluft keeps its database, secret key and runtime files.
+    #[arg(long, env = "PRESSLUFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` (default: pressluft.db in the data directory) or `postgres://…`.
+    #[arg(long, env = "PRESSLUFT_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DbArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir().join("pressluft.db").display()
+            )
+        })
+    }
+}
+
+/// `/var/lib/pressluft` for root, else the user's data directory.
+pub fn default_data_dir() -> PathBuf {
+    let is_root = std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::fs::metadata("/proc/self")
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if is_root {
+        PathBuf::from("/var/lib/pressluft")
+    } else {
+        dirs::data_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("pressluft")
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run Pressluft: API, dashboard and reconcilers in one process.
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "PRESSLUFT_LISTEN_ADDR")]
+        listen: SocketAddr,
+        /// Do not register this host as the local node.
+        #[arg(long)]
+        no_local_node: bool,
+        /// This host's public IP address (preview URLs); default 127.0.0.1.
+        #[arg(long, env = "PRESSLUFT_PUBLIC_IP")]
+        public_ip: Option<String>,
+        /// Serve the dashboard from this directory (default: web/dist next to the binary's repo).
+        #[arg(long, env = "PRESSLUFT_WEB_DIR")]
+        web_dir: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the OpenAPI document (YAML).
+    Openapi,
+    /// Log in and keep an API token for the other commands.
+    Login {
+        #[arg(long, env = "PRESSLUFT_EMAIL")]
+        email: String,
+        /// Read the password from standard input (else PRESSLUFT_PASSWORD).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List resources.
+    Get {
+        kind: Kind,
+        /// Only those of this site (id or slug).
+        #[arg(long)]
+        site: Option<String>,
+        /// Only those of this environment (id).
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Show one resource in full.
+    Describe {
+        kind: Kind,
+        /// Id, or slug for sites.
+        reference: String,
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: Format,
+    },
+    /// Declare a resource.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// Change a resource's spec.
+    #[command(subcommand)]
+    Update(UpdateCommand),
+    /// Delete a resource (it is torn down on its node first).
+    Delete {
+        kind: Kind,
+        reference: String,
+        /// The state_version you last read (default: the current one).
+        #[arg(long)]
+        state_version: Option<i64>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Put a failed site or environment back into reconciliation.
+    Reset { kind: Kind, reference: String },
+    /// Print a job's log; `--follow` keeps printing until the job ends.
+    Logs {
+        job: String,
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Kind {
+    #[value(alias = "site")]
+    Sites,
+    #[value(alias = "environment", alias = "env", alias = "envs")]
+    Environments,
+    #[value(alias = "node")]
+    Nodes,
+    #[value(alias = "domain")]
+    Domains,
+    #[value(alias = "backup")]
+    Backups,
+    #[value(alias = "job")]
+    Jobs,
+    #[value(alias = "event")]
+    Events,
+    #[value(alias = "token")]
+    Tokens,
+}
+
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Sites => "/api/sites",
+            Kind::Environments => "/api/environments",
+            Kind::Nodes => "/api/nodes",
+            Kind::Domains => "/api/domains",
+            Kind::Backups => "/api/backups",
+            Kind::Jobs => "/api/jobs",
+            Kind::Events => "/api/events",
+            Kind::Tokens => "/api/tokens",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// A site and its production environment.
+    Site {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// A staging or clone environment.
+    Environment {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long = "type", default_value = "staging")]
+        type_: String,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value = "content-protect")]
+        preset: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// A remote node.
+    Node {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        hostname: String,
+        #[arg(long)]
+        public_ip: Option<String>,
+        #[arg(long, default_value_t = 22)]
+        ssh_port: i64,
+        #[arg(long, default_value = "root")]
+        ssh_user: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// A domain on an environment.
+    Domain {
+        #[arg(long)]
+        environment: String,
+        #[arg(long)]
+        hostname: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// A backup of an environment.
+    Backup {
+        #[arg(long)]
+        environment: String,
+        #[arg(long, default_value = "full")]
+        scope: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// An API token (printed once).
+    Token {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    Site {
+        reference: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The state_version you last read (default: the current one).
+        #[arg(long)]
+        state_version: Option<i64>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    Environment {
+        reference: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        fastcgi_cache: Option<bool>,
+        #[arg(long)]
+        redis_cache: Option<bool>,
+        #[arg(long)]
+        state_version: Option<i64>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    Node {
+        reference: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(long)]
+        ssh_port: Option<i64>,
+        #[arg(long)]
+        ssh_user: Option<String>,
+        #[arg(long)]
+        state_version: Option<i64>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+}
+
+fn client(server: Option<String>) -> Client {
+    let cfg = client::load_config();
+    let server = server
+        .or(cfg.server)
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let token = std::env::var("PRESSLUFT_TOKEN").ok().or(cfg.token);
+    Client::new(server, token)
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// Resolves a site slug to its id.
+async fn site_id(c: &Client, reference: &str) -> Result<String, ClientError> {
+    if is_uuid(reference) {
+        return Ok(reference.to_string());
+    }
+    let (_, v) = c
+        .request(
+            Method::GET,
+            &format!("/api/sites?slug={}", urlencode(reference)),
+            None,
+        )
+        .await?;
+    v["items"][0]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| ClientError::Api {
+            status: 404,
+            code: "not_found".into(),
+            message: format!("no site with slug '{reference}'"),
+        })
+}
+
+async fn resolve(c: &Client, kind: Kind, reference: &str) -> Result<String, ClientError> {
+    match kind {
+        Kind::Sites => site_id(c, reference).await,
+        _ if is_uuid(reference) => Ok(reference.to_string()),
+        _ => Err(ClientError::Api {
+            status: 400,
+            code: "bad_request".into(),
+            message: format!("'{reference}' is not an id"),
+        }),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn current_version(c: &Client, path: &str, given: Option<i64>) -> Result<i64, ClientError> {
+    if let Some(v) = given {
+        return Ok(v);
+    }
+    let (_, v) = c.request(Method::GET, path, None).await?;
+    Ok(v["state_version"].as_i64().unwrap_or(1))
+}
+
+/// Runs a client command; `Ok` carries what to print.
+pub async fn run_client(server: Option<String>, command: Command) -> Result<String, ClientError> {
+    let c = client(server.clone());
+    match command {
+        Command::Login {
+            email,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_line(&mut s)
+                    .map_err(|e| ClientError::Config("stdin".into(), e.to_string()))?;
+                s.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                std::env::var("PRESSLUFT_PASSWORD").map_err(|_| {
+                    ClientError::Config(
+                        "password".into(),
+                        "use --password-stdin or set PRESSLUFT_PASSWORD".into(),
+                    )
+                })?
+            };
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "host".into());
+            let token = c
+                .login(&email, &password, &format!("cli@{}", host.trim()))
+                .await?;
+            client::save_config(&client::CliConfig {
+                server: Some(c.server.clone()),
+                token: Some(token),
+            })?;
+            Ok(format!(
+                "logged in to {}; token saved in {}",
+                c.server,
+                client::config_path().display()
+            ))
+        }
+        Command::Get {
+            kind,
+            site,
+            environment,
+            output,
+        } => {
+            let mut path = kind.path().to_string();
+            let mut q = Vec::new();
+            if let Some(s) = site {
+                q.push(format!("site_id={}", site_id(&c, &s).await?));
+            }
+            if let Some(e) = environment {
+                q.push(format!("environment_id={}", urlencode(&e)));
+            }
+            if kind == Kind::Events && q.is_empty() {
+                q.push("limit=100".into());
+            }
+            if !q.is_empty() {
+                path = format!("{path}?{}", q.join("&"));
+            }
+            let (_, v) = c.request(Method::GET, &path, None).await?;
+            let items = v.get("items").cloned().unwrap_or(v);
+            Ok(output::render_list(kind, &items, output))
+        }
+        Command::Describe {
+            kind,
+            reference,
+            output,
+        } => {
+            let id = resolve(&c, kind, &reference).await?;
+            let (_, v) = c
+                .request(Method::GET, &format!("{}/{id}", kind.path()), None)
+                .await?;
+            Ok(output::render_one(kind, &v, output))
+        }
+        Command::Create(cmd) => create(&c, cmd).await,
+        Command::Update(cmd) => update(&c, cmd).await,
+        Command::Delete {
+            kind,
+            reference,
+            state_version,
+            output,
+        } => {
+            let id = resolve(&c, kind, &reference).await?;
+            let path = format!("{}/{id}", kind.path());
+            if kind == Kind::Tokens {
+                let (_, v) = c.request(Method::DELETE, &path, None).await?;
+                return Ok(output::render_one(kind, &v, output));
+            }
+            let version = current_version(&c, &path, state_version).await?;
+            let (_, v) = c
+                .request(
+                    Method::DELETE,
+                    &format!("{path}?state_version={version}"),
+                    None,
+                )
+                .await?;
+            Ok(output::render_one(kind, &v, output))
+        }
+        Command::Reset { kind, reference } => {
+            let id = resolve(&c, kind, &reference).await?;
+            let (_, v) = c
+                .request(Method::POST, &format!("{}/{id}/reset", kind.path()), None)
+                .await?;
+            Ok(output::render_one(kind, &v, Format::Table))
+        }
+        Command::Logs { job, follow } => logs(&c, &job, follow).await,
+        Command::Serve { .. } | Command::Migrate { .. } | Command::Openapi => {
+            unreachable!("server commands are dispatched by main")
+        }
+    }
+}
+
+async fn create(c: &Client, cmd: CreateCommand) -> Result<String, ClientError> {
+    let (kind, path, body, output) = match cmd {
+        CreateCommand::Site {
+            name,
+            slug,
+            node,
+            output,
+        } => {
+            let mut b = json!({ "name": name, "slug": slug });
+            if let Some(n) = node {
+                b["node_id"] = json!(n);
+            }
+            (Kind::Sites, "/api/sites".to_string(), b, output)
+        }
+        CreateCommand::Environment {
+            site,
+            name,
+            slug,
+            type_,
+            source,
+            preset,
+            output,
+        } => {
+            let sid = site_id(c, &site).await?;
+            let mut b =
+                json!({ "name": name, "slug": slug, "type": type_, "promotion_preset": preset });
+            if let Some(s) = source {
+                b["source_environment_id"] = json!(s);
+            }
+            (
+                Kind::Environments,
+                format!("/api/sites/{sid}/environments"),
+                b,
+                output,
+            )
+        }
+        CreateCommand::Node {
+            name,
+            hostname,
+            public_ip,
+            ssh_port,
+            ssh_user,
+            output,
+        } => {
+            let mut b = json!({ "name": name, "hostname": hostname, "ssh_port": ssh_port, "ssh_user": ssh_user });
+            if let Some(ip) = public_ip {
+                b["public_ip"] = json!(ip);
+            }
+            (Kind::Nodes, "/api/nodes".to_string(), b, output)
+        }
+        CreateCommand::Domain {
+            environment,
+            hostname,
+            output,
+        } => (
+            Kind::Domains,
+            format!("/api/environments/{environment}/domains"),
+            json!({ "hostname": hostname }),
+            output,
+        ),
+        CreateCommand::Backup {
+            environment,
+            scope,
+            output,
+        } => (
+            Kind::Backups,
+            format!("/api/environments/{environment}/backups"),
+            json!({ "backup_scope": scope }),
+            output,
+        ),
+        CreateCommand::Token { name } => {
+            let (_, v) = c
+                .request(Method::POST, "/api/tokens", Some(&json!({ "name": name })))
+                .await?;
+            return Ok(format!(
+                "token {} created; it is shown only now:\n{}",
+                v["id"].as_str().unwrap_or(""),
+                v["token"].as_str().unwrap_or("")
+            ));
+        }
+    };
+    let (_, v) = c.request(Method::POST, &path, Some(&body)).await?;
+    Ok(output::render_one(kind, &v, output))
+}
+
+async fn update(c: &Client, cmd: UpdateCommand) -> Result<String, ClientError> {
+    let (kind, reference, mut body, state_version, output) = match cmd {
+        UpdateCommand::Site {
+            reference,
+            name,
+            state_version,
+            output,
+        } => (
+            Kind::Sites,
+            reference,
+            json!({ "name": name }),
+            state_version,
+            output,
+        ),
+        UpdateCommand::Environment {
+            reference,
+            name,
+            fastcgi_cache,
+            redis_cache,
+            state_version,
+            output,
+        } => (
+            Kind::Environments,
+            reference,
+            json!({ "name": name, "fastcgi_cache_enabled": fastcgi_cache, "redis_cache_enabled": redis_cache }),
+            state_version,
+            output,
+        ),
+        UpdateCommand::Node {
+            reference,
+            name,
+            hostname,
+            ssh_port,
+            ssh_user,
+            state_version,
+            output,
+        } => (
+            Kind::Nodes,
+            reference,
+            json!({ "name": name, "hostname": hostname, "ssh_port": ssh_port, "ssh_user": ssh_user }),
+            state_version,
+            output,
+        ),
+    };
+    let id = resolve(c, kind, &reference).await?;
+    let path = format!("{}/{id}", kind.path());
+    let version = current_version(c, &path, state_version).await?;
+    if let Some(o) = body.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+        o.insert("state_version".into(), json!(version));
+    }
+    let (status, v) = c.request(Method::PATCH, &path, Some(&body)).await?;
+    let mut out = output::render_one(kind, &v, output);
+    if status == 200 {
+        out.push_str("\n(unchanged)");
+    }
+    Ok(out)
+}
+
+async fn logs(c: &Client, job: &str, follow: bool) -> Result<String, ClientError> {
+    let mut printed = 0usize;
+    loop {
+        let log = c.text(&format!("/api/jobs/{job}/log")).await?;
+        if log.len() > printed {
+            print!("{}", &log[printed..]);
+            printed = log.len();
+        }
+        if !follow {
+            return Ok(String::new());
+        }
+        let (_, j) = c
+            .request(Method::GET, &format!("/api/jobs/{job}"), None)
+            .await?;
+        let status = j["status"].as_str().unwrap_or("");
+        if !matches!(status, "queued" | "running") {
+            let tail = c.text(&format!("/api/jobs/{job}/log")).await?;
+            if tail.len() > printed {
+                print!("{}", &tail[printed..]);
+            }
+            return Ok(format!("job {job} {status}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,178 @@
+//! `pressluft serve`: one process for the API, the dashboard and (later) the reconcilers, with
+//! embedded SQLite by default.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::TcpListener;
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiSettings, AppState};
+use crate::notify::Notifier;
+use crate::secrets::SecretBox;
+use crate::store::{self, nodes::NewNode};
+use crate::{ids, password};
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub register_local_node: bool,
+    pub public_ip: Option<String>,
+    pub web_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("admin password: {0}")]
+    Password(String),
+    #[error("listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+/// Opens the database and brings its schema up to date.
+pub async fn open_database(url: &str) -> Result<DatabaseConnection, ServeError> {
+    let db = store::connect(url).await?;
+    store::migrate(&db).await?;
+    Ok(db)
+}
+
+pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = dir.display().to_string();
+    std::fs::create_dir_all(dir).map_err(|e| ServeError::DataDir(shown.clone(), e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| ServeError::DataDir(shown, e))?;
+    Ok(())
+}
+
+/// Creates the admin user on first start: from `PRESSLUFT_ADMIN_EMAIL` / `PRESSLUFT_ADMIN_PASSWORD`,
+/// or with a generated password printed once on standard output (never logged).
+pub async fn bootstrap_admin(db: &DatabaseConnection) -> Result<(), ServeError> {
+    if store::auth::count_users(db).await? > 0 {
+        return Ok(());
+    }
+    let email = std::env::var("PRESSLUFT_ADMIN_EMAIL").unwrap_or_else(|_| "admin@localhost".into());
+    let (password, generated) = match std::env::var("PRESSLUFT_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (ids::random_token(12), true),
+    };
+    let hash = password::hash(&password).map_err(|e| ServeError::Password(e.to_string()))?;
+    store::auth::create_admin(db, &email, &hash).await?;
+    tracing::info!(email = %email, "admin user created");
+    if generated {
+        println!(
+            "\n  Pressluft admin created.\n    e-mail:   {email}\n    password: {password}\n  This password is shown once; keep it now.\n"
+        );
+    }
+    Ok(())
+}
+
+/// Registers the host Pressluft runs on as the local node (once). It is reached over SSH to
+/// localhost exactly like a remote node.
+pub async fn register_local_node(
+    db: &DatabaseConnection,
+    public_ip: Option<&str>,
+) -> Result<(), ServeError> {
+    if store::nodes::local(db).await?.is_some() {
+        return Ok(());
+    }
+    let node = store::nodes::create(
+        db,
+        NewNode {
+            name: "local",
+            hostname: "127.0.0.1",
+            public_ip: Some(public_ip.unwrap_or("127.0.0.1")),
+            ssh_port: 22,
+            ssh_user: "root",
+            is_local: true,
+        },
+    )
+    .await?;
+    store::events::append(
+        db,
+        store::events::NewEvent {
+            resource_type: "node",
+            resource_id: &node.id,
+            reason: "Created",
+            message: "local node registered".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tracing::info!(node = %node.id, "local node registered");
+    Ok(())
+}
+
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    prepare_data_dir(&cfg.data_dir)?;
+    let secrets = SecretBox::load_or_create(&cfg.data_dir)?;
+    let db = open_database(&cfg.database_url).await?;
+    bootstrap_admin(&db).await?;
+    if cfg.register_local_node {
+        register_local_node(&db, cfg.public_ip.as_deref()).await?;
+    }
+    let state = AppState {
+        db: db.clone(),
+        secrets,
+        notifier: Notifier::default(),
+        settings: Arc::new(ApiSettings {
+            default_public_ip: cfg.public_ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
+        }),
+    };
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+
+    let app = api::app(state, cfg.web_dir.clone());
+    let listener =
+        std::net::TcpListener::bind(cfg.listen).map_err(|e| ServeError::Listen(cfg.listen, e))?;
+    drop(listener);
+    tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), "pressluft serving");
+    let stop = shutdown.clone();
+    poem::Server::new(TcpListener::bind(cfg.listen))
+        .run_with_graceful_shutdown(
+            app,
+            async move { stop.cancelled().await },
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .map_err(|e| ServeError::Listen(cfg.listen, e))?;
+    db.close().await.ok();
+    tracing::info!("pressluft stopped");
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: stop gracefully. A second one: exit at once.
+fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutting down: finishing running work");
+        token.cancel();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
