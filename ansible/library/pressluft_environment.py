@@ -1,0 +1,886 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Pressluft: converge one WordPress environment on a node in a single module run.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pressluft_environment
+short_description: Converge (or remove) one Pressluft WordPress environment on a node
+description:
+  - Runs on the node as root and converges, in one process, everything an environment needs
+    (spec node-runtime §2, §3, §7) - or removes all of it with I(state=absent).
+  - The Linux user, the PHP-FPM pool and the nginx server block are named deterministically from
+    the ids, so a rerun after a crash converges onto the same names and never duplicates.
+  - "Linux user (and PHP-FPM pool name): C(pl_) followed by the last 16 hex digits of the
+    environment id without dashes, lower case (19 characters). The first hex digits of a UUIDv7 are
+    its timestamp and repeat for ids created close together; the last 16 are random."
+  - "I(state=present): user (own group, no login shell, home = environment root); environment root
+    C(<sites_root>/<site_id>/<environment_id>/) (owner the user, group www-data, 2750) with
+    C(releases/), C(current), C(shared/uploads), C(shared/wp-config.php), C(tmp/); site directory
+    0711; a first release copied from I(wordpress_source_dir) when C(current) is missing; MariaDB
+    database and user (mariadb client as root over the unix socket); hardened PHP-FPM pool;
+    nginx server block for the preview host. Changed nginx / PHP-FPM configuration is checked with
+    C(nginx -t) / C(php-fpmX.Y -t) and rolled back when invalid."
+  - "I(state=absent): removes the server block(s), the pool, the database and its user, the Redis
+    keys with the environment's prefix, the files and the Linux user. Tolerates a create that never
+    ran or stopped half-way."
+  - Reports C(reload_nginx) / C(reload_php_fpm) so the playbook can notify its handlers.
+options:
+  state: {type: str, choices: [present, absent], default: present}
+  site_id: {type: str, required: true, description: UUID of the site}
+  environment_id: {type: str, required: true, description: UUID of the environment}
+  environment_root:
+    type: str
+    description: Must equal C(<sites_root>/<site_id>/<environment_id>) when given.
+  sites_root: {type: str, default: /var/www/sites}
+  environment_type: {type: str, default: production}
+  preview_url: {type: str, description: Required for state=present (WP_HOME / WP_SITEURL).}
+  preview_host: {type: str, description: Defaults to the host of I(preview_url).}
+  php_version: {type: str, description: "X.Y; empty: detected from /etc/php/*/fpm."}
+  db_name: {type: str, description: "Default: the Linux user name."}
+  db_user: {type: str, description: "Default: the Linux user name."}
+  db_password: {type: str, no_log: true, description: Required for state=present.}
+  redis_prefix: {type: str, description: "Default: pressluft_<environment_id>:"}
+  fastcgi_cache_enabled: {type: bool, default: false}
+  redis_cache_enabled: {type: bool, default: false}
+  wordpress_source_dir: {type: str, default: /usr/share/wordpress}
+  login_plugin_src: {type: str, default: /usr/local/lib/pressluft/pressluft-login.php}
+  table_prefix: {type: str, default: wp_}
+  fpm_max_children: {type: int, default: 5}
+  client_max_body_size_mb: {type: int, default: 64}
+"""
+
+RETURN = r"""
+reload_nginx: {type: bool, description: nginx configuration changed}
+reload_php_fpm: {type: bool, description: PHP-FPM configuration changed (or a removed pool still runs)}
+php_version: {type: str}
+linux_user: {type: str}
+pressluft_facts: {type: dict, description: facts for the control plane (no secrets)}
+"""
+
+import glob
+import grp
+import hashlib
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+DB_IDENT_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+PHP_VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+$")
+SALT_NAMES = ("AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY",
+              "AUTH_SALT", "SECURE_AUTH_SALT", "LOGGED_IN_SALT", "NONCE_SALT")
+SALT_ALPHABET = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                 "!#$%&()*+,-./:;<=>?@[]^_`{|}~")
+WEB_GROUP = "www-data"
+NGINX_DIR = "/etc/nginx/sites-enabled"
+MANAGED = "Managed by Pressluft (pressluft_environment); changes are overwritten."
+DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
+
+
+class Failure(Exception):
+    pass
+
+
+def php_str(value):
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sql_str(value):
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sql_like_escape(name):
+    """Database name as stored in mysql.db for a grant on the escaped name (`_` is a wildcard)."""
+    return name.replace("_", "\\_")
+
+
+def sha256(data):
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+class Env:
+    def __init__(self, module):
+        self.m = module
+        self.p = module.params
+        self.check = module.check_mode
+        self.changes = []
+        self.reload_nginx = False
+        self.reload_php_fpm = False
+        self._validate_and_derive()
+
+    # ------------------------------------------------------------------ names ---------------
+    def _validate_and_derive(self):
+        p = self.p
+        for key in ("site_id", "environment_id"):
+            if not UUID_RE.match(p[key] or ""):
+                raise Failure("%s must be a UUID, got %r" % (key, p[key]))
+        self.site_id = p["site_id"].lower()
+        self.env_id = p["environment_id"].lower()
+        hexid = self.env_id.replace("-", "")
+        self.user = "pl_" + hexid[-16:]
+        sites_root = os.path.normpath(p["sites_root"])
+        if not sites_root.startswith("/") or sites_root == "/":
+            raise Failure("sites_root must be an absolute path below /")
+        self.site_dir = os.path.join(sites_root, self.site_id)
+        self.root = os.path.join(self.site_dir, self.env_id)
+        if p["environment_root"] and os.path.normpath(p["environment_root"]) != self.root:
+            raise Failure("environment_root %r differs from the derived %r" % (p["environment_root"], self.root))
+        self.db_name = p["db_name"] or self.user
+        self.db_user = p["db_user"] or self.user
+        for key, value in (("db_name", self.db_name), ("db_user", self.db_user)):
+            if not DB_IDENT_RE.match(value):
+                raise Failure("%s must match %s" % (key, DB_IDENT_RE.pattern))
+        self.redis_prefix = p["redis_prefix"] or "pressluft_%s:" % self.env_id
+        if not re.match(r"^[A-Za-z0-9_:.-]{1,128}$", self.redis_prefix):
+            raise Failure("redis_prefix has unexpected characters")
+        self.nginx_conf = os.path.join(NGINX_DIR, "pressluft-env-%s.conf" % self.env_id)
+        self.fpm_socket = "/run/php/pressluft-%s.sock" % self.user
+        self.gecos = "Pressluft environment %s" % self.env_id
+
+    def change(self, what):
+        self.changes.append(what)
+
+    # ------------------------------------------------------------------ helpers -------------
+    def run(self, argv, data=None, check=True, env=None):
+        proc = subprocess.run(argv, input=data, capture_output=True, text=True, env=env)
+        if check and proc.returncode != 0:
+            raise Failure("%s failed (rc=%d): %s" % (argv[0], proc.returncode,
+                                                     (proc.stderr or proc.stdout).strip()[-1500:]))
+        return proc
+
+    def ensure_dir(self, path, mode, uid, gid):
+        created = False
+        if not os.path.isdir(path) or os.path.islink(path):
+            if os.path.lexists(path):
+                raise Failure("%s exists and is not a directory" % path)
+            if self.check:
+                return True
+            os.mkdir(path, 0o700)
+            created = True
+        st = os.lstat(path)
+        changed = created
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            if not self.check:
+                os.chown(path, uid, gid)
+            changed = True
+        if changed or stat.S_IMODE(st.st_mode) != mode:
+            if not self.check:
+                os.chmod(path, mode)
+            changed = changed or stat.S_IMODE(st.st_mode) != mode
+        return changed
+
+    def write_file(self, path, content, mode, uid=0, gid=0):
+        """Atomically converge a file. Returns (changed, previous content or None)."""
+        data = content.encode("utf-8")
+        old = None
+        if os.path.isfile(path) and not os.path.islink(path):
+            with open(path, "rb") as fh:
+                old = fh.read()
+            st = os.stat(path)
+            if old == data and stat.S_IMODE(st.st_mode) == mode and st.st_uid == uid and st.st_gid == gid:
+                return False, old
+        if self.check:
+            return True, old
+        directory = os.path.dirname(path)
+        fd, tmp = tempfile.mkstemp(prefix=".pressluft-", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chown(tmp, uid, gid)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return True, old
+
+    def restore_file(self, path, old):
+        if old is None:
+            if os.path.lexists(path):
+                os.unlink(path)
+        else:
+            with open(path, "wb") as fh:
+                fh.write(old)
+
+    def ensure_symlink(self, path, target):
+        if os.path.islink(path) and os.readlink(path) == target:
+            return False
+        if self.check:
+            return True
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        tmp = "%s.pressluft-tmp" % path
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, path)
+        return True
+
+    def remove_path(self, path):
+        if not os.path.lexists(path):
+            return False
+        if not self.check:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        return True
+
+    # ------------------------------------------------------------------ PHP version ---------
+    def php_version(self):
+        wanted = (self.p["php_version"] or "").strip()
+        if wanted:
+            if not PHP_VERSION_RE.match(wanted):
+                raise Failure("php_version must look like 8.2, got %r" % wanted)
+            if not os.path.isdir("/etc/php/%s/fpm/pool.d" % wanted):
+                raise Failure("PHP-FPM %s is not installed (/etc/php/%s/fpm/pool.d missing)" % (wanted, wanted))
+            return wanted
+        return detect_php_version()
+
+    # ------------------------------------------------------------------ present -------------
+    def present(self):
+        p = self.p
+        if not p["preview_url"]:
+            raise Failure("preview_url is required for state=present")
+        url = urlsplit(p["preview_url"])
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise Failure("preview_url must be an http(s) URL")
+        self.preview_url = p["preview_url"].rstrip("/")
+        self.preview_host = (p["preview_host"] or url.hostname).lower()
+        if not HOST_RE.match(self.preview_host):
+            raise Failure("preview_host %r is not a valid host name" % self.preview_host)
+        if p["db_password"] is None or p["db_password"] == "":
+            raise Failure("db_password is required for state=present")
+        src = p["wordpress_source_dir"]
+        if not os.path.isfile(os.path.join(src, "wp-load.php")):
+            raise Failure("wordpress_source_dir %s holds no WordPress (wp-load.php missing)" % src)
+        if not os.path.isfile(p["login_plugin_src"]):
+            raise Failure("%s missing: run node-provision first" % p["login_plugin_src"])
+        self.php = self.php_version()
+        self.pool_conf = "/etc/php/%s/fpm/pool.d/%s.conf" % (self.php, self.user)
+
+        uid, gid = self.ensure_user()
+        web_gid = grp.getgrnam(WEB_GROUP).gr_gid
+        self.uid, self.web_gid = uid, web_gid
+        self.ensure_tree(uid, web_gid)
+        self.ensure_database()
+        self.ensure_wp_config(uid, web_gid)
+        release = self.ensure_release(uid, web_gid)
+        pool = self.render_pool()
+        nginx = self.render_nginx()
+        self.converge_config(pool, nginx)
+        self.pool_text, self.nginx_text = pool, nginx
+        return release
+
+    def ensure_user(self):
+        try:
+            pw = pwd.getpwnam(self.user)
+        except KeyError:
+            pw = None
+        if pw is not None:
+            if pw.pw_gecos != self.gecos:
+                raise Failure("user %s exists but does not belong to environment %s (gecos %r)"
+                              % (self.user, self.env_id, pw.pw_gecos))
+            return pw.pw_uid, pw.pw_gid
+        self.change("user %s created" % self.user)
+        if self.check:
+            return 0, 0
+        try:
+            grp.getgrnam(self.user)
+            group_args = ["--gid", self.user]
+        except KeyError:
+            group_args = ["--user-group"]
+        self.run(["useradd", "--no-create-home", "--home-dir", self.root, "--shell", "/usr/sbin/nologin",
+                  "--comment", self.gecos] + group_args + [self.user])
+        pw = pwd.getpwnam(self.user)
+        return pw.pw_uid, pw.pw_gid
+
+    def site_owner(self):
+        try:
+            return pwd.getpwnam("pressluft").pw_uid, grp.getgrnam("pressluft").gr_gid
+        except KeyError:
+            return 0, 0
+
+    def ensure_tree(self, uid, web_gid):
+        sites_root = os.path.dirname(self.site_dir)
+        if not os.path.isdir(sites_root):
+            raise Failure("%s missing: run node-provision first" % sites_root)
+        s_uid, s_gid = self.site_owner()
+        if self.ensure_dir(self.site_dir, 0o711, s_uid, s_gid):
+            self.change("site directory %s" % self.site_dir)
+        for sub in ("", "releases", "shared", "shared/uploads", "tmp"):
+            path = os.path.join(self.root, sub) if sub else self.root
+            if self.check and not os.path.isdir(self.root):
+                self.change("environment root %s" % self.root)
+                return
+            if self.ensure_dir(path, 0o2750, uid, web_gid):
+                self.change("directory %s" % path)
+
+    # --- database ---------------------------------------------------------------------------
+    def mariadb(self, sql):
+        client = shutil.which("mariadb") or shutil.which("mysql")
+        if not client:
+            raise Failure("the mariadb client is not installed")
+        proc = self.run([client, "--protocol=socket", "--user=root", "--batch", "--skip-column-names"],
+                        data=sql, check=False)
+        if proc.returncode != 0:
+            raise Failure("MariaDB (as root over the unix socket) failed: %s" % proc.stderr.strip()[-1000:])
+        return proc.stdout
+
+    def ensure_database(self):
+        db, user, pw = self.db_name, self.db_user, self.p["db_password"]
+        grant_db = sql_like_escape(db)
+        privs = ("Select", "Insert", "Update", "Delete", "Create", "Drop", "Index", "Alter",
+                 "Create_tmp_table", "Lock_tables", "Create_view", "Show_view", "Create_routine",
+                 "Alter_routine", "Execute", "Event", "Trigger")
+        priv_cond = " AND ".join("%s_priv='Y'" % p for p in privs)
+        out = self.mariadb(
+            "SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s),"
+            " (SELECT COUNT(*) FROM mysql.user WHERE User=%s AND Host='localhost'),"
+            " (SELECT COUNT(*) FROM mysql.user WHERE User=%s AND Host='localhost'"
+            "   AND authentication_string=PASSWORD(%s)),"
+            " (SELECT COUNT(*) FROM mysql.db WHERE User=%s AND Host='localhost' AND Db=%s AND %s);\n"
+            % (sql_str(db), sql_str(user), sql_str(user), sql_str(pw), sql_str(user), sql_str(grant_db), priv_cond))
+        db_exists, user_exists, pw_ok, grant_ok = [int(x) for x in out.split()]
+        stmts = []
+        if not db_exists:
+            stmts.append("CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;" % db)
+            self.change("database %s created" % db)
+        if not user_exists:
+            stmts.append("CREATE USER IF NOT EXISTS %s@'localhost' IDENTIFIED BY %s;" % (sql_str(user), sql_str(pw)))
+            self.change("database user %s created" % user)
+        elif not pw_ok:
+            stmts.append("ALTER USER %s@'localhost' IDENTIFIED BY %s;" % (sql_str(user), sql_str(pw)))
+            self.change("database user %s password set" % user)
+        if not grant_ok:
+            stmts.append("GRANT ALL PRIVILEGES ON `%s`.* TO %s@'localhost';" % (grant_db, sql_str(user)))
+            self.change("database grant %s -> %s" % (user, db))
+        if stmts and not self.check:
+            self.mariadb("\n".join(stmts) + "\nFLUSH PRIVILEGES;\n")
+
+    # --- wp-config ----------------------------------------------------------------------------
+    def ensure_wp_config(self, uid, web_gid):
+        path = os.path.join(self.root, "shared", "wp-config.php")
+        salts = {}
+        if os.path.isfile(path):
+            with open(path, "r", encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+            for name, value in re.findall(r"define\(\s*'([A-Z_]+)',\s*'((?:[^'\\]|\\.)*)'\s*\)", text):
+                if name in SALT_NAMES:
+                    salts[name] = re.sub(r"\\(.)", r"\1", value)
+        for name in SALT_NAMES:
+            if len(salts.get(name, "")) < 32:
+                salts[name] = "".join(secrets.choice(SALT_ALPHABET) for _ in range(64))
+        p = self.p
+        wp_env = {"production": "production", "staging": "staging",
+                  "development": "development", "local": "local"}.get(p["environment_type"], "staging")
+        lines = [
+            "<?php",
+            "/**",
+            " * wp-config.php of Pressluft environment %s (site %s)." % (self.env_id, self.site_id),
+            " * %s" % MANAGED,
+            " * Salts are generated once and kept across rewrites.",
+            " */",
+            "define( 'DB_NAME', %s );" % php_str(self.db_name),
+            "define( 'DB_USER', %s );" % php_str(self.db_user),
+            "define( 'DB_PASSWORD', %s );" % php_str(p["db_password"]),
+            "define( 'DB_HOST', 'localhost' );",
+            "define( 'DB_CHARSET', 'utf8mb4' );",
+            "define( 'DB_COLLATE', '' );",
+            "",
+        ]
+        lines += ["define( '%s', %s );" % (n, php_str(salts[n])) for n in SALT_NAMES]
+        lines += [
+            "",
+            "$table_prefix = %s;" % php_str(p["table_prefix"]),
+            "",
+            "define( 'WP_HOME', %s );" % php_str(self.preview_url),
+            "define( 'WP_SITEURL', %s );" % php_str(self.preview_url),
+            "define( 'WP_ENVIRONMENT_TYPE', %s );" % php_str(wp_env),
+            "",
+            "define( 'WP_REDIS_HOST', '127.0.0.1' );",
+            "define( 'WP_REDIS_PORT', 6379 );",
+            "define( 'WP_REDIS_DATABASE', 0 );",
+            "define( 'WP_REDIS_PREFIX', %s );" % php_str(self.redis_prefix),
+            "define( 'WP_CACHE_KEY_SALT', %s );" % php_str(self.redis_prefix),
+            "define( 'WP_REDIS_DISABLED', %s );" % ("false" if p["redis_cache_enabled"] else "true"),
+            "",
+            "define( 'PRESSLUFT_SITE_ID', %s );" % php_str(self.site_id),
+            "define( 'PRESSLUFT_ENVIRONMENT_ID', %s );" % php_str(self.env_id),
+            "define( 'DISALLOW_FILE_EDIT', true );",
+            "define( 'AUTOMATIC_UPDATER_DISABLED', true );",
+            "define( 'FS_METHOD', 'direct' );",
+            "define( 'WP_DEBUG', false );",
+            "",
+            "if ( ! defined( 'ABSPATH' ) ) {",
+            "\tdefine( 'ABSPATH', dirname( __DIR__ ) . '/current/' );",
+            "}",
+            "require_once ABSPATH . 'wp-settings.php';",
+            "",
+        ]
+        changed, _ = self.write_file(path, "\n".join(lines), 0o600, uid, web_gid)
+        if changed:
+            self.change("shared/wp-config.php written")
+
+    # --- release ------------------------------------------------------------------------------
+    def releases(self):
+        rel_dir = os.path.join(self.root, "releases")
+        if not os.path.isdir(rel_dir):
+            return []
+        return sorted(d for d in os.listdir(rel_dir)
+                      if not d.startswith(".") and os.path.isdir(os.path.join(rel_dir, d)))
+
+    def current_release(self):
+        cur = os.path.join(self.root, "current")
+        if not os.path.islink(cur):
+            return None
+        target = os.readlink(cur)
+        name = os.path.basename(target.rstrip("/"))
+        if target != "releases/" + name or not os.path.isfile(os.path.join(self.root, "releases", name, "wp-load.php")):
+            return None
+        return name
+
+    def ensure_release(self, uid, web_gid):
+        rel_dir = os.path.join(self.root, "releases")
+        # leftovers of an interrupted copy
+        if os.path.isdir(rel_dir):
+            for d in os.listdir(rel_dir):
+                if d.startswith(".tmp-"):
+                    self.remove_path(os.path.join(rel_dir, d))
+                    self.change("removed partial release %s" % d)
+        name = self.current_release()
+        if name is None:
+            complete = [r for r in self.releases() if os.path.isfile(os.path.join(rel_dir, r, "wp-load.php"))]
+            if complete:
+                name = complete[-1]
+            else:
+                name = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+                self.change("release %s created from %s" % (name, self.p["wordpress_source_dir"]))
+                if self.check:
+                    return name
+                tmp = os.path.join(rel_dir, ".tmp-" + name)
+                self.run(["rsync", "-a", "--copy-links", "--exclude=/wp-config.php", "--exclude=/.htaccess",
+                          "--exclude=/wp-content/uploads", "--chown=%d:%d" % (uid, web_gid),
+                          "--chmod=D2750,F0640", self.p["wordpress_source_dir"].rstrip("/") + "/", tmp + "/"])
+                self.converge_release_links(tmp, uid, web_gid)
+                os.rename(tmp, os.path.join(rel_dir, name))
+            if self.ensure_symlink(os.path.join(self.root, "current"), "releases/" + name):
+                self.change("current -> releases/%s" % name)
+        self.converge_release_links(os.path.join(rel_dir, name), uid, web_gid)
+        return name
+
+    def converge_release_links(self, release, uid, web_gid):
+        if self.check and not os.path.isdir(release):
+            return
+        if self.ensure_symlink(os.path.join(release, "wp-config.php"), "../../shared/wp-config.php"):
+            self.change("wp-config.php symlink in %s" % os.path.basename(release))
+        content = os.path.join(release, "wp-content")
+        if not os.path.isdir(content):
+            raise Failure("release %s has no wp-content" % release)
+        if self.ensure_symlink(os.path.join(content, "uploads"), "../../../shared/uploads"):
+            self.change("uploads symlink in %s" % os.path.basename(release))
+        mu = os.path.join(content, "mu-plugins")
+        if self.ensure_dir(mu, 0o2750, uid, web_gid):
+            self.change("mu-plugins directory")
+        with open(self.p["login_plugin_src"], "r", encoding="utf-8") as fh:
+            plugin = fh.read()
+        changed, _ = self.write_file(os.path.join(mu, "pressluft-login.php"), plugin, 0o640, uid, web_gid)
+        if changed:
+            self.change("mu-plugin pressluft-login.php")
+
+    # --- PHP-FPM pool and nginx server block --------------------------------------------------
+    def render_pool(self):
+        r = self.root
+        mb = self.p["client_max_body_size_mb"]
+        return "\n".join([
+            "; PHP-FPM pool of Pressluft environment %s (site %s)." % (self.env_id, self.site_id),
+            "; %s" % MANAGED,
+            "[%s]" % self.user,
+            "user = %s" % self.user,
+            "group = %s" % self.user,
+            "listen = %s" % self.fpm_socket,
+            "listen.owner = %s" % WEB_GROUP,
+            "listen.group = %s" % WEB_GROUP,
+            "listen.mode = 0660",
+            "pm = ondemand",
+            "pm.max_children = %d" % self.p["fpm_max_children"],
+            "pm.process_idle_timeout = 30s",
+            "pm.max_requests = 500",
+            "chdir = /",
+            "catch_workers_output = no",
+            "security.limit_extensions = .php",
+            "env[TMPDIR] = %s/tmp" % r,
+            "php_admin_value[open_basedir] = %s/" % r,
+            "php_admin_value[upload_tmp_dir] = %s/tmp/" % r,
+            "php_admin_value[sys_temp_dir] = %s/tmp/" % r,
+            "php_admin_value[session.save_path] = %s/tmp/" % r,
+            "php_admin_value[disable_functions] = %s" % DISABLE_FUNCTIONS,
+            "php_admin_flag[allow_url_include] = off",
+            "php_admin_flag[allow_url_fopen] = on",
+            "php_admin_flag[log_errors] = on",
+            "php_admin_flag[display_errors] = off",
+            "php_admin_value[error_log] = %s/tmp/php-error.log" % r,
+            "php_admin_value[upload_max_filesize] = %dM" % mb,
+            "php_admin_value[post_max_size] = %dM" % mb,
+            "php_admin_value[memory_limit] = 256M",
+            "",
+        ])
+
+    def render_nginx(self):
+        p = self.p
+        cache = ""
+        if p["fastcgi_cache_enabled"]:
+            cache = """
+    # FastCGI page cache (fastcgi_cache_enabled = 1)
+    set $skip_cache 0;
+    if ($request_method = POST) { set $skip_cache 1; }
+    if ($http_cookie ~* "wordpress_logged_in|comment_author|wp-postpass") { set $skip_cache 1; }
+    if ($http_cookie ~* "woocommerce_items_in_cart|woocommerce_cart_hash|wp_woocommerce_session") { set $skip_cache 1; }
+    if ($request_uri ~* "/wp-admin|/wp-login|/wp-cron|/xmlrpc|/wp-json") { set $skip_cache 1; }
+    fastcgi_cache WORDPRESS;
+    fastcgi_cache_key "$scheme$request_method$host$request_uri";
+    fastcgi_cache_bypass $skip_cache;
+    fastcgi_no_cache $skip_cache;
+    add_header X-FastCGI-Cache $upstream_cache_status always;
+"""
+        return """# nginx server block of Pressluft environment {env} (site {site}), preview host.
+# {managed}
+server {{
+    listen 80;
+    listen [::]:80;
+    server_name {host};
+    root {root}/current;
+    index index.php index.html;
+    client_max_body_size {mb}m;
+
+    # 7G WAF: rules, operator exclusions, then enforcement
+    include /etc/nginx/pressluft/7g-firewall.conf;
+    include /etc/nginx/pressluft/7g-exclusions.conf;
+    if ($pressluft_7g_block) {{ return 403; }}
+
+    # add_header here stops inheritance from the http block: repeat the security headers
+    include /etc/nginx/pressluft/security-headers.conf;
+{cache}
+    location ^~ /.well-known/acme-challenge/ {{
+        root /var/www/acme;
+        default_type text/plain;
+        try_files $uri =404;
+    }}
+    # dotfiles (.git, .env, .htaccess, ...)
+    location ~ /\\. {{
+        deny all;
+    }}
+    # never execute PHP from uploads
+    location ~* ^/wp-content/uploads/.*\\.(?:php[0-9]?|phtml|phar|pht)$ {{
+        deny all;
+    }}
+    location ~* ^/(?:wp-config\\.php|readme\\.html|license\\.txt)$ {{
+        deny all;
+    }}
+    location ~* \\.(?:sql|bak|old|orig|swp|log)$ {{
+        deny all;
+    }}
+    location / {{
+        try_files $uri $uri/ /index.php?$args;
+    }}
+    location ~ \\.php$ {{
+        try_files $uri =404;
+        include fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
+        fastcgi_param DOCUMENT_ROOT $realpath_root;
+        fastcgi_param HTTP_PROXY "";
+        fastcgi_pass unix:{sock};
+        fastcgi_read_timeout 120s;
+    }}
+    location ~* \\.(?:css|js|mjs|gif|jpe?g|png|webp|avif|svg|ico|woff2?|ttf)$ {{
+        expires 7d;
+        access_log off;
+        try_files $uri =404;
+    }}
+}}
+""".format(env=self.env_id, site=self.site_id, managed=MANAGED, host=self.preview_host,
+           root=self.root, mb=p["client_max_body_size_mb"], cache=cache, sock=self.fpm_socket)
+
+    def converge_config(self, pool, nginx):
+        # stale pools of this environment under other PHP versions
+        for other in glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % self.user):
+            if other != self.pool_conf and self.remove_path(other):
+                self.change("removed stale pool %s" % other)
+                self.reload_php_fpm = True
+        pool_changed, pool_old = self.write_file(self.pool_conf, pool, 0o644)
+        nginx_changed, nginx_old = self.write_file(self.nginx_conf, nginx, 0o644)
+        if self.check:
+            self.reload_php_fpm |= pool_changed
+            self.reload_nginx |= nginx_changed
+            if pool_changed:
+                self.change("PHP-FPM pool %s" % self.pool_conf)
+            if nginx_changed:
+                self.change("nginx server block %s" % self.nginx_conf)
+            return
+        if pool_changed:
+            fpm = shutil.which("php-fpm%s" % self.php) or "/usr/sbin/php-fpm%s" % self.php
+            proc = self.run([fpm, "-t"], check=False)
+            if proc.returncode != 0:
+                self.restore_file(self.pool_conf, pool_old)
+                if nginx_changed:
+                    self.restore_file(self.nginx_conf, nginx_old)
+                raise Failure("PHP-FPM rejected the pool (rolled back): %s" % (proc.stderr or proc.stdout).strip()[-1000:])
+            self.change("PHP-FPM pool %s" % self.pool_conf)
+            self.reload_php_fpm = True
+        if nginx_changed:
+            proc = self.run(["nginx", "-t", "-q"], check=False)
+            if proc.returncode != 0:
+                self.restore_file(self.nginx_conf, nginx_old)
+                raise Failure("nginx rejected the server block (rolled back): %s" % proc.stderr.strip()[-1000:])
+            self.change("nginx server block %s" % self.nginx_conf)
+            self.reload_nginx = True
+
+    # ------------------------------------------------------------------ absent --------------
+    def absent(self):
+        try:
+            self.php = self.php_version()
+        except Failure:
+            self.php = None
+        # 1. traffic: server blocks (preview and any per-domain ones of this environment)
+        for path in sorted(set(glob.glob(os.path.join(NGINX_DIR, "pressluft-env-%s.conf" % self.env_id))
+                               + glob.glob(os.path.join(NGINX_DIR, "pressluft-env-%s-*.conf" % self.env_id)))):
+            if self.remove_path(path):
+                self.change("removed %s" % path)
+                self.reload_nginx = True
+        # 2. PHP: pool files under every PHP version
+        for path in glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % self.user):
+            if self.remove_path(path):
+                self.change("removed %s" % path)
+                self.reload_php_fpm = True
+        # 3. database and database user
+        self.drop_database()
+        # 4. object cache keys with the environment's prefix (never FLUSHDB/FLUSHALL)
+        self.drop_redis_keys()
+        # 5. files
+        if os.path.lexists(self.root):
+            self.remove_path(self.root)
+            self.change("removed %s" % self.root)
+        if os.path.isdir(self.site_dir) and not os.listdir(self.site_dir):
+            if not self.check:
+                os.rmdir(self.site_dir)
+            self.change("removed empty site directory %s" % self.site_dir)
+        # 6. Linux user (after its processes are gone)
+        self.drop_user()
+        if pool_processes(self.user):
+            # a pool removed earlier whose workers still run: PHP-FPM has not been reloaded yet
+            self.reload_php_fpm = True
+
+    def drop_database(self):
+        out = self.mariadb(
+            "SELECT (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s),"
+            " (SELECT COUNT(*) FROM mysql.user WHERE User=%s AND Host='localhost');\n"
+            % (sql_str(self.db_name), sql_str(self.db_user)))
+        db_exists, user_exists = [int(x) for x in out.split()]
+        stmts = []
+        if db_exists:
+            stmts.append("DROP DATABASE IF EXISTS `%s`;" % self.db_name)
+            self.change("dropped database %s" % self.db_name)
+        if user_exists:
+            stmts.append("DROP USER IF EXISTS %s@'localhost';" % sql_str(self.db_user))
+            self.change("dropped database user %s" % self.db_user)
+        if stmts and not self.check:
+            self.mariadb("\n".join(stmts) + "\n")
+
+    def drop_redis_keys(self):
+        cli = shutil.which("redis-cli")
+        if not cli:
+            return
+        base = [cli, "-h", "127.0.0.1", "-p", "6379", "-n", "0"]
+        proc = self.run(base + ["--scan", "--pattern", self.redis_prefix + "*"], check=False)
+        if proc.returncode != 0:
+            return  # Redis down: nothing is cached there any more either
+        keys = [k for k in proc.stdout.splitlines() if k.startswith(self.redis_prefix)]
+        if not keys:
+            return
+        self.change("deleted %d Redis keys with prefix %s" % (len(keys), self.redis_prefix))
+        if self.check:
+            return
+        for i in range(0, len(keys), 500):
+            self.run(base + ["UNLINK"] + keys[i:i + 500], check=False)
+
+    def drop_user(self):
+        try:
+            pw = pwd.getpwnam(self.user)
+        except KeyError:
+            return
+        if pw.pw_gecos != self.gecos:
+            raise Failure("user %s does not belong to environment %s (gecos %r); not removed"
+                          % (self.user, self.env_id, pw.pw_gecos))
+        self.change("removed user %s" % self.user)
+        if self.check:
+            return
+        kill_user_processes(pw.pw_uid)
+        self.run(["userdel", self.user])
+        try:
+            grp.getgrnam(self.user)
+            self.run(["groupdel", self.user], check=False)
+        except KeyError:
+            pass
+
+
+def detect_php_version():
+    versions = sorted((d.split("/")[3] for d in glob.glob("/etc/php/*/fpm/pool.d")
+                       if PHP_VERSION_RE.match(d.split("/")[3])),
+                      key=lambda v: tuple(int(x) for x in v.split(".")))
+    if not versions:
+        raise Failure("no PHP-FPM found under /etc/php/*/fpm (install php-fpm)")
+    if len(versions) == 1:
+        return versions[0]
+    php = shutil.which("php")
+    if php:
+        proc = subprocess.run([php, "-r", "echo PHP_MAJOR_VERSION.'.'.PHP_MINOR_VERSION;"],
+                              capture_output=True, text=True)
+        if proc.returncode == 0 and proc.stdout.strip() in versions:
+            return proc.stdout.strip()
+    return versions[-1]
+
+
+def pool_processes(user):
+    """PIDs of processes titled 'php-fpm: pool <user>'."""
+    pids = []
+    needle = ("pool %s" % user).encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        if cmd.startswith(b"php-fpm: pool ") and cmd.rstrip(b"\0 ").endswith(needle):
+            pids.append(int(pid))
+    return pids
+
+
+def kill_user_processes(uid):
+    def pids():
+        out = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    if os.stat("/proc/%s" % pid).st_uid == uid:
+                        out.append(int(pid))
+                except OSError:
+                    pass
+        return out
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 1.0)):
+        found = pids()
+        if not found:
+            return
+        for pid in found:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.time() + wait
+        while time.time() < deadline and pids():
+            time.sleep(0.05)
+
+
+def wordpress_version(release_dir):
+    try:
+        with open(os.path.join(release_dir, "wp-includes", "version.php"), "r", encoding="utf-8") as fh:
+            m = re.search(r"\$wp_version\s*=\s*'([^']+)'", fh.read())
+            return m.group(1) if m else None
+    except OSError:
+        return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            site_id=dict(type="str", required=True),
+            environment_id=dict(type="str", required=True),
+            environment_root=dict(type="str"),
+            sites_root=dict(type="str", default="/var/www/sites"),
+            environment_type=dict(type="str", default="production"),
+            preview_url=dict(type="str"),
+            preview_host=dict(type="str"),
+            php_version=dict(type="str"),
+            db_name=dict(type="str"),
+            db_user=dict(type="str"),
+            db_password=dict(type="str", no_log=True),
+            redis_prefix=dict(type="str"),
+            fastcgi_cache_enabled=dict(type="bool", default=False),
+            redis_cache_enabled=dict(type="bool", default=False),
+            wordpress_source_dir=dict(type="str", default="/usr/share/wordpress"),
+            login_plugin_src=dict(type="str", default="/usr/local/lib/pressluft/pressluft-login.php"),
+            table_prefix=dict(type="str", default="wp_"),
+            fpm_max_children=dict(type="int", default=5),
+            client_max_body_size_mb=dict(type="int", default=64),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        env = Env(module)
+        facts = {
+            "environment_id": env.env_id,
+            "site_id": env.site_id,
+            "linux_user": env.user,
+            "environment_root": env.root,
+            "db_name": env.db_name,
+            "db_user": env.db_user,
+            "redis_prefix": env.redis_prefix,
+        }
+        if module.params["state"] == "present":
+            release = env.present()
+            release_dir = os.path.join(env.root, "releases", release)
+            facts.update({
+                "environment_present": True,
+                "release": release,
+                "releases": env.releases(),
+                "php_version": env.php,
+                "fpm_pool": env.pool_conf,
+                "fpm_socket": env.fpm_socket,
+                "nginx_server_block": env.nginx_conf,
+                "config_hash": sha256(env.nginx_text + "\0" + env.pool_text),
+                "preview_host": env.preview_host,
+                "preview_url": env.preview_url,
+                "fastcgi_cache_enabled": module.params["fastcgi_cache_enabled"],
+                "redis_cache_enabled": module.params["redis_cache_enabled"],
+                "wordpress_version": wordpress_version(release_dir),
+            })
+            try:
+                facts["linux_uid"] = pwd.getpwnam(env.user).pw_uid
+            except KeyError:
+                pass
+        else:
+            env.absent()
+            facts["environment_present"] = False
+        facts["environment_changes"] = env.changes
+        module.exit_json(
+            changed=bool(env.changes),
+            reload_nginx=env.reload_nginx,
+            reload_php_fpm=env.reload_php_fpm,
+            php_version=getattr(env, "php", None) or (module.params["php_version"] or None),
+            linux_user=env.user,
+            pressluft_facts=facts,
+        )
+    except Failure as exc:
+        # The task usually runs with no_log (it carries the DB password), which censors `msg`
+        # but keeps warnings: repeat the (secret-free) reason there so operators can see it.
+        module.warn("pressluft_environment failed: %s" % exc)
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()
