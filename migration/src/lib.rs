@@ -1,10 +1,16 @@
+//! Pressluft's schema: forward-only sea-orm migrations that run on SQLite and PostgreSQL.
+//!
+//! Never edit a migration once it has been applied anywhere; every change is a new migration,
+//! appended to [`Migrator::migrations`] in order.
 pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial_schema;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![]
+        vec![Box::new(m20261123_000001_initial_schema::Migration)]
     }
 }
