@@ -9,6 +9,7 @@ use time::Duration;
 
 use super::error::ApiError;
 use super::model::ApiToken;
+use super::text::Text;
 use super::{validate, AppState, Tag};
 use crate::error_response;
 use crate::store::{self, audit::Actor};
@@ -171,9 +172,9 @@ fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct LoginRequest {
-    pub email: String,
+    pub email: Text,
     #[oai(validator(min_length = 1, max_length = 1024))]
-    pub password: String,
+    pub password: Text,
 }
 
 #[derive(Debug, Object)]
@@ -210,7 +211,7 @@ error_response!(AuthOnlyError {
 #[oai(deny_unknown_fields)]
 pub struct NewTokenRequest {
     /// The operator's label for the token.
-    pub name: String,
+    pub name: Text,
 }
 
 /// The token itself appears only in this answer.

@@ -9,6 +9,7 @@ use time::Duration;
 use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Backup, BackupPage, BackupScope};
+use super::text::Text;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -33,7 +34,7 @@ pub struct UpdateBackup {
     /// The `state_version` you last read; a stale one answers 409 `conflict`.
     pub state_version: i64,
     /// Keep the backup until this time (RFC 3339, in the future).
-    pub retention_until: Option<String>,
+    pub retention_until: Option<Text>,
 }
 
 #[derive(ApiResponse)]

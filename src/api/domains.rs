@@ -9,6 +9,7 @@ use sea_orm::sea_query::Expr;
 use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Domain, DomainPage};
+use super::text::Text;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -21,7 +22,7 @@ use crate::store::{self, StoreError};
 #[oai(deny_unknown_fields)]
 pub struct CreateDomain {
     /// Fully qualified host name, unique across the installation.
-    pub hostname: String,
+    pub hostname: Text,
 }
 
 #[derive(Debug, Object)]
@@ -29,7 +30,7 @@ pub struct CreateDomain {
 pub struct UpdateDomain {
     /// The `state_version` you last read; a stale one answers 409 `conflict`.
     pub state_version: i64,
-    pub hostname: Option<String>,
+    pub hostname: Option<Text>,
 }
 
 #[derive(ApiResponse)]

@@ -8,6 +8,7 @@ use sea_orm::sea_query::Expr;
 use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Environment, EnvironmentPage, PromotionPreset};
+use super::text::Text;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -21,7 +22,7 @@ use crate::store::{self, StoreError};
 pub struct UpdateEnvironment {
     /// The `state_version` you last read; a stale one answers 409 `conflict`.
     pub state_version: i64,
-    pub name: Option<String>,
+    pub name: Option<Text>,
     pub promotion_preset: Option<PromotionPreset>,
     pub fastcgi_cache_enabled: Option<bool>,
     pub redis_cache_enabled: Option<bool>,

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod model;
+pub mod text;
 pub mod validate;
 
 mod audit;

@@ -8,6 +8,7 @@ use sea_orm::sea_query::Expr;
 use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Node, NodePage};
+use super::text::Text;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -20,15 +21,15 @@ use crate::store::{self, StoreError};
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CreateNode {
-    pub name: String,
+    pub name: Text,
     /// Host name or IP address Pressluft reaches over SSH.
-    pub hostname: String,
+    pub hostname: Text,
     /// Public IPv4 address (preview URLs, DNS checks).
-    pub public_ip: Option<String>,
+    pub public_ip: Option<Text>,
     /// Default 22.
     pub ssh_port: Option<i64>,
     /// Default root.
-    pub ssh_user: Option<String>,
+    pub ssh_user: Option<Text>,
 }
 
 #[derive(Debug, Object)]
@@ -36,11 +37,11 @@ pub struct CreateNode {
 pub struct UpdateNode {
     /// The `state_version` you last read; a stale one answers 409 `conflict`.
     pub state_version: i64,
-    pub name: Option<String>,
-    pub hostname: Option<String>,
-    pub public_ip: Option<String>,
+    pub name: Option<Text>,
+    pub hostname: Option<Text>,
+    pub public_ip: Option<Text>,
     pub ssh_port: Option<i64>,
-    pub ssh_user: Option<String>,
+    pub ssh_user: Option<Text>,
 }
 
 #[derive(ApiResponse)]

@@ -8,6 +8,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::auth::Auth;
 use super::error::ApiError;
+use super::text::Text;
 use super::{state, validate, Tag};
 use crate::error_response;
 use crate::settings::{self as keys, secret_id, SECRET_KEYS};
@@ -37,21 +38,21 @@ pub struct Settings {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct SettingsChange {
-    pub control_plane_domain: MaybeUndefined<String>,
-    pub preview_domain: MaybeUndefined<String>,
-    pub dns01_provider: MaybeUndefined<String>,
+    pub control_plane_domain: MaybeUndefined<Text>,
+    pub preview_domain: MaybeUndefined<Text>,
+    pub dns01_provider: MaybeUndefined<Text>,
     /// Provider credentials as a JSON object; write-only.
-    pub dns01_credentials_json: MaybeUndefined<String>,
-    pub backup_storage_type: MaybeUndefined<String>,
-    pub backup_local_dir: MaybeUndefined<String>,
-    pub backup_s3_endpoint: MaybeUndefined<String>,
-    pub backup_s3_bucket: MaybeUndefined<String>,
-    pub backup_s3_region: MaybeUndefined<String>,
-    pub backup_s3_path_prefix: MaybeUndefined<String>,
+    pub dns01_credentials_json: MaybeUndefined<Text>,
+    pub backup_storage_type: MaybeUndefined<Text>,
+    pub backup_local_dir: MaybeUndefined<Text>,
+    pub backup_s3_endpoint: MaybeUndefined<Text>,
+    pub backup_s3_bucket: MaybeUndefined<Text>,
+    pub backup_s3_region: MaybeUndefined<Text>,
+    pub backup_s3_path_prefix: MaybeUndefined<Text>,
     pub backup_s3_force_path_style: MaybeUndefined<bool>,
-    pub backup_s3_access_key_id: MaybeUndefined<String>,
+    pub backup_s3_access_key_id: MaybeUndefined<Text>,
     /// Write-only.
-    pub backup_s3_secret_access_key: MaybeUndefined<String>,
+    pub backup_s3_secret_access_key: MaybeUndefined<Text>,
     pub backup_fresh_window_minutes: MaybeUndefined<i64>,
 }
 
@@ -194,7 +195,7 @@ impl SettingsApi {
                         .into());
                     }
                     all.insert(key.to_string(), format!("secret:{}", secret_id(key)));
-                    secrets.insert(key, Some(v));
+                    secrets.insert(key, Some(v.0));
                 }
             }
         }

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::model::{
     Environment, EnvironmentPage, EnvironmentType, PromotionPreset, Site, SitePage,
 };
+use super::text::Text;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -20,11 +21,11 @@ use crate::store::{self, nodes};
 #[oai(deny_unknown_fields)]
 pub struct CreateSite {
     /// Display name, 1-200 characters.
-    pub name: String,
+    pub name: Text,
     /// Unique DNS-label slug: lower-case letters, digits, inner hyphens.
-    pub slug: String,
+    pub slug: Text,
     /// The node for the production environment; default: the local node.
-    pub node_id: Option<String>,
+    pub node_id: Option<Text>,
 }
 
 #[derive(Debug, Object)]
@@ -32,19 +33,19 @@ pub struct CreateSite {
 pub struct UpdateSite {
     /// The `state_version` you last read; a stale one answers 409 `conflict`.
     pub state_version: i64,
-    pub name: Option<String>,
+    pub name: Option<Text>,
 }
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CreateEnvironment {
-    pub name: String,
-    pub slug: String,
+    pub name: Text,
+    pub slug: Text,
     /// staging or clone (every site already has its one production environment).
     #[oai(rename = "type")]
     pub type_: EnvironmentType,
     /// Copy this environment of the same site (a clone or staging copy).
-    pub source_environment_id: Option<String>,
+    pub source_environment_id: Option<Text>,
     pub promotion_preset: PromotionPreset,
 }
 
