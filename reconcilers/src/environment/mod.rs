@@ -1,0 +1,439 @@
+//! The environment reconciler: make one WordPress environment on its node match its spec, keep it
+//! matching (self-healing), tear it down when deleted, and derive its phase and conditions.
+//!
+//! # What is needed (first match wins)
+//!
+//! | desired / observed | job |
+//! |---|---|
+//! | deletion requested, no successful `env_delete` for the current generation | `env_delete` |
+//! | … and nothing was ever attempted on the node (no job, never applied, not found) | none: `Finalize` |
+//! | … successful `env_delete` for the current generation | none: `Finalize` |
+//! | never applied | the converge job |
+//! | applied generation < generation | the converge job |
+//! | applied, but the probe no longer finds it on the node (drift) | the converge job |
+//! | applied, last health check failed | the converge job |
+//! | applied, no health result known | `health_check` |
+//! | otherwise | nothing: converged |
+//!
+//! The converge job is `site_create` for production and `env_create` for staging and clone. Both are
+//! converge playbooks: idempotent, they create what is missing and re-render what exists (cache
+//! flags included), and they finish with the health check, reporting `healthy`. `env_create` must
+//! not clone over an environment that already exists. (Routing a cache-flag-only change to
+//! `env_cache_toggle` is a possible refinement; re-running the converge job is always correct.)
+//!
+//! # How it runs
+//!
+//! A queued or running job of the environment (any type) → `Wait`. Otherwise the attempt gate of
+//! [`crate::attempts`] applies to the latest attempt of the needed work for the current
+//! generation: a converge that exited 0 but left the environment unhealthy counts as a failed
+//! attempt with `HEALTH_CHECK_FAILED` (retryable). A job needs its node ready.
+//!
+//! # Phase (spec §4.1, first match wins)
+//!
+//! `deleting` (deletion requested) → `failed` (Stalled) → `provisioning` / `cloning` (never Ready
+//! yet; `cloning` when created from a source) → `active`. `deploying` and `restoring` belong to the
+//! release and restore work, not modelled here.
+//!
+//! # Decided here
+//!
+//! * Failures count per generation: a failure of a job started for an older generation neither
+//!   stalls nor delays the current one, so a new spec change on a `failed` environment resumes work
+//!   without a reset (spec §4.1 leaves this open).
+//! * A reset is handled (reported in [`Plan::handled_reset_at`]) only in a pass that acts on it
+//!   (runs the job, or finds nothing to do); while it waits for a job or the node it stays pending,
+//!   so the old failure can never stall the resource again after the reset.
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;
+
+use serde::{Deserialize, Serialize};
+
+use crate::condition::{reason, Condition, ConditionStatus, ConditionType};
+use crate::decision::{self, Derived, Inputs, Need, Work};
+use crate::error_code::JobErrorCode;
+use crate::job::{JobObservation, JobStatus, JobType};
+use crate::phase::Phase;
+use crate::plan::{Context, Plan};
+use crate::str_enum::str_enum;
+
+str_enum! {
+    /// Spec §2 `environment_type`.
+    pub enum EnvironmentType : "environment type" {
+        Production => "production",
+        Staging => "staging",
+        Clone => "clone",
+    }
+}
+
+/// The desired state of an environment, as far as this reconciler needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvSpec {
+    /// +1 on every spec change, request fields included.
+    pub generation: i64,
+    pub environment_type: EnvironmentType,
+    /// Created from a source environment (`source_environment_id` set): shows `cloning`, not
+    /// `provisioning`, until its first Ready.
+    pub created_from_source: bool,
+    pub deletion_requested: bool,
+    /// Request field: reset a `failed` environment.
+    pub reset_requested_at: Option<String>,
+    /// Cache intent; rendered by the converge job, listed so a change is part of the spec.
+    pub fastcgi_cache_enabled: bool,
+    pub redis_cache_enabled: bool,
+}
+
+/// What the runtime observed about the environment and its node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvObserved {
+    /// The hosting node can take work (see [`crate::node::can_host_environments`]).
+    pub node_ready: bool,
+    /// The environment has been Ready at least once (set by the runtime from a plan's Ready=True).
+    pub ever_ready: bool,
+    /// Generation the last successful converge applied.
+    pub applied_generation: Option<i64>,
+    /// Last health check: final HTTP 200 with WordPress content, installed, database answers.
+    /// Every converge and `health_check` job reports it.
+    pub healthy: Option<bool>,
+    /// From the node probe; a successful converge sets it to `Some(true)`.
+    pub exists_on_node: Option<bool>,
+    /// The latest job of this environment, of any type.
+    pub latest_job: Option<JobObservation>,
+    /// The last `reset_requested_at` a plan handled.
+    pub handled_reset_at: Option<String>,
+    /// The conditions stored by the previous pass (their transition times are kept).
+    pub conditions: Vec<Condition>,
+}
+
+/// The job that converges this environment onto its node.
+pub fn converge_job(desired: &EnvSpec) -> JobType {
+    match desired.environment_type {
+        EnvironmentType::Production => JobType::SiteCreate,
+        EnvironmentType::Staging | EnvironmentType::Clone => JobType::EnvCreate,
+    }
+}
+
+/// The error of the latest attempt of the work this environment needs, for the current
+/// generation: a failed job of the reconciler's own kinds, or a converge / health check that
+/// succeeded while the environment is unhealthy (`HEALTH_CHECK_FAILED`). The runtime counts these
+/// as failed attempts.
+pub fn attempt_failure(desired: &EnvSpec, observed: &EnvObserved) -> Option<JobErrorCode> {
+    let job = observed.latest_job.as_ref()?;
+    if job.generation != desired.generation {
+        return None;
+    }
+    if desired.deletion_requested {
+        return (job.job_type == JobType::EnvDelete)
+            .then(|| job.failure())
+            .flatten();
+    }
+    if !matches!(
+        job.job_type,
+        JobType::SiteCreate | JobType::EnvCreate | JobType::HealthCheck
+    ) {
+        return None;
+    }
+    match job.status {
+        JobStatus::Failed => job.failure(),
+        JobStatus::Succeeded if observed.healthy == Some(false) => {
+            Some(JobErrorCode::HealthCheckFailed)
+        }
+        _ => None,
+    }
+}
+
+/// One reconcile pass. Pure: the same inputs always give the same plan.
+pub fn reconcile(desired: &EnvSpec, observed: &EnvObserved, ctx: &Context) -> Plan<Phase> {
+    let work = if desired.deletion_requested {
+        teardown_work(desired, observed)
+    } else {
+        converge_work(desired, observed)
+    };
+    let inputs = Inputs {
+        latest_job: observed.latest_job.as_ref(),
+        failure: attempt_failure(desired, observed),
+        reset_pending: pending_reset(desired, observed),
+        target_ready: observed.node_ready,
+        served_before: observed.ever_ready,
+    };
+    let decision = decision::decide(&work, &inputs, ctx);
+    let ready_now = matches!(work, Work::Done);
+
+    let phase = if desired.deletion_requested {
+        Phase::Deleting
+    } else if decision.stall.is_some() {
+        Phase::Failed
+    } else if ready_now || observed.ever_ready {
+        Phase::Active
+    } else if desired.created_from_source {
+        Phase::Cloning
+    } else {
+        Phase::Provisioning
+    };
+
+    let finished = decision.stall.is_some() || matches!(work, Work::Done | Work::Finalize);
+    let observed_generation = if finished {
+        desired.generation
+    } else {
+        observed.applied_generation.unwrap_or(0)
+    };
+
+    let conditions = decision::merge(
+        &observed.conditions,
+        [
+            (
+                ConditionType::Ready,
+                ready_condition(desired, observed, &work),
+            ),
+            (
+                ConditionType::Reconciling,
+                decision::reconciling(&work, &decision, &inputs, ctx),
+            ),
+            (ConditionType::Degraded, decision::degraded(&work, &inputs)),
+            (
+                ConditionType::Stalled,
+                decision::stalled(&decision, &inputs),
+            ),
+        ],
+        desired.generation,
+        &ctx.now,
+    );
+
+    Plan {
+        action: decision.action,
+        phase,
+        conditions,
+        observed_generation,
+        requeue_after_ms: decision.requeue_after_ms,
+        handled_reset_at: decision.handled_reset_at,
+    }
+}
+
+fn pending_reset<'a>(desired: &'a EnvSpec, observed: &EnvObserved) -> Option<&'a str> {
+    desired
+        .reset_requested_at
+        .as_deref()
+        .filter(|at| observed.handled_reset_at.as_deref() != Some(*at))
+}
+
+fn teardown_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
+    let torn_down = observed.latest_job.as_ref().is_some_and(|j| {
+        j.job_type == JobType::EnvDelete
+            && j.status == JobStatus::Succeeded
+            && j.generation >= desired.generation
+    });
+    // No job row means no playbook ever started (intent is recorded before acting), so there is
+    // nothing on the node to remove unless a probe says otherwise.
+    let never_attempted = observed.latest_job.is_none()
+        && observed.applied_generation.is_none()
+        && observed.exists_on_node != Some(true);
+    if torn_down || never_attempted {
+        return Work::Finalize;
+    }
+    Work::Run(Need {
+        job_type: JobType::EnvDelete,
+        may_stall: true,
+        reason: reason::DELETING,
+        message: "removing the environment from its node".to_owned(),
+    })
+}
+
+fn converge_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
+    let need = |job_type, reason: &'static str, message: String| {
+        Work::Run(Need {
+            job_type,
+            may_stall: true,
+            reason,
+            message,
+        })
+    };
+    let converge = converge_job(desired);
+    match observed.applied_generation {
+        None if desired.created_from_source => need(
+            converge,
+            reason::CLONING,
+            "creating the environment from its source".into(),
+        ),
+        None => need(
+            converge,
+            reason::PROVISIONING,
+            "creating the environment".into(),
+        ),
+        Some(applied) if applied < desired.generation => need(
+            converge,
+            reason::SPEC_CHANGED,
+            format!(
+                "applying generation {} (applied: {applied})",
+                desired.generation
+            ),
+        ),
+        Some(_) if observed.exists_on_node == Some(false) => need(
+            converge,
+            reason::MISSING_ON_NODE,
+            "the environment is missing on its node; recreating it".into(),
+        ),
+        Some(_) => match observed.healthy {
+            Some(true) => Work::Done,
+            Some(false) => need(
+                converge,
+                reason::HEALTH_CHECK_FAILED,
+                "the last health check failed; converging again".into(),
+            ),
+            None => need(
+                JobType::HealthCheck,
+                reason::HEALTH_UNKNOWN,
+                "no health check result for the applied generation".into(),
+            ),
+        },
+    }
+}
+
+fn ready_condition(desired: &EnvSpec, observed: &EnvObserved, work: &Work) -> Derived {
+    use ConditionStatus::{False, True, Unknown};
+    if desired.deletion_requested {
+        return Derived::new(False, reason::DELETING, "deletion requested");
+    }
+    match work {
+        Work::Done => Derived::new(
+            True,
+            reason::HEALTHY,
+            format!(
+                "generation {} is applied and the health check passed",
+                desired.generation
+            ),
+        ),
+        Work::Run(need) => {
+            let status = if need.reason == reason::HEALTH_UNKNOWN {
+                Unknown
+            } else {
+                False
+            };
+            let message = match need.reason {
+                reason::HEALTH_CHECK_FAILED => match observed.latest_job.as_ref() {
+                    Some(job) => format!("the health check after {} failed", job.job_type),
+                    None => "the last health check failed".to_owned(),
+                },
+                _ => need.message.clone(),
+            };
+            Derived::new(status, need.reason, message)
+        }
+        Work::Finalize | Work::Blocked { .. } => {
+            Derived::new(False, reason::DELETING, "deletion requested")
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fixtures"))]
+impl EnvSpec {
+    /// A production environment at generation 1, caches on.
+    pub fn fixture() -> Self {
+        Self {
+            generation: 1,
+            environment_type: EnvironmentType::Production,
+            created_from_source: false,
+            deletion_requested: false,
+            reset_requested_at: None,
+            fastcgi_cache_enabled: true,
+            redis_cache_enabled: true,
+        }
+    }
+
+    pub fn generation(mut self, generation: i64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// A staging environment created from production.
+    pub fn staging_clone(mut self) -> Self {
+        self.environment_type = EnvironmentType::Staging;
+        self.created_from_source = true;
+        self
+    }
+
+    pub fn of_type(mut self, environment_type: EnvironmentType) -> Self {
+        self.environment_type = environment_type;
+        self
+    }
+
+    pub fn deleting(mut self) -> Self {
+        self.deletion_requested = true;
+        self
+    }
+
+    pub fn reset_at(mut self, at: &str) -> Self {
+        self.reset_requested_at = Some(at.into());
+        self
+    }
+}
+
+#[cfg(any(test, feature = "fixtures"))]
+impl EnvObserved {
+    /// A brand-new environment on a ready node: nothing applied, nothing run.
+    pub fn fixture() -> Self {
+        Self {
+            node_ready: true,
+            ever_ready: false,
+            applied_generation: None,
+            healthy: None,
+            exists_on_node: None,
+            latest_job: None,
+            handled_reset_at: None,
+            conditions: Vec::new(),
+        }
+    }
+
+    /// Converged at `generation`: applied, healthy, present, Ready before, last converge succeeded.
+    pub fn converged(generation: i64) -> Self {
+        Self {
+            ever_ready: true,
+            applied_generation: Some(generation),
+            healthy: Some(true),
+            exists_on_node: Some(true),
+            latest_job: Some(
+                JobObservation::fixture(JobType::SiteCreate).for_generation(generation),
+            ),
+            ..Self::fixture()
+        }
+    }
+
+    pub fn with_job(mut self, job: JobObservation) -> Self {
+        self.latest_job = Some(job);
+        self
+    }
+
+    pub fn node_not_ready(mut self) -> Self {
+        self.node_ready = false;
+        self
+    }
+
+    pub fn ever_ready(mut self) -> Self {
+        self.ever_ready = true;
+        self
+    }
+
+    pub fn applied(mut self, generation: i64) -> Self {
+        self.applied_generation = Some(generation);
+        self
+    }
+
+    pub fn healthy(mut self, healthy: Option<bool>) -> Self {
+        self.healthy = healthy;
+        self
+    }
+
+    pub fn exists_on_node(mut self, exists: Option<bool>) -> Self {
+        self.exists_on_node = exists;
+        self
+    }
+
+    pub fn handled_reset(mut self, at: &str) -> Self {
+        self.handled_reset_at = Some(at.into());
+        self
+    }
+
+    pub fn with_conditions(mut self, conditions: Vec<Condition>) -> Self {
+        self.conditions = conditions;
+        self
+    }
+}

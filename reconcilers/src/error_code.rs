@@ -1,0 +1,132 @@
+//! Job error codes and whether they are worth another attempt (`node-runtime.md` §8.5).
+
+use crate::str_enum::str_enum;
+
+str_enum! {
+    /// The structured `jobs.error_code` of a failed attempt.
+    pub enum JobErrorCode : "job error code" {
+        /// A non-Ansible handler exceeded its total timeout. Not retried.
+        JobTimeout => "JOB_TIMEOUT",
+        /// The Ansible subprocess was killed at the job timeout. Retried; takes precedence over
+        /// `JOB_TIMEOUT`.
+        AnsibleTimeout => "ANSIBLE_TIMEOUT",
+        /// Exit 1.
+        AnsiblePlayError => "ANSIBLE_PLAY_ERROR",
+        /// Exit 2.
+        AnsibleHostFailed => "ANSIBLE_HOST_FAILED",
+        /// Exit 4. Real Ansible also exits 4 on parse errors; CI's syntax check keeps those out,
+        /// so 4 is treated as unreachable and retried (decision "Ansible exit code 4").
+        AnsibleHostUnreachable => "ANSIBLE_HOST_UNREACHABLE",
+        /// Exit 5: invalid options or syntax. Retrying cannot help.
+        AnsibleSyntaxError => "ANSIBLE_SYNTAX_ERROR",
+        /// Exit 250.
+        AnsibleUnexpectedError => "ANSIBLE_UNEXPECTED_ERROR",
+        /// Any other non-zero exit.
+        AnsibleUnknownExit => "ANSIBLE_UNKNOWN_EXIT",
+        /// The playbook exited 0 but the health checks that follow a converge failed (or the
+        /// environment it reports on is unhealthy). Retried: a fresh converge often repairs it.
+        HealthCheckFailed => "HEALTH_CHECK_FAILED",
+    }
+}
+
+impl JobErrorCode {
+    /// Maps an `ansible-playbook` exit status; `None` for 0 (success). Timeouts are not exit codes:
+    /// the runner names them directly.
+    pub fn from_exit_code(code: i32) -> Option<Self> {
+        match code {
+            0 => None,
+            1 => Some(Self::AnsiblePlayError),
+            2 => Some(Self::AnsibleHostFailed),
+            4 => Some(Self::AnsibleHostUnreachable),
+            5 => Some(Self::AnsibleSyntaxError),
+            250 => Some(Self::AnsibleUnexpectedError),
+            _ => Some(Self::AnsibleUnknownExit),
+        }
+    }
+
+    /// Whether a failure with this code may be followed by another attempt (while attempts remain).
+    pub fn is_retryable(self) -> bool {
+        match self {
+            Self::AnsibleTimeout
+            | Self::AnsiblePlayError
+            | Self::AnsibleHostFailed
+            | Self::AnsibleHostUnreachable
+            | Self::HealthCheckFailed => true,
+            Self::JobTimeout
+            | Self::AnsibleSyntaxError
+            | Self::AnsibleUnexpectedError
+            | Self::AnsibleUnknownExit => false,
+        }
+    }
+
+    /// The code as a CamelCase condition reason, e.g. `AnsibleHostUnreachable`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::JobTimeout => "JobTimeout",
+            Self::AnsibleTimeout => "AnsibleTimeout",
+            Self::AnsiblePlayError => "AnsiblePlayError",
+            Self::AnsibleHostFailed => "AnsibleHostFailed",
+            Self::AnsibleHostUnreachable => "AnsibleHostUnreachable",
+            Self::AnsibleSyntaxError => "AnsibleSyntaxError",
+            Self::AnsibleUnexpectedError => "AnsibleUnexpectedError",
+            Self::AnsibleUnknownExit => "AnsibleUnknownExit",
+            Self::HealthCheckFailed => "HealthCheckFailed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobErrorCode::{self, *};
+
+    #[test]
+    fn exit_codes_map_as_the_spec_table_says() {
+        let table: [(i32, Option<JobErrorCode>, bool); 9] = [
+            (0, None, false),
+            (1, Some(AnsiblePlayError), true),
+            (2, Some(AnsibleHostFailed), true),
+            (4, Some(AnsibleHostUnreachable), true),
+            (5, Some(AnsibleSyntaxError), false),
+            (250, Some(AnsibleUnexpectedError), false),
+            (3, Some(AnsibleUnknownExit), false),
+            (-9, Some(AnsibleUnknownExit), false),
+            (99, Some(AnsibleUnknownExit), false),
+        ];
+        for (exit, code, retryable) in table {
+            assert_eq!(JobErrorCode::from_exit_code(exit), code, "exit {exit}");
+            if let Some(code) = code {
+                assert_eq!(code.is_retryable(), retryable, "exit {exit}");
+            }
+        }
+    }
+
+    #[test]
+    fn codes_not_from_exit_statuses() {
+        assert!(AnsibleTimeout.is_retryable());
+        assert!(!JobTimeout.is_retryable());
+        assert!(HealthCheckFailed.is_retryable());
+    }
+
+    #[test]
+    fn spellings_and_reasons() {
+        for &code in JobErrorCode::ALL {
+            let upper: String = code
+                .as_str()
+                .split('_')
+                .map(|w| {
+                    let lower = w.to_lowercase();
+                    let mut chars = lower.chars();
+                    chars
+                        .next()
+                        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            assert_eq!(code.reason(), upper, "reason is the CamelCase of {code}");
+        }
+        assert_eq!(
+            serde_json::to_string(&AnsibleTimeout).unwrap(),
+            "\"ANSIBLE_TIMEOUT\""
+        );
+    }
+}
