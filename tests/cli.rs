@@ -1,0 +1,312 @@
+//! The real binary: `pressluft serve` on a free port with a fresh data directory, driven by the
+//! `pressluft` CLI and by plain HTTP, then stopped with SIGTERM.
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pressluft");
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(admin_password: Option<&str>) -> (Server, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(dir.path().join("data"))
+    .env("PRESSLUFT_ADMIN_EMAIL", "ops@example.com")
+    .env_remove("PRESSLUFT_SECRET_KEY")
+    .env_remove("PRESSLUFT_DATABASE_URL")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    match admin_password {
+        Some(p) => cmd.env("PRESSLUFT_ADMIN_PASSWORD", p),
+        None => cmd.env_remove("PRESSLUFT_ADMIN_PASSWORD"),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    // Collect what the server prints (the generated password, once).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let printed: Vec<String> = rx.try_iter().collect();
+    let config = dir.path().join("cli.json");
+    (
+        Server {
+            child,
+            url,
+            _dir: dir,
+            config,
+        },
+        printed.join("\n"),
+    )
+}
+
+fn cli(s: &Server, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("PRESSLUFT_SERVER", &s.url)
+        .env("PRESSLUFT_CONFIG", &s.config)
+        .env_remove("PRESSLUFT_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_and_http_walkthrough() {
+    let (srv, _) = start(Some("s3cret-pass"));
+
+    // Before login the CLI says so.
+    let (ok, _, err) = cli(&srv, &["get", "sites"], None);
+    assert!(!ok);
+    assert!(err.contains("not logged in"), "{err}");
+
+    let (ok, out, err) = cli(
+        &srv,
+        &["login", "--email", "ops@example.com", "--password-stdin"],
+        Some("s3cret-pass\n"),
+    );
+    assert!(ok, "{out}{err}");
+    let saved = std::fs::read_to_string(&srv.config).unwrap();
+    assert!(saved.contains("plt_"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&srv.config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let (ok, out, err) = cli(
+        &srv,
+        &["create", "site", "--name", "Blog", "--slug", "blog"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("blog") && out.contains("provisioning"),
+        "{out}"
+    );
+
+    let (ok, out, _) = cli(&srv, &["get", "sites"], None);
+    assert!(ok);
+    assert!(out.lines().next().unwrap().starts_with("ID"), "{out}");
+    assert!(out.contains("blog"));
+
+    let (ok, out, _) = cli(&srv, &["get", "sites", "-o", "json"], None);
+    assert!(ok);
+    let sites: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let site_id = sites[0]["id"].as_str().unwrap().to_string();
+    let env_id = sites[0]["primary_environment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (ok, out, _) = cli(&srv, &["get", "environments", "--site", "blog"], None);
+    assert!(ok);
+    assert!(
+        out.contains("production") && out.contains(".sslip.io"),
+        "{out}"
+    );
+    let (ok, out, _) = cli(&srv, &["describe", "environment", &env_id], None);
+    assert!(ok);
+    assert!(out.contains("environment_type: production"), "{out}");
+    let (ok, out, _) = cli(&srv, &["describe", "site", "blog", "-o", "json"], None);
+    assert!(ok);
+    assert!(out.contains(&site_id));
+
+    // Update with the current version works; with a stale one: conflict.
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "update",
+            "site",
+            "blog",
+            "--name",
+            "Blog 2",
+            "--state-version",
+            "1",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("Blog 2"));
+    let (ok, _, err) = cli(
+        &srv,
+        &[
+            "update",
+            "site",
+            "blog",
+            "--name",
+            "Blog 3",
+            "--state-version",
+            "1",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("conflict"), "{err}");
+
+    // The same over plain HTTP with the saved token (what curl would send).
+    let token = serde_json::from_str::<serde_json::Value>(&saved).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let http = reqwest::blocking_like::Client::new(&srv.url, &token);
+    let (status, body) = http.send(
+        "PATCH",
+        &format!("/api/sites/{site_id}"),
+        Some(r#"{"state_version": 1, "name": "stale"}"#),
+    );
+    assert_eq!(status, 409);
+    assert!(body.contains("\"code\":\"conflict\""), "{body}");
+    let (status, body) = http.send("GET", &format!("/api/environments/{env_id}"), None);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"environment_type\":\"production\""));
+    let (status, _) = http.send("GET", "/api/openapi.json", None);
+    assert_eq!(status, 200);
+
+    // Delete through the CLI: marked for deletion.
+    let (ok, out, err) = cli(&srv, &["delete", "site", "blog", "-o", "json"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("deletion_requested_at"), "{out}");
+
+    // Events and jobs listings work from the CLI.
+    let (ok, out, _) = cli(&srv, &["get", "events"], None);
+    assert!(ok);
+    assert!(out.contains("DeletionRequested"), "{out}");
+    let (ok, _, _) = cli(&srv, &["get", "jobs"], None);
+    assert!(ok);
+}
+
+#[test]
+fn first_start_prints_a_generated_password_once_and_stops_on_sigterm() {
+    let (mut srv, printed) = start(None);
+    let password = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password printed: {printed}"))
+        .to_string();
+    let (ok, _, err) = cli(
+        &srv,
+        &["login", "--email", "ops@example.com", "--password-stdin"],
+        Some(&format!("{password}\n")),
+    );
+    assert!(ok, "{err}");
+    // Graceful stop on SIGTERM.
+    let pid = srv.child.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe_kill(pid);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = srv.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn unsafe_kill(pid: i32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// A tiny blocking HTTP client over reqwest's async one, so the test reads like curl.
+mod reqwest {
+    pub mod blocking_like {
+        pub struct Client {
+            base: String,
+            token: String,
+            rt: tokio::runtime::Runtime,
+        }
+
+        impl Client {
+            pub fn new(base: &str, token: &str) -> Self {
+                Client {
+                    base: base.to_string(),
+                    token: token.to_string(),
+                    rt: tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap(),
+                }
+            }
+
+            pub fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+                self.rt.block_on(async {
+                    let c = ::reqwest::Client::new();
+                    let mut rb = c
+                        .request(method.parse().unwrap(), format!("{}{path}", self.base))
+                        .bearer_auth(&self.token);
+                    if let Some(b) = body {
+                        rb = rb
+                            .header("content-type", "application/json")
+                            .body(b.to_string());
+                    }
+                    let r = rb.send().await.unwrap();
+                    (r.status().as_u16(), r.text().await.unwrap())
+                })
+            }
+        }
+    }
+}
