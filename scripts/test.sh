@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, the Rust workspace (unit, property, API, hostile-input,
+# CLI and migration tests), and the Ansible checks (syntax, lint, and the end-to-end run over real
+# SSH against this machine when run as root with the node stack installed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy (deny warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked 2>&1 | tee target/cargo-test.log
+# A summary line for CI readers.
+grep -E '^test result:' target/cargo-test.log | awk '{p+=$4; f+=$6} END {print "rust: " p " passed, " f " failed"}'
+
+if [ -x ansible/tests/run.sh ]; then
+    echo "== ansible: syntax, lint, end-to-end over SSH"
+    ansible/tests/run.sh
+fi
