@@ -5,8 +5,8 @@
 # playbook ends (v2_playbook_on_stats) the object is written to the file named by the environment
 # variable PRESSLUFT_FACTS_FILE, if set, together with
 #   "_stats":  {"changed": <int>, "failed": <int>, "unreachable": <int>}
-# and, only when something failed, "_errors": [{"host", "task", "msg"}] (messages of no_log tasks
-# stay censored). The file is replaced atomically (written next to it, then renamed).
+# and, only when something failed, "_errors": [{"host", "task", "kind", "msg"}] (for no_log tasks
+# the msg is their warnings, else the censored notice). The file is replaced atomically (written next to it, then renamed).
 #
 # Results of tasks with `no_log: true` reach callbacks censored, so their facts are lost here:
 # playbooks register such results and report their (secret-free) facts from a later task.
@@ -58,7 +58,13 @@ class CallbackModule(CallbackBase):
 
     def _error(self, result, kind):
         data = getattr(result, "_result", None) or {}
-        msg = data.get("msg") or data.get("censored") or data.get("stderr") or kind
+        msg = data.get("msg")
+        if not msg and data.get("censored"):
+            # no_log results keep their warnings: Pressluft's modules repeat the (secret-free)
+            # failure reason there
+            warnings = [w.get("msg", w) if isinstance(w, dict) else w for w in data.get("warnings") or []]
+            msg = "; ".join(str(w) for w in warnings) or data["censored"]
+        msg = msg or data.get("stderr") or kind
         if not isinstance(msg, str):
             msg = json.dumps(msg, default=str)
         host = getattr(getattr(result, "_host", None), "name", None)

@@ -24,7 +24,11 @@ description:
   - "I(state=absent): removes the server block(s), the pool, the database and its user, the Redis
     keys with the environment's prefix, the files and the Linux user. Tolerates a create that never
     ran or stopped half-way."
-  - Reports C(reload_nginx) / C(reload_php_fpm) so the playbook can notify its handlers.
+  - Reports C(reload_nginx) / C(reload_php_fpm) so the playbook can notify its handlers. Exception:
+    with I(state=absent), PHP-FPM keeps (and respawns) the workers of a removed pool until it is
+    reloaded, and the Linux user cannot be removed while they run; the module then reloads PHP-FPM
+    itself (C(service phpX.Y-fpm reload)), waits for the workers to end and reports
+    C(reload_php_fpm=false).
 options:
   state: {type: str, choices: [present, absent], default: present}
   site_id: {type: str, required: true, description: UUID of the site}
@@ -677,11 +681,30 @@ server {{
             if not self.check:
                 os.rmdir(self.site_dir)
             self.change("removed empty site directory %s" % self.site_dir)
-        # 6. Linux user (after its processes are gone)
+        # 6. PHP-FPM keeps (and respawns) the workers of a removed pool until it is reloaded, and
+        #    the user cannot be removed while they run: reload here, not in a handler.
+        if pool_processes(self.user) and not self.check:
+            self.reload_fpm_now()
+        # 7. Linux user
         self.drop_user()
-        if pool_processes(self.user):
-            # a pool removed earlier whose workers still run: PHP-FPM has not been reloaded yet
-            self.reload_php_fpm = True
+
+    def reload_fpm_now(self):
+        versions = [self.php] if self.php else []
+        versions += [d.split("/")[3] for d in glob.glob("/etc/php/*/fpm") if d.split("/")[3] not in versions]
+        for ver in versions:
+            proc = self.run(["service", "php%s-fpm" % ver, "reload"], check=False)
+            if proc.returncode != 0:
+                pidfile = "/run/php/php%s-fpm.pid" % ver
+                try:
+                    with open(pidfile, "r", encoding="ascii") as fh:
+                        os.kill(int(fh.read().strip()), signal.SIGUSR2)
+                except (OSError, ValueError):
+                    continue
+        deadline = time.time() + 15
+        while pool_processes(self.user) and time.time() < deadline:
+            time.sleep(0.1)
+        self.change("reloaded PHP-FPM to stop the removed pool's workers")
+        self.reload_php_fpm = False
 
     def drop_database(self):
         out = self.mariadb(

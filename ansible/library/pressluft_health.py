@@ -31,6 +31,7 @@ options:
 """
 
 import concurrent.futures
+import glob
 import http.client
 import json
 import os
@@ -194,9 +195,10 @@ def main():
 
     # A PHP-FPM reload (handler just before) brings the pool's socket up asynchronously.
     socket_path = "/run/php/pressluft-%s.sock" % user
-    deadline = time.monotonic() + 5
-    while not os.path.exists(socket_path) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    if glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % user):
+        deadline = time.monotonic() + 5
+        while not os.path.exists(socket_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def http_check():
         return check_http(p["url"], p["connect_address"], timeout, p["validate_certs"])
