@@ -44,7 +44,6 @@ pub struct JobsApi;
 impl JobsApi {
     /// List jobs, newest first; filter by site, environment, node or status.
     #[oai(path = "/", method = "get", operation_id = "listJobs")]
-    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         req: &Request,
