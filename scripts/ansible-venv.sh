@@ -37,8 +37,17 @@ if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     exit 1
 fi
 
+mkdir -p "$dir"
+# One installer at a time (two control-plane replicas or a test run starting together).
+exec 9>"$dir/.pressluft-install.lock"
+if command -v flock >/dev/null 2>&1; then
+    flock 9
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_want" ] && [ -x "$dir/bin/ansible-playbook" ]; then
+        exit 0
+    fi
+fi
 echo "ansible-venv.sh: installing ${stamp_want} into $dir" >&2
-mkdir -p "$(dirname "$dir")"
+rm -f "$stamp"
 if [ ! -x "$dir/bin/python" ]; then
     "$py" -m venv "$dir"
 fi

@@ -130,6 +130,8 @@ function pressluft_parse_args(array $argv)
 			$eq = strpos($a, '=');
 			if ($eq !== false) {
 				$opts[substr($a, 2, $eq - 2)] = substr($a, $eq + 1);
+			} elseif (in_array(substr($a, 2), array('allow-http', 'version'), true)) {
+				$opts[substr($a, 2)] = true;
 			} elseif ($i + 1 < $n && strncmp($argv[$i + 1], '--', 2) !== 0) {
 				$opts[substr($a, 2)] = $argv[++$i];
 			} else {
