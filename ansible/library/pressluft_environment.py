@@ -62,6 +62,7 @@ linux_user: {type: str}
 pressluft_facts: {type: dict, description: facts for the control plane (no secrets)}
 """
 
+import fcntl
 import glob
 import grp
 import hashlib
@@ -90,6 +91,7 @@ SALT_ALPHABET = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 WEB_GROUP = "www-data"
 NGINX_DIR = "/etc/nginx/sites-enabled"
 MANAGED = "Managed by Pressluft (pressluft_environment); changes are overwritten."
+CONFIG_LOCK = "/run/lock/pressluft-config.lock"
 DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
 
 
@@ -560,11 +562,11 @@ class Env:
     fastcgi_no_cache $skip_cache;
     add_header X-FastCGI-Cache $upstream_cache_status always;
 """
+        listen6 = "\n    listen [::]:80;" if os.path.exists("/proc/net/if_inet6") else ""
         return """# nginx server block of Pressluft environment {env} (site {site}), preview host.
 # {managed}
 server {{
-    listen 80;
-    listen [::]:80;
+    listen 80;{listen6}
     server_name {host};
     root {root}/current;
     index index.php index.html;
@@ -616,9 +618,17 @@ server {{
     }}
 }}
 """.format(env=self.env_id, site=self.site_id, managed=MANAGED, host=self.preview_host,
-           root=self.root, mb=p["client_max_body_size_mb"], cache=cache, sock=self.fpm_socket)
+           root=self.root, mb=p["client_max_body_size_mb"], cache=cache, sock=self.fpm_socket,
+           listen6=listen6)
 
     def converge_config(self, pool, nginx):
+        # One writer at a time per node: a concurrent run must not test (and roll back) its own
+        # file while another run's new file is on disk.
+        with open(CONFIG_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._converge_config(pool, nginx)
+
+    def _converge_config(self, pool, nginx):
         # stale pools of this environment under other PHP versions
         for other in glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % self.user):
             if other != self.pool_conf and self.remove_path(other):

@@ -15,7 +15,8 @@ description:
     bytes)."
   - Every item may name the service it affects (C(reload) = nginx, php_fpm, redis or mariadb). Changed
     nginx or PHP-FPM configuration is tested (C(nginx -t), C(php-fpmX.Y -t)) and rolled back when
-    invalid. The result says which services need a reload or restart.
+    invalid. The result says which services need a reload or restart. Lines with
+    C(listen [::]...) are dropped when the node has no IPv6.
   - Reports C(pressluft_facts) about the node (PHP version, OS, component versions).
 options:
   php_version: {type: str, description: "X.Y; empty: detected"}
@@ -38,6 +39,7 @@ options:
       with apt-get, without recommends, after an apt-get update when the lists are older than a day).
 """
 
+import fcntl
 import glob
 import grp
 import hashlib
@@ -53,6 +55,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 RELOADS = ("", "nginx", "php_fpm", "redis", "mariadb")
+HAVE_IPV6 = os.path.exists("/proc/net/if_inet6")
+CONFIG_LOCK = "/run/lock/pressluft-config.lock"
 
 
 class Failure(Exception):
@@ -208,6 +212,8 @@ class Node:
         for item in self.p["files"]:
             path = self.subst(item["path"])
             content = self.subst(item.get("content") or "")
+            if not HAVE_IPV6:
+                content = "".join(l for l in content.splitlines(True) if not re.match(r"\s*listen\s+\[::\]", l))
             if content and not content.endswith("\n"):
                 content += "\n"
             data = content.encode("utf-8")
@@ -361,10 +367,12 @@ def main():
         node = Node(module)
         node.changes[:0] = early
         node.directories()
-        node.absent()
-        node.files()
-        node.lines()
-        node.validate()
+        with open(CONFIG_LOCK, "a") as lock:  # shared with pressluft_environment
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            node.absent()
+            node.files()
+            node.lines()
+            node.validate()
         module.exit_json(
             changed=bool(node.changes),
             php_version=node.php,
