@@ -11,6 +11,8 @@
  *   install --title T --admin-user U --admin-email E --url URL
  *                       Install WordPress (no-op when installed). The admin password is read from the
  *                       environment variable PRESSLUFT_ADMIN_PASSWORD, else from stdin - never argv.
+ *                       It must not contain ' " \ (wp-login.php compares the slashed form value)
+ *                       nor start or end with whitespace (wp_install() trims it).
  *   is-installed        Exit 0 when WordPress is installed, 1 when not.
  *   db-ping             Connect with the credentials of wp-config.php and run SELECT 1.
  *   option-get NAME     Print an option's value (exit 1 when it does not exist).
@@ -281,11 +283,6 @@ function pressluft_cmd_install($path, array $opts)
 	if (!preg_match('#^https?://[^/\s]+#', $url)) {
 		pressluft_fail('--url must be an http(s) URL', array(), 2);
 	}
-	pressluft_load_wordpress($path, $opts, true, $url);
-	require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-	if (is_blog_installed()) {
-		pressluft_ok(array('installed' => true, 'changed' => false));
-	}
 	$password = getenv('PRESSLUFT_ADMIN_PASSWORD');
 	if ($password === false || $password === '') {
 		$password = (string) stream_get_contents(STDIN);
@@ -293,6 +290,16 @@ function pressluft_cmd_install($path, array $opts)
 	}
 	if ($password === '') {
 		pressluft_fail('no admin password (set PRESSLUFT_ADMIN_PASSWORD or pipe it on stdin)', array(), 2);
+	}
+	if (strpbrk($password, "'\"\\") !== false || $password !== trim($password)) {
+		// wp-login.php compares the slashed form field (wp_signon() does not unslash it) and
+		// wp_install() trims: such a password could never be used to log in.
+		pressluft_fail('the admin password must not contain quotes or backslashes, nor start or end with whitespace', array(), 2);
+	}
+	pressluft_load_wordpress($path, $opts, true, $url);
+	require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+	if (is_blog_installed()) {
+		pressluft_ok(array('installed' => true, 'changed' => false));
 	}
 	if (!is_email($email)) {
 		pressluft_fail('--admin-email is not a valid e-mail address', array(), 2);

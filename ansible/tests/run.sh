@@ -138,7 +138,7 @@ def env(site_id, env_id, site_slug, slug, typ):
         "db_name": name, "db_user": name,
         "db_password": "db'" + secrets.token_urlsafe(18) + "\\x",
         "wp_admin_login": "pl-admin-" + label, "wp_admin_email": "admin-%s@example.com" % label,
-        "wp_admin_password": "pw \"'" + secrets.token_urlsafe(18),
+        "wp_admin_password": "pw $&!% " + secrets.token_urlsafe(18),
         "redis_prefix": "pressluft_%s:" % env_id,
         "fastcgi_cache_enabled": typ == "production", "redis_cache_enabled": False,
         "wordpress_source_dir": "/usr/share/wordpress",
@@ -150,6 +150,8 @@ envs = {
     "a": env(site1, uuid7(), "alpha", "production", "production"),
     "b": env(site2, uuid7(), "bravo", "production", "production"),
     "c": env(site1, uuid7(), "alpha", "staging", "staging"),
+    # its admin password cannot work with wp-login.php: the helper refuses it, site-create fails
+    "d": dict(env(uuid7(), uuid7(), "delta", "production", "production"), wp_admin_password="bad'" + secrets.token_hex(10)),
     # never created: env-delete must tolerate it
     "ghost": env(uuid7(), uuid7(), "ghost", "production", "production"),
 }
@@ -276,6 +278,11 @@ grep -q '^HTTP/1.1 302' <<<"$resp" && grep -qi '^Set-Cookie: wordpress_logged_in
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: ${host[a]}" "http://127.0.0.1$path")
 [ "$code" = 403 ] || fail "login token accepted twice (HTTP $code)"
 ok "login-token: one-time login sets the auth cookie, a second use is refused"
+resp=$(curl -sS -D - -o /dev/null -H "Host: ${host[b]}" -b 'wordpress_test_cookie=WP%20Cookie%20check' \
+    --data-urlencode "log=$(jv "$work/b.json" wp_admin_login)" --data-urlencode "pwd=$(jv "$work/b.json" wp_admin_password)" \
+    --data-urlencode 'testcookie=1' http://127.0.0.1/wp-login.php)
+grep -qi '^Set-Cookie: wordpress_logged_in_' <<<"$resp" || fail "b: password login with wp_admin_password failed"
+ok "password login with wp_admin_password (passed to the helper on stdin)"
 
 # ---- isolation ---------------------------------------------------------------------------------
 [ "${user[a]}" != "${user[b]}" ] && [ "${user[a]}" != "${user[c]}" ] && [ "${user[b]}" != "${user[c]}" ] || fail "users not distinct"
@@ -379,6 +386,19 @@ done
 [ ! -e "$(dirname "${root[a]}")" ] || fail "site directory of a and c left behind"
 [ ! -e "$(dirname "${root[b]}")" ] || fail "site directory of b left behind"
 ok "users, groups, pools, server blocks, databases, DB users, files gone; hosts no longer served"
+play create-d site-create d 2
+created[d]=1
+expect_fact create-d healthy false
+expect_fact create-d wordpress_install.ok false
+expect_fact create-d health_checks.wordpress_installed.ok false
+expect_fact create-d _stats.failed 1
+grep -q "must not contain quotes" "$work/facts-create-d.json" || fail "d: helper error not reported"
+secret=$(jv "$work/d.json" wp_admin_password); secret=${secret#bad\'}
+! grep -qF "$secret" "$work/create-d.log" "$work/facts-create-d.json" || fail "d: admin password leaked into the log or facts"
+! grep -qF "$(jv "$work/d.json" db_password)" "$work/create-d.log" "$work/facts-create-d.json" || fail "d: DB password leaked"
+ok "site-create with an unusable admin password fails (exit 2), reports healthy=false and the helper's error, leaks no secret"
+play delete-d env-delete d
+unset "created[d]"
 play delete-a-again env-delete a
 expect_changed delete-a-again 0
 play delete-ghost env-delete ghost
