@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
             no_local_node,
             public_ip,
             web_dir,
+            runtime,
         } => {
             init_tracing(cli.log_format);
             let web_dir = web_dir.or_else(|| {
@@ -40,6 +41,19 @@ async fn main() -> anyhow::Result<()> {
                 register_local_node: !no_local_node,
                 public_ip,
                 web_dir,
+                runtime: pressluft::runtime::RuntimeConfig {
+                    resync: runtime.resync_interval,
+                    max_attempts: runtime.max_attempts.max(1),
+                    backoff_base: runtime.retry_backoff_base,
+                    backoff_max: runtime.retry_backoff_max,
+                    job_timeout: runtime.job_timeout,
+                    node_job_limit: runtime.node_job_limit.max(1),
+                    shutdown_grace: std::time::Duration::from_secs(30),
+                },
+                ansible_dir: runtime.ansible_dir.unwrap_or_else(|| {
+                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ansible")
+                }),
+                repo_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
             })
             .await
             .context("pressluft serve")?;

@@ -23,6 +23,10 @@ pub struct ServeConfig {
     pub register_local_node: bool,
     pub public_ip: Option<String>,
     pub web_dir: Option<PathBuf>,
+    pub runtime: crate::runtime::RuntimeConfig,
+    pub ansible_dir: PathBuf,
+    /// Where `scripts/` lives (the Ansible virtualenv is prepared with its script).
+    pub repo_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,15 +125,53 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     if cfg.register_local_node {
         register_local_node(&db, cfg.public_ip.as_deref()).await?;
     }
+    let notifier = Notifier::default();
+    let mut ansible_playbook = std::env::var_os("PRESSLUFT_ANSIBLE_PLAYBOOK").map(PathBuf::from);
+    if cfg.register_local_node {
+        let report = crate::local_node::prepare(&db, &secrets, &cfg.data_dir, &cfg.repo_dir).await;
+        for p in &report.problems {
+            tracing::warn!(problem = %p, "local node");
+        }
+        ansible_playbook = ansible_playbook.or(report.ansible_playbook);
+    }
+    let ansible_playbook = ansible_playbook.or_else(|| {
+        let p = cfg.data_dir.join("ansible-venv/bin/ansible-playbook");
+        p.exists().then_some(p)
+    });
+    let runner = ansible_playbook.map(|p| {
+        let work_dir = cfg.data_dir.join("run");
+        let _ = std::fs::create_dir_all(&work_dir);
+        Arc::new(crate::runner::Runner {
+            ansible_dir: cfg.ansible_dir.clone(),
+            ansible_playbook: p,
+            work_dir,
+        })
+    });
+    if runner.is_none() {
+        tracing::warn!("ansible-playbook not found: node work cannot run until it is installed (scripts/install-prereqs.sh)");
+    }
+    let admin_email = store::auth::first_admin_email(&db)
+        .await?
+        .unwrap_or_default();
+    let shutdown = CancellationToken::new();
+    let runtime = crate::runtime::Runtime::new(
+        db.clone(),
+        secrets.clone(),
+        notifier.clone(),
+        runner,
+        cfg.runtime.clone(),
+        admin_email,
+        shutdown.clone(),
+    );
+    let runtime_task = runtime.start();
     let state = AppState {
         db: db.clone(),
         secrets,
-        notifier: Notifier::default(),
+        notifier,
         settings: Arc::new(ApiSettings {
             default_public_ip: cfg.public_ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
         }),
     };
-    let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
 
     let app = api::app(state, cfg.web_dir.clone());
@@ -146,6 +188,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         )
         .await
         .map_err(|e| ServeError::Listen(cfg.listen, e))?;
+    shutdown.cancel();
+    let _ = runtime_task.await;
     db.close().await.ok();
     tracing::info!("pressluft stopped");
     Ok(())

@@ -2,7 +2,7 @@
 //! client must hold.
 use poem::Request;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::payload::{EventStream, Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::auth::Auth;
@@ -19,6 +19,19 @@ pub struct JobControlResponse {
     pub success: bool,
     /// The job's status after the request: `cancelled`, or `running` while it stops.
     pub status: String,
+}
+
+/// A piece of a job's log.
+#[derive(Debug, Object)]
+pub struct LogChunk {
+    pub text: String,
+}
+
+#[derive(ApiResponse)]
+pub enum LogStream {
+    /// `text/event-stream` of log pieces until the job ends.
+    #[oai(status = 200)]
+    Ok(EventStream<futures_util::stream::BoxStream<'static, LogChunk>>),
 }
 
 #[derive(ApiResponse)]
@@ -113,6 +126,51 @@ impl JobsApi {
             .await
             .map_err(ApiError::from)?;
         Ok(JobLog::Ok(PlainText(log.unwrap_or_default())))
+    }
+
+    /// Follow a job's log live (server-sent events): each event is a new piece of the redacted
+    /// log; the stream ends when the job has finished.
+    #[oai(
+        path = "/:id/log/stream",
+        method = "get",
+        operation_id = "streamJobLog"
+    )]
+    async fn log_stream(
+        &self,
+        req: &Request,
+        _auth: Auth,
+        id: Path<String>,
+    ) -> Result<LogStream, GetError> {
+        let st = state(req)?.clone();
+        let id = validate::uuid("id", &id.0)?;
+        load(&st.db, &id).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<LogChunk>(16);
+        tokio::spawn(async move {
+            let mut sent = 0usize;
+            loop {
+                let finished = match store::jobs::by_id(&st.db, &id).await {
+                    Ok(Some(j)) => !matches!(j.status.as_str(), "queued" | "running"),
+                    _ => true,
+                };
+                if let Ok(Some(log)) = store::jobs::log(&st.db, &id).await {
+                    if log.len() > sent && log.is_char_boundary(sent) {
+                        let chunk = log[sent..].to_string();
+                        sent = log.len();
+                        if tx.send(LogChunk { text: chunk }).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                if finished {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        });
+        let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(LogStream::Ok(EventStream::new(
+            Box::pin(stream) as futures_util::stream::BoxStream<'static, LogChunk>
+        )))
     }
 
     /// Cancel a queued or running job. A running job is stopped safely; its resource goes back

@@ -81,6 +81,52 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
+/// How the reconcilers work: retries, timeouts, resync, concurrency.
+#[derive(Debug, Args, Clone)]
+pub struct RuntimeArgs {
+    /// Periodic resync of every resource (drift repair).
+    #[arg(long, env = "PRESSLUFT_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub resync_interval: std::time::Duration,
+    /// Attempts per change, the first included.
+    #[arg(long, env = "PRESSLUFT_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubles per attempt.
+    #[arg(long, env = "PRESSLUFT_RETRY_BACKOFF_BASE", default_value = "60s", value_parser = parse_duration)]
+    pub retry_backoff_base: std::time::Duration,
+    /// Upper bound of one wait between attempts.
+    #[arg(long, env = "PRESSLUFT_RETRY_BACKOFF_MAX", default_value = "15m", value_parser = parse_duration)]
+    pub retry_backoff_max: std::time::Duration,
+    /// A playbook run is killed after this long (ANSIBLE_TIMEOUT).
+    #[arg(long, env = "PRESSLUFT_JOB_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub job_timeout: std::time::Duration,
+    /// Site jobs that may run at once on one node.
+    #[arg(long, env = "PRESSLUFT_NODE_JOB_LIMIT", default_value_t = 4)]
+    pub node_job_limit: usize,
+    /// The `ansible/` directory (playbooks, modules, ansible.cfg); default: the one in this repository.
+    #[arg(long, env = "PRESSLUFT_ANSIBLE_DIR")]
+    pub ansible_dir: Option<PathBuf>,
+}
+
+/// `500ms`, `30s`, `5m`, `2h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 30s, 5m or 500ms"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit (use ms, s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run Pressluft: API, dashboard and reconcilers in one process.
@@ -99,6 +145,8 @@ pub enum Command {
         /// Serve the dashboard from this directory (default: web/dist next to the binary's repo).
         #[arg(long, env = "PRESSLUFT_WEB_DIR")]
         web_dir: Option<PathBuf>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
     },
     /// Apply database migrations and exit.
     Migrate {

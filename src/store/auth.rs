@@ -196,3 +196,12 @@ pub async fn revoke_token(db: &impl ConnectionTrait, id: &str) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// The admin's e-mail (WordPress administrators get it as their address).
+pub async fn first_admin_email(db: &impl ConnectionTrait) -> Result<Option<String>> {
+    Ok(users::Entity::find()
+        .order_by_asc(users::Column::Id)
+        .one(db)
+        .await?
+        .map(|u| u.email))
+}

@@ -1,0 +1,196 @@
+//! The environment loop: read desired and observed, ask the pure reconciler, store the derived
+//! status, act on the plan.
+use std::sync::Arc;
+use std::time::Duration;
+
+use reconcilers::environment::{EnvObserved, EnvSpec};
+use reconcilers::{Action, ConditionStatus, ConditionType, Context};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+
+use super::observed::{self, EnvFacts, NodeFacts};
+use super::{attempts, conditions_of, job_observation, jobs, Result, Runtime};
+use crate::clock;
+use crate::notify::Kind;
+use crate::store::entity::{backups, environments};
+use crate::store::{self, events::NewEvent, nodes, resources};
+
+pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Duration>> {
+    let Some(env) = resources::environment_by_id(&rt.db, id).await? else {
+        return Ok(None);
+    };
+    let node = nodes::by_id(&rt.db, &env.node_id).await?;
+    let node_ready = node.as_ref().is_some_and(|n| {
+        let f: NodeFacts = observed::parse(n.observed.as_deref());
+        n.deletion_requested_at.is_none()
+            && f.provisioned_generation.is_some()
+            && f.reachable == Some(true)
+    });
+    let latest = jobs::latest_for(&rt.db, "environment", id).await?;
+    let mut facts: EnvFacts = observed::parse(env.observed.as_deref());
+    let att = attempts(
+        rt,
+        "environment",
+        id,
+        env.generation,
+        facts.handled_reset_at.as_deref(),
+        latest.as_ref(),
+    )
+    .await?;
+    let spec = EnvSpec {
+        generation: env.generation,
+        environment_type: env.environment_type.parse().map_err(|_| {
+            super::RuntimeError::Inconsistent(format!("environment {id}: bad type"))
+        })?,
+        created_from_source: env.source_environment_id.is_some(),
+        deletion_requested: env.deletion_requested_at.is_some(),
+        reset_requested_at: env.reset_requested_at.clone(),
+        fastcgi_cache_enabled: env.fastcgi_cache_enabled,
+        redis_cache_enabled: env.redis_cache_enabled,
+    };
+    let obs = EnvObserved {
+        node_ready,
+        ever_ready: facts.ever_ready,
+        applied_generation: facts.applied_generation,
+        healthy: facts.healthy,
+        exists_on_node: facts.exists_on_node,
+        latest_job: latest.as_ref().and_then(job_observation),
+        handled_reset_at: facts.handled_reset_at.clone(),
+        conditions: conditions_of(&env.conditions),
+    };
+    let ctx = Context {
+        now: clock::now(),
+        max_attempts: rt.cfg.max_attempts,
+        failed_attempts: att.failed,
+        retry_delay_ms: att.retry_delay_ms,
+        retry_due: att.retry_due,
+        resync_after_ms: rt.cfg.resync.as_millis() as u64,
+    };
+    let plan = reconcilers::environment::reconcile(&spec, &obs, &ctx);
+
+    let ready = plan
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::Ready && c.status == ConditionStatus::True);
+    facts.ever_ready |= ready;
+    if let Some(h) = &plan.handled_reset_at {
+        facts.handled_reset_at = Some(h.clone());
+    }
+    let last_error = latest
+        .as_ref()
+        .filter(|j| j.status == "failed")
+        .and_then(|j| j.error_code.clone());
+    let phase = plan.phase.as_str();
+    let conditions = serde_json::to_string(&plan.conditions).unwrap_or_else(|_| "[]".into());
+    let observed_json = observed::render(&facts);
+    let changed = env.status != phase
+        || env.conditions != conditions
+        || env.observed_generation != plan.observed_generation
+        || env.observed.as_deref() != Some(observed_json.as_str())
+        || env.last_error_code != last_error;
+    if changed {
+        let tx = rt.db.begin().await?;
+        environments::Entity::update_many()
+            .col_expr(environments::Column::Status, Expr::value(phase))
+            .col_expr(environments::Column::Conditions, Expr::value(conditions))
+            .col_expr(
+                environments::Column::ObservedGeneration,
+                Expr::value(plan.observed_generation),
+            )
+            .col_expr(environments::Column::Observed, Expr::value(observed_json))
+            .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
+            .col_expr(
+                environments::Column::LastErrorCode,
+                Expr::value(last_error.clone()),
+            )
+            .col_expr(
+                environments::Column::ReconcileAttempts,
+                Expr::value(att.failed as i64),
+            )
+            .filter(environments::Column::Id.eq(id))
+            .exec(&tx)
+            .await?;
+        if env.status != phase {
+            store::events::append(
+                &tx,
+                NewEvent {
+                    resource_type: "environment",
+                    resource_id: id,
+                    site_id: Some(&env.site_id),
+                    environment_id: Some(id),
+                    reason: "PhaseChanged",
+                    message: format!(
+                        "{} → {phase}{}",
+                        env.status,
+                        last_error
+                            .as_deref()
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default()
+                    ),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        rt.enqueue(Kind::Site, &env.site_id);
+    }
+
+    match plan.action {
+        Action::RunJob { job_type } => {
+            let job = jobs::create(
+                &rt.db,
+                jobs::NewJob {
+                    job_type: job_type.as_str(),
+                    playbook: job_type.playbook(),
+                    site_id: Some(&env.site_id),
+                    environment_id: Some(id),
+                    node_id: Some(&env.node_id),
+                    resource_type: "environment",
+                    resource_id: id,
+                    generation: env.generation,
+                    attempt: att.failed as i64 + 1,
+                    max_attempts: rt.cfg.max_attempts as i64,
+                },
+            )
+            .await?;
+            rt.spawn_job(job.id);
+        }
+        Action::Finalize => {
+            finalize(rt, &env).await?;
+            return Ok(None);
+        }
+        Action::Nothing | Action::Wait { .. } => {}
+    }
+    Ok(plan.requeue_after_ms.map(Duration::from_millis))
+}
+
+/// Teardown is done on the node: remove the rows (and the environment's secrets).
+async fn finalize(rt: &Arc<Runtime>, env: &environments::Model) -> Result<()> {
+    let tx = rt.db.begin().await?;
+    backups::Entity::delete_many()
+        .filter(backups::Column::EnvironmentId.eq(env.id.as_str()))
+        .exec(&tx)
+        .await?;
+    environments::Entity::delete_by_id(env.id.clone())
+        .exec(&tx)
+        .await?;
+    store::secrets::delete_prefix(&tx, &format!("env/{}/", env.id)).await?;
+    store::events::append(
+        &tx,
+        NewEvent {
+            resource_type: "environment",
+            resource_id: &env.id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&env.id),
+            reason: "Deleted",
+            message: format!(
+                "environment '{}' removed from its node and deleted",
+                env.slug
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    rt.enqueue(Kind::Site, &env.site_id);
+    Ok(())
+}

@@ -1,0 +1,497 @@
+//! Running one job: take the locks its scope needs, claim it, build its extra-vars from the
+//! database, run it (a playbook through the runner, or an SSH probe), and record the outcome and
+//! the facts it reported in one transaction.
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reconcilers::JobErrorCode;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::observed::{self, EnvFacts, NodeFacts};
+use super::{jobs, kind_of, Result, Runtime, RuntimeError};
+use crate::runner::{RunRequest, Runner, Target};
+use crate::store::entity::{environments, jobs as job_rows, nodes};
+use crate::store::{self, events::NewEvent};
+use crate::{clock, ids};
+
+/// Jobs that change the whole node: exclusive on it.
+fn node_wide(job_type: &str) -> bool {
+    matches!(job_type, "node_provision" | "backup_cleanup")
+}
+
+const LOG_TAIL: usize = 10 * 1024;
+
+pub(super) async fn execute(rt: Arc<Runtime>, job_id: String) {
+    if let Err(e) = run(&rt, &job_id).await {
+        tracing::error!(job = %job_id, error = %e, "job execution failed");
+        // Never leave a claimed job running: record the failure.
+        let _ = jobs::finish(
+            &rt.db,
+            &job_id,
+            jobs::Finish {
+                status: "failed",
+                exit_code: None,
+                error_code: Some(JobErrorCode::AnsibleUnexpectedError.as_str()),
+                error_message: Some("the control plane could not run this job; see its log".into()),
+                facts_json: None,
+            },
+        )
+        .await;
+    }
+    rt.running.lock().expect("running lock").remove(&job_id);
+    if let Ok(Some(j)) = store::jobs::by_id(&rt.db, &job_id).await {
+        rt.enqueue(kind_of(&j.resource_type), &j.resource_id);
+        rt.notifier.changed(crate::notify::Kind::Job, &job_id);
+    }
+}
+
+async fn run(rt: &Arc<Runtime>, job_id: &str) -> Result<()> {
+    let Some(job) = store::jobs::by_id(&rt.db, job_id).await? else {
+        return Ok(());
+    };
+    if job.status != "queued" {
+        return Ok(());
+    }
+    let node_id = job
+        .node_id
+        .clone()
+        .ok_or_else(|| RuntimeError::Inconsistent(format!("job {job_id} has no node")))?;
+    // Locks: node-wide work alone on its node; site work one per site, several per node.
+    let lock = rt.node_lock(&node_id);
+    let _site_guard;
+    let _node_write;
+    let _node_read;
+    let _slot;
+    if node_wide(&job.job_type) {
+        _node_write = Some(lock.exclusive.clone().write_owned().await);
+    } else {
+        _site_guard = match &job.site_id {
+            Some(s) => Some(rt.site_lock(s).lock_owned().await),
+            None => None,
+        };
+        _node_read = Some(lock.exclusive.clone().read_owned().await);
+        _slot = lock.slots.clone().acquire_owned().await.ok();
+    }
+    if !jobs::claim(&rt.db, job_id, &rt.worker_id).await? {
+        return Ok(());
+    }
+    let cancel = CancellationToken::new();
+    rt.running
+        .lock()
+        .expect("running lock")
+        .insert(job_id.to_string(), cancel.clone());
+    if jobs::cancel_requested(&rt.db, job_id).await? {
+        cancel.cancel();
+    }
+    let node = store::nodes::by_id(&rt.db, &node_id)
+        .await?
+        .ok_or_else(|| RuntimeError::Inconsistent(format!("node {node_id} is gone")))?;
+
+    let started = Instant::now();
+    let outcome = match job.job_type.as_str() {
+        "node_probe" => probe(rt, &node).await,
+        _ => playbook(rt, &job, &node, cancel.clone()).await?,
+    };
+    tracing::info!(
+        job = %job_id,
+        job_type = %job.job_type,
+        ok = outcome.error_code.is_none() && !outcome.cancelled,
+        error_code = outcome.error_code.map(|c| c.as_str()).unwrap_or(""),
+        secs = started.elapsed().as_secs_f64(),
+        "job finished"
+    );
+    record(rt, &job, &node, outcome).await
+}
+
+/// What a run produced, whatever ran it.
+pub(super) struct Outcome {
+    pub exit_code: Option<i64>,
+    pub error_code: Option<JobErrorCode>,
+    pub cancelled: bool,
+    pub facts: Map<String, Value>,
+    pub log: String,
+}
+
+async fn probe(rt: &Arc<Runtime>, node: &nodes::Model) -> Outcome {
+    let target = match target(rt, node).await {
+        Ok(t) => t,
+        Err(e) => return failed(JobErrorCode::AnsibleUnexpectedError, format!("{e}")),
+    };
+    match crate::ssh::exec(&target, "true", Duration::from_secs(10)).await {
+        Ok(out) if out.exit_status == 0 => Outcome {
+            exit_code: Some(0),
+            error_code: None,
+            cancelled: false,
+            facts: json!({"reachable": true})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            log: format!("probe of {}:{} answered\n", node.hostname, node.ssh_port),
+        },
+        Ok(out) => failed(
+            JobErrorCode::AnsibleHostFailed,
+            format!("probe command exited with {}\n", out.exit_status),
+        ),
+        Err(e) => {
+            let mut o = failed(
+                JobErrorCode::AnsibleHostUnreachable,
+                format!("probe of {}:{} failed: {e}\n", node.hostname, node.ssh_port),
+            );
+            o.facts.insert("reachable".into(), Value::Bool(false));
+            o
+        }
+    }
+}
+
+fn failed(code: JobErrorCode, log: String) -> Outcome {
+    Outcome {
+        exit_code: None,
+        error_code: Some(code),
+        cancelled: false,
+        facts: Map::new(),
+        log,
+    }
+}
+
+async fn target(rt: &Arc<Runtime>, node: &nodes::Model) -> std::result::Result<Target, String> {
+    let key = crate::ssh::control_key(&rt.db, &rt.secrets)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut host_key = node.host_key.clone();
+    if host_key.is_none() {
+        // First contact: pin the host key now; every later connection must present the same one.
+        let k = crate::ssh::fetch_host_key(
+            &node.hostname,
+            node.ssh_port as u16,
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach {}:{} to pin its host key: {e}",
+                node.hostname, node.ssh_port
+            )
+        })?;
+        store::nodes::set_host_key(&rt.db, &node.id, &k)
+            .await
+            .map_err(|e| e.to_string())?;
+        host_key = Some(k);
+    }
+    Ok(Target {
+        hostname: node.hostname.clone(),
+        port: node.ssh_port as u16,
+        user: node.ssh_user.clone(),
+        private_key_openssh: key.private_openssh,
+        host_key,
+    })
+}
+
+async fn playbook(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+    node: &nodes::Model,
+    cancel: CancellationToken,
+) -> Result<Outcome> {
+    let Some(runner) = rt.runner.clone() else {
+        return Ok(failed(
+            JobErrorCode::AnsibleUnexpectedError,
+            "ansible-playbook is not available on the control plane (see the local node's conditions)\n".into(),
+        ));
+    };
+    let target = match target(rt, node).await {
+        Ok(t) => t,
+        Err(e) => {
+            let mut o = failed(JobErrorCode::AnsibleHostUnreachable, format!("{e}\n"));
+            o.facts.insert("reachable".into(), Value::Bool(false));
+            return Ok(o);
+        }
+    };
+    let (vars, secrets) = vars(rt, job, node).await?;
+    // The job row shows what ran, secrets redacted.
+    let shown: Map<String, Value> = vars
+        .iter()
+        .map(|(k, v)| {
+            let secret = v.as_str().is_some_and(|s| secrets.iter().any(|x| x == s));
+            (
+                k.clone(),
+                if secret {
+                    Value::String("********".into())
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect();
+    job_rows::Entity::update_many()
+        .col_expr(
+            job_rows::Column::PayloadJson,
+            Expr::value(Value::Object(shown).to_string()),
+        )
+        .filter(job_rows::Column::Id.eq(job.id.as_str()))
+        .exec(&rt.db)
+        .await?;
+
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    // Persist the live log every second so `logs --follow` and the API see progress.
+    let flusher = {
+        let log = log.clone();
+        let db = rt.db.clone();
+        let id = job.id.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let snapshot = log.lock().expect("log lock").clone();
+                if snapshot.len() != last {
+                    last = snapshot.len();
+                    let _ = jobs::save_log(&db, &id, &snapshot).await;
+                }
+            }
+        })
+    };
+    let req = RunRequest {
+        playbook: job.playbook.clone(),
+        target,
+        vars,
+        secrets,
+        timeout: rt.cfg.job_timeout,
+        cancel,
+    };
+    let result = run_playbook(&runner, req, move |line: &str| {
+        let mut l = sink.lock().expect("log lock");
+        l.push_str(line);
+        if !line.ends_with('\n') {
+            l.push('\n');
+        }
+    })
+    .await;
+    flusher.abort();
+    Ok(match result {
+        Ok(o) => Outcome {
+            exit_code: o.exit_code.map(i64::from),
+            error_code: o.error_code,
+            cancelled: o.cancelled,
+            facts: o.facts,
+            log: o.log,
+        },
+        Err(e) => failed(JobErrorCode::AnsibleUnexpectedError, format!("{e}\n")),
+    })
+}
+
+async fn run_playbook(
+    runner: &Runner,
+    req: RunRequest,
+    on_log: impl FnMut(&str) + Send,
+) -> std::result::Result<crate::runner::RunOutcome, crate::runner::RunnerError> {
+    runner.run(req, on_log).await
+}
+
+/// Extra-vars for a job (flat names, spec §8.3), and the secret values among them.
+async fn vars(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+    node: &nodes::Model,
+) -> Result<(Map<String, Value>, Vec<String>)> {
+    let node_facts: NodeFacts = observed::parse(node.observed.as_deref());
+    let mut v = Map::new();
+    let mut secrets = Vec::new();
+    v.insert("node_hostname".into(), json!(node.hostname));
+    v.insert("node_ssh_user".into(), json!(node.ssh_user));
+    v.insert(
+        "node_public_ip".into(),
+        json!(node.public_ip.clone().unwrap_or_default()),
+    );
+    v.insert(
+        "php_version".into(),
+        json!(node_facts.php_version.clone().unwrap_or_default()),
+    );
+    if let Some(env_id) = &job.environment_id {
+        let env = store::resources::environment_by_id(&rt.db, env_id)
+            .await?
+            .ok_or_else(|| RuntimeError::Inconsistent(format!("environment {env_id} is gone")))?;
+        let site = store::resources::site_by_id(&rt.db, &env.site_id)
+            .await?
+            .ok_or_else(|| RuntimeError::Inconsistent(format!("site {} is gone", env.site_id)))?;
+        let db_password = store::secrets::get_or_create(
+            &rt.db,
+            &rt.secrets,
+            &format!("env/{env_id}/db_password"),
+            || ids::random_token(24),
+        )
+        .await?;
+        let wp_password = store::secrets::get_or_create(
+            &rt.db,
+            &rt.secrets,
+            &format!("env/{env_id}/wp_admin_password"),
+            || ids::random_token(16),
+        )
+        .await?;
+        secrets.push(db_password.clone());
+        secrets.push(wp_password.clone());
+        // Deterministic names (spec: crash-safe reruns converge onto the same ones): the Linux
+        // user, and the database and its user, are `pl_` + the last 16 hex digits of the id.
+        let hex: String = env.id.chars().filter(|c| *c != '-').collect();
+        let unix_name = format!("pl_{}", &hex[hex.len() - 16..]).to_ascii_lowercase();
+        let preview_host = env
+            .preview_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(&env.preview_url)
+            .trim_end_matches('/')
+            .to_string();
+        for (k, val) in [
+            ("site_id", json!(site.id)),
+            ("site_slug", json!(site.slug)),
+            ("site_title", json!(site.name)),
+            ("environment_id", json!(env.id)),
+            ("environment_slug", json!(env.slug)),
+            ("environment_type", json!(env.environment_type)),
+            (
+                "environment_root",
+                json!(format!("/var/www/sites/{}/{}", site.id, env.id)),
+            ),
+            ("preview_url", json!(env.preview_url)),
+            ("preview_host", json!(preview_host)),
+            ("db_name", json!(unix_name)),
+            ("db_user", json!(unix_name)),
+            ("db_password", json!(db_password)),
+            ("wp_admin_login", json!(env.wp_admin_login)),
+            ("wp_admin_email", json!(rt.admin_email)),
+            ("wp_admin_password", json!(wp_password)),
+            ("redis_prefix", json!(format!("pressluft_{}:", env.id))),
+            ("fastcgi_cache_enabled", json!(env.fastcgi_cache_enabled)),
+            ("redis_cache_enabled", json!(env.redis_cache_enabled)),
+            ("wordpress_source_dir", json!("/usr/share/wordpress")),
+        ] {
+            v.insert(k.into(), val);
+        }
+    }
+    Ok((v, secrets))
+}
+
+/// Stores the outcome: the job's status and log, and the facts on its resource — one transaction.
+async fn record(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+    node: &nodes::Model,
+    o: Outcome,
+) -> Result<()> {
+    let status = if o.cancelled {
+        "cancelled"
+    } else if o.error_code.is_some() {
+        "failed"
+    } else {
+        "succeeded"
+    };
+    let tx = rt.db.begin().await?;
+    jobs::finish(
+        &tx,
+        &job.id,
+        jobs::Finish {
+            status,
+            exit_code: o.exit_code,
+            error_code: o.error_code.map(|c| c.as_str()),
+            error_message: (status != "succeeded")
+                .then(|| crate::runner::Runner::tail(&o.log, LOG_TAIL)),
+            facts_json: (!o.facts.is_empty()).then(|| Value::Object(o.facts.clone()).to_string()),
+        },
+    )
+    .await?;
+    jobs::save_log(&tx, &job.id, &o.log).await?;
+    let ok = status == "succeeded";
+    let facts = Value::Object(o.facts.clone());
+    match job.resource_type.as_str() {
+        "node" => {
+            let mut f: NodeFacts = observed::parse(node.observed.as_deref());
+            match job.job_type.as_str() {
+                "node_provision" if ok => {
+                    f.provisioned_generation = Some(job.generation);
+                    f.reachable = Some(true);
+                    if let Some(p) = facts.get("php_version").and_then(Value::as_str) {
+                        f.php_version = Some(p.to_string());
+                    }
+                    f.facts = facts.clone();
+                }
+                "node_probe" => f.reachable = Some(ok),
+                _ => {}
+            }
+            if o.error_code == Some(JobErrorCode::AnsibleHostUnreachable) {
+                f.reachable = Some(false);
+            }
+            let mut q = nodes::Entity::update_many()
+                .col_expr(nodes::Column::Observed, Expr::value(observed::render(&f)))
+                .col_expr(nodes::Column::ObservedAt, Expr::value(clock::now()));
+            if f.reachable == Some(true) {
+                q = q.col_expr(nodes::Column::LastSeenAt, Expr::value(clock::now()));
+            }
+            q.filter(nodes::Column::Id.eq(node.id.as_str()))
+                .exec(&tx)
+                .await?;
+        }
+        "environment" => {
+            if let Some(env) = store::resources::environment_by_id(&tx, &job.resource_id).await? {
+                let mut f: EnvFacts = observed::parse(env.observed.as_deref());
+                let healthy = facts.get("healthy").and_then(Value::as_bool);
+                match job.job_type.as_str() {
+                    "site_create" | "env_create" if ok => {
+                        f.applied_generation = Some(job.generation);
+                        f.healthy = Some(healthy.unwrap_or(true));
+                        f.exists_on_node = Some(true);
+                        f.facts = facts.clone();
+                    }
+                    "site_create" | "env_create" | "health_check" if healthy.is_some() => {
+                        f.healthy = healthy;
+                        if job.job_type == "health_check" || !f.facts.is_object() {
+                            f.facts = facts.clone();
+                        }
+                    }
+                    "env_delete" if ok => {
+                        f.exists_on_node = Some(false);
+                        f.applied_generation = None;
+                    }
+                    _ => {}
+                }
+                environments::Entity::update_many()
+                    .col_expr(
+                        environments::Column::Observed,
+                        Expr::value(observed::render(&f)),
+                    )
+                    .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
+                    .filter(environments::Column::Id.eq(env.id.as_str()))
+                    .exec(&tx)
+                    .await?;
+            }
+        }
+        _ => {}
+    }
+    let (site_id, env_id) = (job.site_id.as_deref(), job.environment_id.as_deref());
+    store::events::append(
+        &tx,
+        NewEvent {
+            resource_type: &job.resource_type,
+            resource_id: &job.resource_id,
+            site_id,
+            environment_id: env_id,
+            reason: match status {
+                "succeeded" => "JobSucceeded",
+                "cancelled" => "JobCancelled",
+                _ => "JobFailed",
+            },
+            message: format!(
+                "{} (attempt {}) {status}{}",
+                job.job_type,
+                job.attempt_count,
+                o.error_code
+                    .map(|c| format!(": {}", c.as_str()))
+                    .unwrap_or_default()
+            ),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! The runtime: work queues per kind, woken by API writes, job completions and a periodic resync;
+//! workers call the pure reconcilers and execute their plans (jobs run `ansible-playbook` through
+//! the runner). One running mutation per site; node-wide work exclusive on its node; site jobs
+//! on a node in parallel up to a limit; a lease per resource; graceful shutdown.
+mod environment;
+mod executor;
+pub mod jobs;
+pub mod lease;
+mod node;
+pub mod observed;
+pub mod queue;
+mod site;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::{RwLock, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::notify::{Kind, Notifier};
+use crate::runner::Runner;
+use crate::secrets::SecretBox;
+use queue::WorkQueue;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Safety-net resync of every resource (self-healing).
+    pub resync: Duration,
+    /// Attempts in total per generation (spec R9).
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub job_timeout: Duration,
+    /// Site jobs that may run at once on one node.
+    pub node_job_limit: usize,
+    /// How long running jobs may take to finish at shutdown before they are cancelled.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(900),
+            job_timeout: Duration::from_secs(1800),
+            node_job_limit: 4,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Per node: node-wide jobs take the write side, site jobs the read side plus a slot.
+#[derive(Clone)]
+struct NodeLock {
+    exclusive: Arc<RwLock<()>>,
+    slots: Arc<Semaphore>,
+}
+
+pub struct Runtime {
+    pub db: DatabaseConnection,
+    pub secrets: SecretBox,
+    pub notifier: Notifier,
+    pub runner: Option<Arc<Runner>>,
+    pub cfg: RuntimeConfig,
+    /// Stable worker id (host name + pid): `locked_by` of jobs and holder of leases.
+    pub worker_id: String,
+    pub admin_email: String,
+    env_queue: WorkQueue<String>,
+    node_queue: WorkQueue<String>,
+    site_queue: WorkQueue<String>,
+    site_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    node_locks: Mutex<HashMap<String, NodeLock>>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    jobs_tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Runtime {
+    pub fn new(
+        db: DatabaseConnection,
+        secrets: SecretBox,
+        notifier: Notifier,
+        runner: Option<Arc<Runner>>,
+        cfg: RuntimeConfig,
+        admin_email: String,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "pressluft".into());
+        Arc::new(Runtime {
+            db,
+            secrets,
+            notifier,
+            runner,
+            cfg,
+            worker_id: format!("{}:{}", host.trim(), std::process::id()),
+            admin_email,
+            env_queue: WorkQueue::default(),
+            node_queue: WorkQueue::default(),
+            site_queue: WorkQueue::default(),
+            site_locks: Mutex::new(HashMap::new()),
+            node_locks: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            jobs_tracker: TaskTracker::new(),
+            shutdown,
+        })
+    }
+
+    /// Starts recovery, the wake-up listener, the resync loop and the workers. The returned task
+    /// ends after shutdown once running jobs have finished (or were cancelled after the grace).
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let rt = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = rt.recover().await {
+                tracing::error!(error = %e, "job recovery failed");
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            tasks.spawn(rt.clone().listen());
+            tasks.spawn(rt.clone().resync_loop());
+            for _ in 0..4 {
+                tasks.spawn(rt.clone().worker(Kind::Environment));
+            }
+            for _ in 0..2 {
+                tasks.spawn(rt.clone().worker(Kind::Node));
+                tasks.spawn(rt.clone().worker(Kind::Site));
+            }
+            rt.shutdown.cancelled().await;
+            rt.env_queue.close();
+            rt.node_queue.close();
+            rt.site_queue.close();
+            rt.jobs_tracker.close();
+            if tokio::time::timeout(rt.cfg.shutdown_grace, rt.jobs_tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("running jobs did not finish in time: cancelling them");
+                for t in rt.running.lock().expect("running lock").values() {
+                    t.cancel();
+                }
+                rt.jobs_tracker.wait().await;
+            }
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        })
+    }
+
+    fn queue(&self, kind: Kind) -> Option<&WorkQueue<String>> {
+        match kind {
+            Kind::Environment => Some(&self.env_queue),
+            Kind::Node => Some(&self.node_queue),
+            Kind::Site => Some(&self.site_queue),
+            _ => None,
+        }
+    }
+
+    pub fn enqueue(&self, kind: Kind, id: &str) {
+        if let Some(q) = self.queue(kind) {
+            q.add(id.to_string());
+        }
+    }
+
+    async fn recover(self: &Arc<Self>) -> Result<()> {
+        let (interrupted, queued) = jobs::recover(&self.db).await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                count = interrupted,
+                "jobs interrupted by a restart were marked cancelled"
+            );
+        }
+        for j in queued {
+            self.spawn_job(j.id);
+        }
+        Ok(())
+    }
+
+    async fn listen(self: Arc<Self>) {
+        let mut rx = self.notifier.subscribe();
+        loop {
+            match rx.recv().await {
+                Ok(change) => match change.kind {
+                    Kind::Job => self.job_changed(&change.id).await,
+                    kind => self.enqueue(kind, &change.id),
+                },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed wake-ups: look at everything once.
+                    self.enqueue_all().await;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// A job changed (e.g. a cancel request): stop it if it runs here, and look at its resource.
+    async fn job_changed(&self, job_id: &str) {
+        if let Ok(Some(j)) = crate::store::jobs::by_id(&self.db, job_id).await {
+            if j.cancel_requested_at.is_some() {
+                if let Some(t) = self.running.lock().expect("running lock").get(job_id) {
+                    t.cancel();
+                }
+            }
+            self.enqueue(kind_of(&j.resource_type), &j.resource_id);
+        }
+    }
+
+    async fn resync_loop(self: Arc<Self>) {
+        loop {
+            self.enqueue_all().await;
+            let jitter = rand::random::<f64>() * 0.1;
+            tokio::time::sleep(self.cfg.resync.mul_f64(1.0 + jitter)).await;
+        }
+    }
+
+    async fn enqueue_all(&self) {
+        use crate::store::entity::{environments, nodes, sites};
+        use sea_orm::{EntityTrait, QuerySelect};
+        let db = &self.db;
+        if let Ok(ids) = nodes::Entity::find()
+            .select_only()
+            .column(nodes::Column::Id)
+            .into_tuple::<String>()
+            .all(db)
+            .await
+        {
+            ids.iter().for_each(|id| self.node_queue.add(id.clone()));
+        }
+        if let Ok(ids) = environments::Entity::find()
+            .select_only()
+            .column(environments::Column::Id)
+            .into_tuple::<String>()
+            .all(db)
+            .await
+        {
+            ids.iter().for_each(|id| self.env_queue.add(id.clone()));
+        }
+        if let Ok(ids) = sites::Entity::find()
+            .select_only()
+            .column(sites::Column::Id)
+            .into_tuple::<String>()
+            .all(db)
+            .await
+        {
+            ids.iter().for_each(|id| self.site_queue.add(id.clone()));
+        }
+    }
+
+    async fn worker(self: Arc<Self>, kind: Kind) {
+        let Some(q) = self.queue(kind) else { return };
+        while let Some(id) = q.next().await {
+            let key = format!("{}/{id}", kind.as_str());
+            let requeue = match lease::acquire(
+                &self.db,
+                &key,
+                &self.worker_id,
+                time::Duration::seconds(60),
+            )
+            .await
+            {
+                Ok(true) => {
+                    let r = match kind {
+                        Kind::Environment => environment::reconcile(&self, &id).await,
+                        Kind::Node => node::reconcile(&self, &id).await,
+                        Kind::Site => site::reconcile(&self, &id).await,
+                        _ => Ok(None),
+                    };
+                    let _ = lease::release(&self.db, &key, &self.worker_id).await;
+                    match r {
+                        Ok(after) => after,
+                        Err(e) => {
+                            tracing::warn!(kind = kind.as_str(), id = %id, error = %e, "reconcile failed; retrying");
+                            Some(Duration::from_secs(5))
+                        }
+                    }
+                }
+                // Another replica works it; look again later.
+                Ok(false) => Some(Duration::from_secs(10)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lease");
+                    Some(Duration::from_secs(5))
+                }
+            };
+            q.done(&id);
+            if let Some(after) = requeue {
+                q.add_after(id, after);
+            }
+        }
+    }
+
+    fn site_lock(&self, site_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.site_locks
+            .lock()
+            .expect("site locks")
+            .entry(site_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn node_lock(&self, node_id: &str) -> NodeLock {
+        self.node_locks
+            .lock()
+            .expect("node locks")
+            .entry(node_id.to_string())
+            .or_insert_with(|| NodeLock {
+                exclusive: Arc::new(RwLock::new(())),
+                slots: Arc::new(Semaphore::new(self.cfg.node_job_limit.max(1))),
+            })
+            .clone()
+    }
+
+    pub(crate) fn spawn_job(self: &Arc<Self>, job_id: String) {
+        let rt = self.clone();
+        self.jobs_tracker
+            .spawn(async move { executor::execute(rt, job_id).await });
+    }
+
+    /// Backoff before the next attempt after `failed` failures; the jitter is drawn from the
+    /// failed job's id so that every pass computes the same deadline.
+    pub(crate) fn retry_delay(&self, failed: u32, seed: &str) -> u64 {
+        let h = seed
+            .bytes()
+            .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+        let jitter = (h % 1000) as f64 / 1000.0;
+        reconcilers::backoff_policy::retry_delay(
+            self.cfg.backoff_base.as_millis() as u64,
+            self.cfg.backoff_max.as_millis() as u64,
+            failed,
+            jitter,
+        )
+    }
+}
+
+pub(crate) fn kind_of(resource_type: &str) -> Kind {
+    match resource_type {
+        "node" => Kind::Node,
+        "site" => Kind::Site,
+        "domain" => Kind::Domain,
+        "backup" => Kind::Backup,
+        _ => Kind::Environment,
+    }
+}
+
+/// The retry bookkeeping every kind computes the same way.
+pub(crate) struct Attempts {
+    pub failed: u32,
+    pub retry_delay_ms: u64,
+    pub retry_due: bool,
+}
+
+pub(crate) async fn attempts(
+    rt: &Runtime,
+    resource_type: &str,
+    id: &str,
+    generation: i64,
+    since: Option<&str>,
+    latest: Option<&crate::store::entity::jobs::Model>,
+) -> Result<Attempts> {
+    let failed = jobs::failed_attempts(&rt.db, resource_type, id, generation, since).await? as u32;
+    let seed = latest.map(|j| j.id.as_str()).unwrap_or(id);
+    let retry_delay_ms = rt.retry_delay(failed, seed);
+    let retry_due = match latest
+        .and_then(|j| j.finished_at.as_deref())
+        .and_then(crate::clock::parse)
+    {
+        Some(t) => {
+            time::OffsetDateTime::now_utc()
+                >= t + time::Duration::milliseconds(retry_delay_ms as i64)
+        }
+        None => true,
+    };
+    Ok(Attempts {
+        failed,
+        retry_delay_ms,
+        retry_due,
+    })
+}
+
+pub(crate) fn job_observation(
+    j: &crate::store::entity::jobs::Model,
+) -> Option<reconcilers::JobObservation> {
+    Some(reconcilers::JobObservation {
+        job_type: j.job_type.parse().ok()?,
+        status: j.status.parse().ok()?,
+        generation: j.generation,
+        error_code: j.error_code.as_deref().and_then(|c| c.parse().ok()),
+        finished_at: j.finished_at.clone(),
+    })
+}
+
+pub(crate) fn conditions_of(json: &str) -> Vec<reconcilers::Condition> {
+    serde_json::from_str(json).unwrap_or_default()
+}

@@ -1,0 +1,151 @@
+//! The node loop: provision until the node's generation is applied, probe its reachability, and
+//! forget it once it hosts nothing.
+use std::sync::Arc;
+use std::time::Duration;
+
+use reconcilers::node::{NodeObserved, NodeSpec};
+use reconcilers::{Action, Context};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+
+use super::observed::{self, NodeFacts};
+use super::{attempts, conditions_of, job_observation, jobs, Result, Runtime};
+use crate::clock;
+use crate::notify::Kind;
+use crate::store::entity::{environments, nodes};
+use crate::store::{self, events::NewEvent};
+
+pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Duration>> {
+    let Some(node) = store::nodes::by_id(&rt.db, id).await? else {
+        return Ok(None);
+    };
+    let facts: NodeFacts = observed::parse(node.observed.as_deref());
+    let latest = jobs::latest_for(&rt.db, "node", id).await?;
+    let att = attempts(rt, "node", id, node.generation, None, latest.as_ref()).await?;
+    let hosted: Vec<String> = environments::Entity::find()
+        .select_only()
+        .column(environments::Column::Id)
+        .filter(environments::Column::NodeId.eq(id))
+        .into_tuple()
+        .all(&rt.db)
+        .await?;
+    let spec = NodeSpec {
+        generation: node.generation,
+        deletion_requested: node.deletion_requested_at.is_some(),
+        provision_requested_at: node.provision_requested_at.clone(),
+    };
+    let obs = NodeObserved {
+        provisioned_generation: facts.provisioned_generation,
+        reachable: facts.reachable,
+        latest_job: latest.as_ref().and_then(job_observation),
+        hosts_environments: !hosted.is_empty(),
+        conditions: conditions_of(&node.conditions),
+    };
+    let ctx = Context {
+        now: clock::now(),
+        max_attempts: rt.cfg.max_attempts,
+        failed_attempts: att.failed,
+        retry_delay_ms: att.retry_delay_ms,
+        retry_due: att.retry_due,
+        resync_after_ms: rt.cfg.resync.as_millis() as u64,
+    };
+    let plan = reconcilers::node::reconcile(&spec, &obs, &ctx);
+
+    if plan.action == Action::Finalize {
+        let tx = rt.db.begin().await?;
+        nodes::Entity::delete_by_id(id.to_string())
+            .exec(&tx)
+            .await?;
+        store::events::append(
+            &tx,
+            NewEvent {
+                resource_type: "node",
+                resource_id: id,
+                reason: "Deleted",
+                message: format!("node '{}' forgotten", node.name),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(None);
+    }
+
+    let phase = plan.phase.as_str();
+    let conditions = serde_json::to_string(&plan.conditions).unwrap_or_else(|_| "[]".into());
+    let last_error = latest
+        .as_ref()
+        .filter(|j| j.status == "failed")
+        .and_then(|j| j.error_code.clone());
+    let changed = node.status != phase
+        || node.conditions != conditions
+        || node.observed_generation != plan.observed_generation
+        || node.last_error_code != last_error;
+    if changed {
+        let tx = rt.db.begin().await?;
+        nodes::Entity::update_many()
+            .col_expr(nodes::Column::Status, Expr::value(phase))
+            .col_expr(nodes::Column::Conditions, Expr::value(conditions))
+            .col_expr(
+                nodes::Column::ObservedGeneration,
+                Expr::value(plan.observed_generation),
+            )
+            .col_expr(
+                nodes::Column::LastErrorCode,
+                Expr::value(last_error.clone()),
+            )
+            .col_expr(
+                nodes::Column::ReconcileAttempts,
+                Expr::value(att.failed as i64),
+            )
+            .filter(nodes::Column::Id.eq(id))
+            .exec(&tx)
+            .await?;
+        if node.status != phase {
+            store::events::append(
+                &tx,
+                NewEvent {
+                    resource_type: "node",
+                    resource_id: id,
+                    reason: "PhaseChanged",
+                    message: format!(
+                        "{} → {phase}{}",
+                        node.status,
+                        last_error
+                            .as_deref()
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default()
+                    ),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        // Environments waiting for this node look again.
+        for e in &hosted {
+            rt.enqueue(Kind::Environment, e);
+        }
+    }
+
+    if let Action::RunJob { job_type } = plan.action {
+        let job = jobs::create(
+            &rt.db,
+            jobs::NewJob {
+                job_type: job_type.as_str(),
+                playbook: job_type.playbook(),
+                site_id: None,
+                environment_id: None,
+                node_id: Some(id),
+                resource_type: "node",
+                resource_id: id,
+                generation: node.generation,
+                attempt: att.failed as i64 + 1,
+                max_attempts: rt.cfg.max_attempts as i64,
+            },
+        )
+        .await?;
+        rt.spawn_job(job.id);
+    }
+    Ok(plan.requeue_after_ms.map(Duration::from_millis))
+}

@@ -1,0 +1,35 @@
+//! What the runtime stores as observed state (the `observed` JSON column of a resource): facts
+//! from the playbooks and probes, and its own bookkeeping for the reconcilers.
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvFacts {
+    /// Generation the last successful converge applied.
+    pub applied_generation: Option<i64>,
+    pub healthy: Option<bool>,
+    pub exists_on_node: Option<bool>,
+    pub ever_ready: bool,
+    pub handled_reset_at: Option<String>,
+    /// What the last converge or health check reported (user, pool, release, checks, …).
+    #[serde(default)]
+    pub facts: Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeFacts {
+    pub provisioned_generation: Option<i64>,
+    pub reachable: Option<bool>,
+    pub php_version: Option<String>,
+    #[serde(default)]
+    pub facts: Value,
+}
+
+pub fn parse<T: for<'de> Deserialize<'de> + Default>(s: Option<&str>) -> T {
+    s.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+pub fn render<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
+}
