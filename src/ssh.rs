@@ -1,0 +1,596 @@
+//! Pressluft's SSH identity and direct SSH to nodes (russh, no `ssh` binary).
+//!
+//! Ansible does the mutations (see [`crate::runner`]); this module covers what happens around
+//! them without a playbook: the one ed25519 key pair Pressluft logs in with (kept encrypted in the
+//! secret store), authorizing it for the local node, reading a node's host key once so it can be
+//! pinned at registration, and single-command node queries / reachability probes (spec §12) that
+//! only ever talk to a server presenting the pinned key.
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::ChannelMsg;
+use sea_orm::ConnectionTrait;
+
+use crate::runner::Target;
+use crate::secrets::SecretBox;
+use crate::store;
+
+/// Secret-store id of Pressluft's own SSH key pair.
+pub const CONTROL_KEY_ID: &str = "ssh/control_key";
+/// The comment on Pressluft's public key (what an operator sees in `authorized_keys`).
+pub const CONTROL_KEY_COMMENT: &str = "pressluft";
+/// Each of stdout / stderr of [`exec`] is cut at this size: node queries answer in a few lines.
+const EXEC_OUTPUT_LIMIT: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("SSH connection failed: {0}")]
+    Connect(String),
+    #[error("SSH timed out after {}s", .0.as_secs_f32())]
+    Timeout(Duration),
+    #[error("host key mismatch: the server presented {presented}, but {expected} is pinned")]
+    HostKeyMismatch { expected: String, presented: String },
+    #[error("no host key is pinned for this node; refusing to connect")]
+    HostKeyNotPinned,
+    #[error("SSH authentication as {user} with Pressluft's key was refused")]
+    AuthFailed { user: String },
+    #[error("unusable SSH key: {0}")]
+    Key(String),
+    #[error("SSH protocol error: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+impl SshError {
+    /// True when the node could not be reached at all (network, sshd down, no answer in time), as
+    /// opposed to a node that answered but was refused or refused us.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Connect(_) | Self::Timeout(_))
+    }
+}
+
+/// Pressluft's key pair in OpenSSH formats.
+#[derive(Clone)]
+pub struct ControlKey {
+    /// `-----BEGIN OPENSSH PRIVATE KEY-----…`. Secret.
+    pub private_openssh: String,
+    /// `ssh-ed25519 AAAA… pressluft`
+    pub public_openssh: String,
+}
+
+impl std::fmt::Debug for ControlKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlKey")
+            .field("private_openssh", &"<redacted>")
+            .field("public_openssh", &self.public_openssh)
+            .finish()
+    }
+}
+
+/// Returns Pressluft's SSH key pair, creating it (ed25519) on first use. The private key is stored
+/// encrypted under [`CONTROL_KEY_ID`], so every start and every replica uses the same identity.
+pub async fn control_key(
+    db: &impl ConnectionTrait,
+    sb: &SecretBox,
+) -> Result<ControlKey, SshError> {
+    let pem = match store::secrets::get(db, sb, CONTROL_KEY_ID).await? {
+        Some(pem) => pem,
+        None => {
+            let fresh = generate_private(CONTROL_KEY_COMMENT)?;
+            store::secrets::get_or_create(db, sb, CONTROL_KEY_ID, || fresh).await?;
+            // read back: what is stored is the identity, whoever wrote it
+            store::secrets::get(db, sb, CONTROL_KEY_ID)
+                .await?
+                .ok_or_else(|| SshError::Key("control key vanished after it was stored".into()))?
+        }
+    };
+    let key = PrivateKey::from_openssh(&pem)
+        .map_err(|e| SshError::Key(format!("stored control key does not parse: {e}")))?;
+    let public_openssh = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| SshError::Key(e.to_string()))?;
+    Ok(ControlKey {
+        private_openssh: pem,
+        public_openssh,
+    })
+}
+
+/// A new ed25519 private key in OpenSSH format.
+fn generate_private(comment: &str) -> Result<String, SshError> {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    seed.fill(0);
+    key.set_comment(comment);
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| SshError::Key(e.to_string()))?;
+    Ok(pem.to_string())
+}
+
+/// `"type base64"` of an OpenSSH public key line, ignoring any comment.
+fn key_type_and_blob(public_openssh: &str) -> Option<(&str, &str)> {
+    let mut it = public_openssh.split_whitespace();
+    Some((it.next()?, it.next()?))
+}
+
+fn openssh_without_comment(key: &PublicKey) -> Result<String, SshError> {
+    let line = key.to_openssh().map_err(|e| SshError::Key(e.to_string()))?;
+    let (kind, blob) = key_type_and_blob(&line)
+        .ok_or_else(|| SshError::Key("public key has no OpenSSH form".into()))?;
+    Ok(format!("{kind} {blob}"))
+}
+
+fn parse_public(public_openssh: &str) -> Result<PublicKey, SshError> {
+    let (kind, blob) = key_type_and_blob(public_openssh)
+        .ok_or_else(|| SshError::Key(format!("not an OpenSSH public key: {public_openssh:?}")))?;
+    PublicKey::from_openssh(&format!("{kind} {blob}"))
+        .map_err(|e| SshError::Key(format!("public key does not parse: {e}")))
+}
+
+/// Adds `public_openssh` to `home/.ssh/authorized_keys` unless that key is already there (with
+/// any comment or options). Creates `.ssh` (0700) and the file (0600) when missing. Returns
+/// whether it wrote. This is how the control plane's own host becomes a node reachable over SSH
+/// to localhost, exactly like a remote one.
+pub fn authorize_locally(public_openssh: &str, home: &Path) -> std::io::Result<bool> {
+    let invalid = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_string());
+    if public_openssh.contains(['\n', '\r']) {
+        return Err(invalid("public key must be a single line"));
+    }
+    let Some((kind, blob)) = key_type_and_blob(public_openssh) else {
+        return Err(invalid("not an OpenSSH public key"));
+    };
+    if parse_public(public_openssh).is_err() {
+        return Err(invalid("public key does not parse"));
+    }
+    let ssh_dir = home.join(".ssh");
+    if !ssh_dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&ssh_dir)?;
+    }
+    let path = ssh_dir.join("authorized_keys");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let present = existing.lines().any(|l| {
+        let fields: Vec<&str> = l.split_whitespace().collect();
+        fields.windows(2).any(|w| w[0] == kind && w[1] == blob)
+    });
+    if present {
+        return Ok(false);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)?;
+    let mut line = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        line.push('\n');
+    }
+    line.push_str(public_openssh.trim());
+    line.push('\n');
+    f.write_all(line.as_bytes())?;
+    f.sync_all()?;
+    Ok(true)
+}
+
+/// russh handler that records the server's host key and accepts it only when it equals the
+/// pinned one (`expected`); with no expectation it records and refuses, so nothing is sent after
+/// the key exchange.
+struct HostKeyCheck {
+    expected: Option<PublicKey>,
+    seen: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // Pressluft advertises no certificate algorithms, so this is a plain key; a certificate
+        // would be judged by the key it certifies, which must still be the pinned one.
+        let key = server_key.public_key();
+        let ok = self
+            .expected
+            .as_ref()
+            .is_some_and(|e| e.key_data() == key.key_data());
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(key);
+        }
+        Ok(ok)
+    }
+}
+
+fn map_russh(e: russh::Error) -> SshError {
+    use russh::Error as E;
+    match e {
+        E::IO(e) => SshError::Connect(e.to_string()),
+        E::HUP
+        | E::Disconnect
+        | E::ConnectionTimeout
+        | E::KeepaliveTimeout
+        | E::InactivityTimeout => SshError::Connect(e.to_string()),
+        other => SshError::Protocol(other.to_string()),
+    }
+}
+
+/// Opens a session, checking the host key with a [`HostKeyCheck`]. `prefer` puts the pinned key's
+/// algorithm first so the server presents that key (it may have several).
+async fn open(
+    host: &str,
+    port: u16,
+    expected: Option<PublicKey>,
+    seen: Arc<Mutex<Option<PublicKey>>>,
+) -> Result<client::Handle<HostKeyCheck>, russh::Error> {
+    let mut config = client::Config::default();
+    if let Some(e) = &expected {
+        let alg = e.algorithm();
+        let mut order = vec![alg.clone()];
+        order.extend(config.preferred.key.iter().filter(|a| **a != alg).cloned());
+        config.preferred.key = order.into();
+    }
+    let handler = HostKeyCheck { expected, seen };
+    client::connect(Arc::new(config), (host, port), handler).await
+}
+
+/// Connects to `host:port` and returns the server's host public key as `"ssh-ed25519 AAAA…"`
+/// (ed25519 preferred when the server has several). Used once, to pin the key when a node is
+/// registered; the session is refused right after the key exchange.
+pub async fn fetch_host_key(host: &str, port: u16, timeout: Duration) -> Result<String, SshError> {
+    let seen = Arc::new(Mutex::new(None));
+    let attempt = open(host, port, None, seen.clone());
+    let res = tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| SshError::Timeout(timeout))?;
+    let key = seen.lock().ok().and_then(|mut s| s.take());
+    match (res, key) {
+        (_, Some(key)) => openssh_without_comment(&key),
+        (Err(e), None) => Err(map_russh(e)),
+        (Ok(_), None) => Err(SshError::Protocol(
+            "the server presented no host key".into(),
+        )),
+    }
+}
+
+/// The result of one remote command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_status: u32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs one command on the target over one SSH session (spec §12: one round trip, hard timeout,
+/// connection dropped on timeout). The server must present the pinned host key; there is no
+/// trust-on-first-use here.
+pub async fn exec(
+    target: &Target,
+    command: &str,
+    timeout: Duration,
+) -> Result<ExecOutput, SshError> {
+    let pinned = target
+        .host_key
+        .as_deref()
+        .ok_or(SshError::HostKeyNotPinned)?;
+    let expected = parse_public(pinned)?;
+    let key = PrivateKey::from_openssh(&target.private_key_openssh)
+        .map_err(|e| SshError::Key(format!("private key does not parse: {e}")))?;
+    tokio::time::timeout(timeout, exec_inner(target, expected, key, command))
+        .await
+        .map_err(|_| SshError::Timeout(timeout))?
+}
+
+async fn exec_inner(
+    target: &Target,
+    expected: PublicKey,
+    key: PrivateKey,
+    command: &str,
+) -> Result<ExecOutput, SshError> {
+    let seen = Arc::new(Mutex::new(None));
+    let pinned_text = openssh_without_comment(&expected)?;
+    let mut session = match open(&target.hostname, target.port, Some(expected), seen.clone()).await
+    {
+        Ok(s) => s,
+        Err(russh::Error::UnknownKey) => {
+            let presented = seen
+                .lock()
+                .ok()
+                .and_then(|s| s.as_ref().map(openssh_without_comment))
+                .transpose()?
+                .unwrap_or_else(|| "no key".into());
+            return Err(SshError::HostKeyMismatch {
+                expected: pinned_text,
+                presented,
+            });
+        }
+        Err(e) => return Err(map_russh(e)),
+    };
+
+    let hash = if key.algorithm().is_rsa() {
+        session
+            .best_supported_rsa_hash()
+            .await
+            .map_err(map_russh)?
+            .flatten()
+    } else {
+        None
+    };
+    let auth = session
+        .authenticate_publickey(
+            target.user.clone(),
+            PrivateKeyWithHashAlg::new(Arc::new(key), hash),
+        )
+        .await
+        .map_err(map_russh)?;
+    if !auth.success() {
+        return Err(SshError::AuthFailed {
+            user: target.user.clone(),
+        });
+    }
+
+    let mut channel = session.channel_open_session().await.map_err(map_russh)?;
+    channel.exec(true, command).await.map_err(map_russh)?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut exit_status = None;
+    let mut signal = None;
+    while let Some(msg) = channel.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => append_capped(&mut stdout, &data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => append_capped(&mut stderr, &data),
+            ChannelMsg::ExitStatus { exit_status: s } => exit_status = Some(s),
+            ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(signal_name),
+            _ => {}
+        }
+    }
+    let _ = session
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    let exit_status = match (exit_status, signal) {
+        (Some(s), _) => s,
+        (None, Some(sig)) => {
+            return Err(SshError::Protocol(format!(
+                "remote command was killed by signal {sig:?}"
+            )))
+        }
+        (None, None) => {
+            return Err(SshError::Protocol(
+                "remote command ended without an exit status".into(),
+            ))
+        }
+    };
+    Ok(ExecOutput {
+        exit_status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+fn append_capped(buf: &mut Vec<u8>, data: &[u8]) {
+    let room = EXEC_OUTPUT_LIMIT.saturating_sub(buf.len());
+    buf.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+/// Whether something accepts TCP connections on `host:port` within `timeout` (cheap check
+/// before SSH: "is sshd running at all?").
+pub async fn port_open(host: &str, port: u16, timeout: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await,
+        Ok(Ok(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    async fn test_db() -> (tempfile::TempDir, sea_orm::DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::server::open_database(&url).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn control_key_is_created_once_and_stored_encrypted() {
+        let (_dir, db) = test_db().await;
+        let sb = SecretBox::from_key(&[3u8; 32]);
+        let a = control_key(&db, &sb).await.unwrap();
+        assert!(a
+            .private_openssh
+            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert!(a.public_openssh.starts_with("ssh-ed25519 AAAA"));
+        assert!(a.public_openssh.ends_with(" pressluft"));
+        let b = control_key(&db, &sb).await.unwrap();
+        assert_eq!(a.private_openssh, b.private_openssh);
+        assert_eq!(a.public_openssh, b.public_openssh);
+
+        use sea_orm::EntityTrait;
+        let row = store::entity::secrets::Entity::find_by_id(CONTROL_KEY_ID.to_string())
+            .one(&db)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert!(!row.ciphertext.contains("OPENSSH"));
+        assert!(!row
+            .ciphertext
+            .contains(key_type_and_blob(&a.public_openssh).unwrap().1));
+
+        let debug = format!("{a:?}");
+        assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+        assert!(debug.contains("ssh-ed25519"));
+    }
+
+    #[test]
+    fn authorize_locally_is_idempotent_and_private() {
+        let home = tempfile::tempdir().unwrap();
+        let key = PrivateKey::from_openssh(generate_private("pressluft").unwrap()).unwrap();
+        let public = key.public_key().to_openssh().unwrap();
+        assert!(authorize_locally(&public, home.path()).unwrap());
+        assert!(!authorize_locally(&public, home.path()).unwrap());
+        // same key, other comment: still present
+        let (kind, blob) = key_type_and_blob(&public).unwrap();
+        assert!(!authorize_locally(&format!("{kind} {blob} other"), home.path()).unwrap());
+        let ssh = home.path().join(".ssh");
+        let file = ssh.join("authorized_keys");
+        assert_eq!(
+            std::fs::metadata(&ssh).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{public}\n")
+        );
+
+        // appends after an existing last line without newline, keeps what was there
+        let other = PrivateKey::from_openssh(generate_private("x").unwrap()).unwrap();
+        let other_pub = other.public_key().to_openssh().unwrap();
+        std::fs::write(&file, format!("command=\"true\" {other_pub}")).unwrap();
+        assert!(authorize_locally(&public, home.path()).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("command=\"true\" {other_pub}\n{public}\n")
+        );
+        assert!(authorize_locally("ssh-ed25519 AAAA\nssh-rsa x", home.path()).is_err());
+        assert!(authorize_locally("garbage", home.path()).is_err());
+    }
+
+    #[tokio::test]
+    async fn exec_refuses_without_a_pinned_key() {
+        let t = Target {
+            hostname: "127.0.0.1".into(),
+            port: 22,
+            user: "root".into(),
+            private_key_openssh: generate_private("t").unwrap(),
+            host_key: None,
+        };
+        let e = exec(&t, "true", Duration::from_secs(2)).await.unwrap_err();
+        assert!(matches!(e, SshError::HostKeyNotPinned), "{e}");
+        assert!(!e.is_unreachable());
+    }
+
+    #[tokio::test]
+    async fn closed_port_is_unreachable() {
+        // bind and drop to find a port nobody listens on
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let e = fetch_host_key("127.0.0.1", port, Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        assert!(e.is_unreachable(), "{e}");
+    }
+
+    /// Removes the test's key from root's authorized_keys when dropped (also on panic).
+    struct AuthorizedKeyGuard(String);
+    impl Drop for AuthorizedKeyGuard {
+        fn drop(&mut self) {
+            let path = Path::new("/root/.ssh/authorized_keys");
+            if let Ok(s) = std::fs::read_to_string(path) {
+                let kept: String = s
+                    .lines()
+                    .filter(|l| !l.ends_with(&self.0))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let _ = std::fs::write(path, kept);
+            }
+        }
+    }
+
+    /// Against the real sshd on 127.0.0.1:22, as root (skipped otherwise). One test so that the
+    /// key it authorizes and removes cannot race with another test's.
+    #[tokio::test]
+    async fn against_local_sshd() {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root || !port_open("127.0.0.1", 22, Duration::from_secs(2)).await {
+            eprintln!("note: skipping against_local_sshd: needs root and sshd on 127.0.0.1:22");
+            return;
+        }
+        let host_key = fetch_host_key("127.0.0.1", 22, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(host_key.starts_with("ssh-ed25519 AAAA"), "{host_key}");
+        assert_eq!(host_key.split_whitespace().count(), 2);
+
+        let marker = format!("pressluft-ssh-test-{}", crate::ids::random_token(6));
+        let private = generate_private(&marker).unwrap();
+        let public = PrivateKey::from_openssh(&private)
+            .unwrap()
+            .public_key()
+            .to_openssh()
+            .unwrap();
+        let _guard = AuthorizedKeyGuard(marker.clone());
+        assert!(authorize_locally(&public, Path::new("/root")).unwrap());
+
+        let mut target = Target {
+            hostname: "127.0.0.1".into(),
+            port: 22,
+            user: "root".into(),
+            private_key_openssh: private.clone(),
+            host_key: Some(host_key.clone()),
+        };
+        let out = exec(&target, "echo hi", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(out.exit_status, 0);
+        assert_eq!(out.stdout, "hi\n");
+        assert_eq!(out.stderr, "");
+
+        let out = exec(&target, "echo oops >&2; exit 3", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(out.exit_status, 3);
+        assert_eq!(out.stderr, "oops\n");
+
+        let e = exec(&target, "sleep 5", Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SshError::Timeout(_)), "{e}");
+
+        // a different pinned key of the same type: refused before authenticating
+        let wrong = PrivateKey::from_openssh(generate_private("w").unwrap())
+            .unwrap()
+            .public_key()
+            .to_openssh()
+            .unwrap();
+        target.host_key = Some(wrong);
+        let e = exec(&target, "echo hi", Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        match &e {
+            SshError::HostKeyMismatch { presented, .. } => assert_eq!(presented, &host_key),
+            other => panic!("expected a mismatch, got {other}"),
+        }
+        assert!(!e.is_unreachable());
+
+        // right host key, key not authorized: authentication refused
+        target.host_key = Some(host_key);
+        target.private_key_openssh = generate_private("unauthorized").unwrap();
+        let e = exec(&target, "echo hi", Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SshError::AuthFailed { .. }), "{e}");
+    }
+}
