@@ -46,6 +46,13 @@ for p in "${packages[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-prereqs.sh: installing: ${missing[*]}"
+    # Services are configured and started by node-provision, not by package installation: keep
+    # maintainer scripts from starting them (a policy-rc.d that already exists is left alone).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\n# temporary, scripts/install-prereqs.sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 0755 /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get update -q
     # `php` together with php8.2-fpm, otherwise apt satisfies `php` with Apache.
     apt-get install -y -q --no-install-recommends \

@@ -5,6 +5,8 @@
 # playbook ends (v2_playbook_on_stats) the object is written to the file named by the environment
 # variable PRESSLUFT_FACTS_FILE, if set, together with
 #   "_stats":  {"changed": <int>, "failed": <int>, "unreachable": <int>}
+# "_tasks": [{"task", "status", "ms"}] (per task result: ok / changed / failed / skipped /
+# unreachable, milliseconds since the task started - diagnostics),
 # and, only when something failed, "_errors": [{"host", "task", "kind", "msg"}] (for no_log tasks
 # the msg is their warnings, else the censored notice). The file is replaced atomically (written next to it, then renamed).
 #
@@ -26,6 +28,7 @@ requirements:
 import json
 import os
 import tempfile
+import time
 
 from ansible.plugins.callback import CallbackBase
 
@@ -43,6 +46,19 @@ class CallbackModule(CallbackBase):
         super().__init__(*args, **kwargs)
         self._facts = {}
         self._errors = []
+        self._tasks = []
+        self._task_started = None
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._task_started = time.monotonic()
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self._task_started = time.monotonic()
+
+    def _timing(self, result, status):
+        task = getattr(getattr(result, "_task", None), "name", None)
+        ms = int((time.monotonic() - self._task_started) * 1000) if self._task_started else None
+        self._tasks.append({"task": task, "status": status, "ms": ms})
 
     # -- collection --------------------------------------------------------------------------
     def _collect(self, result):
@@ -73,13 +89,19 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_ok(self, result):
         self._collect(result)
+        self._timing(result, "changed" if (getattr(result, "_result", None) or {}).get("changed") else "ok")
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._collect(result)
+        self._timing(result, "ignored" if ignore_errors else "failed")
         if not ignore_errors:
             self._error(result, "failed")
 
+    def v2_runner_on_skipped(self, result):
+        self._timing(result, "skipped")
+
     def v2_runner_on_unreachable(self, result):
+        self._timing(result, "unreachable")
         self._error(result, "unreachable")
 
     def v2_runner_item_on_ok(self, result):
@@ -101,6 +123,7 @@ class CallbackModule(CallbackBase):
             unreachable += int(summary.get("unreachable", 0))
         out = dict(self._facts)
         out["_stats"] = {"changed": changed, "failed": failed, "unreachable": unreachable}
+        out["_tasks"] = self._tasks
         if self._errors:
             out["_errors"] = self._errors
         directory = os.path.dirname(os.path.abspath(path))

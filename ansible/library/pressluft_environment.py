@@ -59,6 +59,7 @@ reload_nginx: {type: bool, description: nginx configuration changed}
 reload_php_fpm: {type: bool, description: PHP-FPM configuration changed (or a removed pool still runs)}
 php_version: {type: str}
 linux_user: {type: str}
+timings_ms: {type: dict, description: milliseconds per step (diagnostics)}
 pressluft_facts: {type: dict, description: facts for the control plane (no secrets)}
 """
 
@@ -124,6 +125,7 @@ class Env:
         self.changes = []
         self.reload_nginx = False
         self.reload_php_fpm = False
+        self.timings = {}
         self._validate_and_derive()
 
     # ------------------------------------------------------------------ names ---------------
@@ -148,6 +150,8 @@ class Env:
         for key, value in (("db_name", self.db_name), ("db_user", self.db_user)):
             if not DB_IDENT_RE.match(value):
                 raise Failure("%s must match %s" % (key, DB_IDENT_RE.pattern))
+        if not re.match(r"^[A-Za-z0-9_]{1,32}$", p["table_prefix"]):
+            raise Failure("table_prefix must match [A-Za-z0-9_]{1,32}")
         self.redis_prefix = p["redis_prefix"] or "pressluft_%s:" % self.env_id
         if not re.match(r"^[A-Za-z0-9_:.-]{1,128}$", self.redis_prefix):
             raise Failure("redis_prefix has unexpected characters")
@@ -157,6 +161,13 @@ class Env:
 
     def change(self, what):
         self.changes.append(what)
+
+    def timed(self, name, fn, *args):
+        started = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            self.timings[name] = int((time.monotonic() - started) * 1000)
 
     # ------------------------------------------------------------------ helpers -------------
     def run(self, argv, data=None, check=True, env=None):
@@ -278,16 +289,16 @@ class Env:
         self.php = self.php_version()
         self.pool_conf = "/etc/php/%s/fpm/pool.d/%s.conf" % (self.php, self.user)
 
-        uid, gid = self.ensure_user()
+        uid, gid = self.timed("user", self.ensure_user)
         web_gid = grp.getgrnam(WEB_GROUP).gr_gid
         self.uid, self.web_gid = uid, web_gid
-        self.ensure_tree(uid, web_gid)
-        self.ensure_database()
-        self.ensure_wp_config(uid, web_gid)
-        release = self.ensure_release(uid, web_gid)
+        self.timed("directories", self.ensure_tree, uid, web_gid)
+        self.timed("database", self.ensure_database)
+        self.timed("wp_config", self.ensure_wp_config, uid, web_gid)
+        release = self.timed("release", self.ensure_release, uid, web_gid)
         pool = self.render_pool()
         nginx = self.render_nginx()
-        self.converge_config(pool, nginx)
+        self.timed("config", self.converge_config, pool, nginx)
         self.pool_text, self.nginx_text = pool, nginx
         return release
 
@@ -376,6 +387,17 @@ class Env:
             self.change("database grant %s -> %s" % (user, db))
         if stmts and not self.check:
             self.mariadb("\n".join(stmts) + "\nFLUSH PRIVILEGES;\n")
+        # WordPress installed = its options table holds a siteurl (what is_blog_installed() asks);
+        # lets the playbook skip the helper's install on reruns
+        self.wordpress_installed = False
+        if db_exists:
+            table = self.p["table_prefix"] + "options"
+            out = self.mariadb("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s;\n"
+                               % (sql_str(db), sql_str(table)))
+            if int(out.strip() or 0):
+                out = self.mariadb("SELECT COUNT(*) FROM `%s`.`%s` WHERE option_name='siteurl' AND option_value<>'';\n"
+                                   % (db, table))
+                self.wordpress_installed = int(out.strip() or 0) > 0
 
     # --- wp-config ----------------------------------------------------------------------------
     def ensure_wp_config(self, uid, web_gid):
@@ -680,12 +702,12 @@ server {{
                 self.change("removed %s" % path)
                 self.reload_php_fpm = True
         # 3. database and database user
-        self.drop_database()
+        self.timed("database", self.drop_database)
         # 4. object cache keys with the environment's prefix (never FLUSHDB/FLUSHALL)
-        self.drop_redis_keys()
+        self.timed("redis", self.drop_redis_keys)
         # 5. files
         if os.path.lexists(self.root):
-            self.remove_path(self.root)
+            self.timed("files", self.remove_path, self.root)
             self.change("removed %s" % self.root)
         if os.path.isdir(self.site_dir) and not os.listdir(self.site_dir):
             if not self.check:
@@ -694,9 +716,9 @@ server {{
         # 6. PHP-FPM keeps (and respawns) the workers of a removed pool until it is reloaded, and
         #    the user cannot be removed while they run: reload here, not in a handler.
         if pool_processes(self.user) and not self.check:
-            self.reload_fpm_now()
+            self.timed("php_fpm_reload", self.reload_fpm_now)
         # 7. Linux user
-        self.drop_user()
+        self.timed("user", self.drop_user)
 
     def reload_fpm_now(self):
         versions = [self.php] if self.php else []
@@ -891,6 +913,7 @@ def main():
                 "fastcgi_cache_enabled": module.params["fastcgi_cache_enabled"],
                 "redis_cache_enabled": module.params["redis_cache_enabled"],
                 "wordpress_version": wordpress_version(release_dir),
+                "wordpress_installed": env.wordpress_installed,
             })
             try:
                 facts["linux_uid"] = pwd.getpwnam(env.user).pw_uid
@@ -900,12 +923,14 @@ def main():
             env.absent()
             facts["environment_present"] = False
         facts["environment_changes"] = env.changes
+        facts["environment_timings_ms"] = env.timings
         module.exit_json(
             changed=bool(env.changes),
             reload_nginx=env.reload_nginx,
             reload_php_fpm=env.reload_php_fpm,
             php_version=getattr(env, "php", None) or (module.params["php_version"] or None),
             linux_user=env.user,
+            timings_ms=env.timings,
             pressluft_facts=facts,
         )
     except Failure as exc:

@@ -181,7 +181,12 @@ play() {
     end=$(date +%s.%N)
     local secs
     secs=$(python3 -c "print('%.1f' % ($end - $start))")
-    timings+=("$(printf '%-32s %-16s %6ss  changed=%s' "$name" "$pb" "$secs" "$(jv "$work/facts-$name.json" _stats.changed 2>/dev/null)")")
+    timings+=("$(printf '%-20s %-15s %6ss  changed=%-2s %s' "$name" "$pb" "$secs" \
+        "$(jv "$work/facts-$name.json" _stats.changed 2>/dev/null)" \
+        "$(python3 -c 'import json,sys
+d=json.load(open(sys.argv[1]))
+print(" ".join("%s=%.1f" % ((t["task"] or "?").split()[0].lower(), (t["ms"] or 0) / 1000) for t in d.get("_tasks", []) if t["status"] != "skipped"))' \
+            "$work/facts-$name.json" 2>/dev/null)")")
     if [ "$rc" != "$expect" ]; then
         cat "$work/$name.log" >&2
         fail "$pb ($name) exited $rc, expected $expect"
@@ -405,6 +410,6 @@ play delete-ghost env-delete ghost
 expect_changed delete-ghost 0
 ok "env-delete again and for a never-created environment: changed=0"
 
-log "timings (wall clock per ansible-playbook run)"
+log "timings (wall clock per ansible-playbook run; seconds per task, by its first word)"
 printf '  %s\n' "${timings[@]}"
 log "all Ansible tests passed"
