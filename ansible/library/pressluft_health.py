@@ -25,7 +25,7 @@ options:
   timeout: {type: float, default: 10}
   retries: {type: int, default: 1}
   helper: {type: str, default: /usr/local/lib/pressluft/pressluft-helper.php}
-  php: {type: str, default: php}
+  php: {type: str, description: "PHP CLI; default: php<X.Y> of the environment's pool, else php"}
   fail_unhealthy: {type: bool, default: false, description: fail the task when unhealthy (facts are still returned)}
   extra_facts: {type: dict, default: {}, description: facts merged into the reported pressluft_facts first}
 """
@@ -173,7 +173,7 @@ def main():
             timeout=dict(type="float", default=10.0),
             retries=dict(type="int", default=1),
             helper=dict(type="str", default="/usr/local/lib/pressluft/pressluft-helper.php"),
-            php=dict(type="str", default="php"),
+            php=dict(type="str"),
             fail_unhealthy=dict(type="bool", default=False),
             extra_facts=dict(type="dict", default={}),
         ),
@@ -195,7 +195,13 @@ def main():
 
     # A PHP-FPM reload (handler just before) brings the pool's socket up asynchronously.
     socket_path = "/run/php/pressluft-%s.sock" % user
-    if glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % user):
+    pools = glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % user)
+    php = p["php"]
+    if not php:
+        php = "php"
+        if pools and shutil.which("php" + pools[0].split("/")[3]):
+            php = "php" + pools[0].split("/")[3]
+    if pools:
         deadline = time.monotonic() + 5
         while not os.path.exists(socket_path) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -204,11 +210,11 @@ def main():
         return check_http(p["url"], p["connect_address"], timeout, p["validate_certs"])
 
     def installed_check():
-        ok, res = run_helper(user, p["php"], p["helper"], current, "is-installed", timeout)
+        ok, res = run_helper(user, php, p["helper"], current, "is-installed", timeout)
         return (ok, "installed" if ok else res)
 
     def db_check():
-        ok, res = run_helper(user, p["php"], p["helper"], current, "db-ping", timeout)
+        ok, res = run_helper(user, php, p["helper"], current, "db-ping", timeout)
         return (ok, "reachable" if ok else res)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:

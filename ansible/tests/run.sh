@@ -185,7 +185,9 @@ play() {
         "$(jv "$work/facts-$name.json" _stats.changed 2>/dev/null)" \
         "$(python3 -c 'import json,sys
 d=json.load(open(sys.argv[1]))
-print(" ".join("%s=%.1f" % ((t["task"] or "?").split()[0].lower(), (t["ms"] or 0) / 1000) for t in d.get("_tasks", []) if t["status"] != "skipped"))' \
+steps = d.get("environment_timings_ms") or {}
+print(" ".join("%s=%.1f" % ((t["task"] or "?").split()[0].lower(), (t["ms"] or 0) / 1000) for t in d.get("_tasks", []) if t["status"] != "skipped")
+      + ("  [module ms: %s]" % " ".join("%s=%s" % kv for kv in sorted(steps.items())) if steps else ""))' \
             "$work/facts-$name.json" 2>/dev/null)")")
     if [ "$rc" != "$expect" ]; then
         cat "$work/$name.log" >&2
