@@ -140,6 +140,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     });
     let runner = ansible_playbook.map(|p| {
         let work_dir = cfg.data_dir.join("run");
+        // Run directories hold a copy of the SSH key and the extra-vars (secrets); one left behind
+        // by a crash is removed before anything else runs.
+        remove_stale_run_dirs(&work_dir);
         let _ = std::fs::create_dir_all(&work_dir);
         Arc::new(crate::runner::Runner {
             ansible_dir: cfg.ansible_dir.clone(),
@@ -193,6 +196,19 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     db.close().await.ok();
     tracing::info!("pressluft stopped");
     Ok(())
+}
+
+fn remove_stale_run_dirs(work_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("run-") {
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!(dir = %e.path().display(), error = %err, "cannot remove a stale run directory");
+            }
+        }
+    }
 }
 
 /// First SIGINT/SIGTERM: stop gracefully. A second one: exit at once.

@@ -118,7 +118,7 @@ pub(super) struct Outcome {
 async fn probe(rt: &Arc<Runtime>, node: &nodes::Model) -> Outcome {
     let target = match target(rt, node).await {
         Ok(t) => t,
-        Err(e) => return failed(JobErrorCode::AnsibleUnexpectedError, format!("{e}")),
+        Err(e) => return failed(JobErrorCode::AnsibleUnexpectedError, e),
     };
     match crate::ssh::exec(&target, "true", Duration::from_secs(10)).await {
         Ok(out) if out.exit_status == 0 => Outcome {
