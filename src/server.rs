@@ -132,6 +132,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         for p in &report.problems {
             tracing::warn!(problem = %p, "local node");
         }
+        record_local_problems(&db, &report.problems).await?;
         ansible_playbook = ansible_playbook.or(report.ansible_playbook);
     }
     let ansible_playbook = ansible_playbook.or_else(|| {
@@ -195,6 +196,32 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
     let _ = runtime_task.await;
     db.close().await.ok();
     tracing::info!("pressluft stopped");
+    Ok(())
+}
+
+/// Stores the local node's missing prerequisites in its observed state; the node loop shows them
+/// as its `Prerequisites` condition.
+async fn record_local_problems(
+    db: &DatabaseConnection,
+    problems: &[String],
+) -> Result<(), ServeError> {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let Some(node) = store::nodes::local(db).await? else {
+        return Ok(());
+    };
+    let mut facts: crate::runtime::observed::NodeFacts =
+        crate::runtime::observed::parse(node.observed.as_deref());
+    facts.problems = problems.to_vec();
+    crate::store::entity::nodes::Entity::update_many()
+        .col_expr(
+            crate::store::entity::nodes::Column::Observed,
+            Expr::value(crate::runtime::observed::render(&facts)),
+        )
+        .filter(crate::store::entity::nodes::Column::Id.eq(node.id.as_str()))
+        .exec(db)
+        .await
+        .map_err(store::StoreError::from)?;
     Ok(())
 }
 

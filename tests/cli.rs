@@ -132,9 +132,31 @@ fn cli_and_http_walkthrough() {
         0o600
     );
 
+    // A node to place the site on (unreachable on purpose: nothing runs on this machine).
     let (ok, out, err) = cli(
         &srv,
-        &["create", "site", "--name", "Blog", "--slug", "blog"],
+        &[
+            "create",
+            "node",
+            "--name",
+            "web-1",
+            "--hostname",
+            "127.0.0.1",
+            "--ssh-port",
+            "1",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let node: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let node_id = node["id"].as_str().unwrap().to_string();
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create", "site", "--name", "Blog", "--slug", "blog", "--node", &node_id,
+        ],
         None,
     );
     assert!(ok, "{err}");

@@ -129,6 +129,10 @@ async fn converge_fail_stall_reset_cancel_delete() {
     )
     .await;
     assert_eq!(condition(&node, "Ready").0, "True");
+    assert_eq!(
+        condition(&node, "Prerequisites"),
+        ("True".into(), "Met".into())
+    );
     assert_eq!(node["observed_generation"], node["generation"]);
 
     // A site converges: site_create runs once; phase active, Ready=True, observed = generation.
@@ -252,7 +256,7 @@ async fn converge_fail_stall_reset_cancel_delete() {
         &me,
         &format!("/api/environments/{env_id}"),
         "env active again",
-        |v| v["status"] == "active",
+        |v| v["status"] == "active" && v["observed_generation"] == v["generation"],
     )
     .await;
     assert_eq!(condition(&env, "Stalled").0, "False");

@@ -26,6 +26,8 @@ str_enum! {
         DriftClean => "DriftClean",
         /// Promotions: a fresh full backup of the target exists.
         BackupFresh => "BackupFresh",
+        /// The local node: what Pressluft cannot set up by itself (root, sshd, Ansible) is there.
+        Prerequisites => "Prerequisites",
     }
 }
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 use crate::notify::Notifier;
 use crate::secrets::SecretBox;
@@ -79,7 +79,9 @@ pub struct ApiSettings {
 
 impl AppState {
     pub async fn begin(&self) -> Result<DatabaseTransaction, ApiError> {
-        self.db.begin().await.map_err(ApiError::internal)
+        crate::store::begin_write(&self.db)
+            .await
+            .map_err(ApiError::from)
     }
 
     pub async fn commit(&self, tx: DatabaseTransaction) -> Result<(), ApiError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reconcilers::environment::{EnvObserved, EnvSpec};
 use reconcilers::{Action, ConditionStatus, ConditionType, Context};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::observed::{self, EnvFacts, NodeFacts};
 use super::{attempts, conditions_of, job_observation, jobs, Result, Runtime};
@@ -89,7 +89,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         || env.observed.as_deref() != Some(observed_json.as_str())
         || env.last_error_code != last_error;
     if changed {
-        let tx = rt.db.begin().await?;
+        let tx = crate::store::begin_write(&rt.db).await?;
         environments::Entity::update_many()
             .col_expr(environments::Column::Status, Expr::value(phase))
             .col_expr(environments::Column::Conditions, Expr::value(conditions))
@@ -166,7 +166,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
 
 /// Teardown is done on the node: remove the rows (and the environment's secrets).
 async fn finalize(rt: &Arc<Runtime>, env: &environments::Model) -> Result<()> {
-    let tx = rt.db.begin().await?;
+    let tx = crate::store::begin_write(&rt.db).await?;
     backups::Entity::delete_many()
         .filter(backups::Column::EnvironmentId.eq(env.id.as_str()))
         .exec(&tx)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use reconcilers::JobErrorCode;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -387,7 +387,7 @@ async fn record(
     } else {
         "succeeded"
     };
-    let tx = rt.db.begin().await?;
+    let tx = crate::store::begin_write(&rt.db).await?;
     jobs::finish(
         &tx,
         &job.id,

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reconcilers::node::{NodeObserved, NodeSpec};
-use reconcilers::{Action, Context};
+use reconcilers::{Action, ConditionStatus, ConditionType, Context};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::observed::{self, NodeFacts};
 use super::{attempts, conditions_of, job_observation, jobs, Result, Runtime};
@@ -49,10 +49,32 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         retry_due: att.retry_due,
         resync_after_ms: rt.cfg.resync.as_millis() as u64,
     };
-    let plan = reconcilers::node::reconcile(&spec, &obs, &ctx);
+    let mut plan = reconcilers::node::reconcile(&spec, &obs, &ctx);
+    if node.is_local {
+        // What the start command could not set up shows on the node itself.
+        let mut c = reconcilers::Conditions::from_vec(plan.conditions);
+        let (status, reason, message) = if facts.problems.is_empty() {
+            (
+                ConditionStatus::True,
+                "Met",
+                "root, sshd and Ansible are available".to_string(),
+            )
+        } else {
+            (ConditionStatus::False, "Missing", facts.problems.join("; "))
+        };
+        c.set(
+            ConditionType::Prerequisites,
+            status,
+            reason,
+            message,
+            node.generation,
+            &ctx.now,
+        );
+        plan.conditions = c.into_vec();
+    }
 
     if plan.action == Action::Finalize {
-        let tx = rt.db.begin().await?;
+        let tx = crate::store::begin_write(&rt.db).await?;
         nodes::Entity::delete_by_id(id.to_string())
             .exec(&tx)
             .await?;
@@ -82,7 +104,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         || node.observed_generation != plan.observed_generation
         || node.last_error_code != last_error;
     if changed {
-        let tx = rt.db.begin().await?;
+        let tx = crate::store::begin_write(&rt.db).await?;
         nodes::Entity::update_many()
             .col_expr(nodes::Column::Status, Expr::value(phase))
             .col_expr(nodes::Column::Conditions, Expr::value(conditions))

@@ -23,6 +23,9 @@ pub struct NodeFacts {
     pub php_version: Option<String>,
     #[serde(default)]
     pub facts: Value,
+    /// Local node: prerequisites Pressluft could not provide itself (operator-facing messages).
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 pub fn parse<T: for<'de> Deserialize<'de> + Default>(s: Option<&str>) -> T {

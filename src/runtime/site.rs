@@ -6,7 +6,7 @@ use std::time::Duration;
 use reconcilers::site::{EnvironmentSummary, SiteObserved, SiteSpec};
 use reconcilers::{Action, Context};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{conditions_of, Result, Runtime};
 use crate::clock;
@@ -48,7 +48,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     };
     let plan = reconcilers::site::reconcile(&spec, &obs, &ctx);
     if plan.action == Action::Finalize {
-        let tx = rt.db.begin().await?;
+        let tx = crate::store::begin_write(&rt.db).await?;
         sites::Entity::delete_by_id(id.to_string())
             .exec(&tx)
             .await?;
@@ -80,7 +80,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         || site.conditions != conditions
         || site.observed_generation != observed_generation
     {
-        let tx = rt.db.begin().await?;
+        let tx = crate::store::begin_write(&rt.db).await?;
         sites::Entity::update_many()
             .col_expr(sites::Column::Status, Expr::value(phase))
             .col_expr(sites::Column::Conditions, Expr::value(conditions))

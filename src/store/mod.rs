@@ -70,6 +70,19 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
     s.contains("UNIQUE constraint failed") || s.contains("duplicate key value")
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+/// (`IMMEDIATE`): a deferred transaction that reads first and writes later fails at once with
+/// `SQLITE_BUSY` when another writer committed meanwhile, instead of waiting its turn.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}
+
 pub async fn ping(db: &impl ConnectionTrait) -> Result<()> {
     db.execute_unprepared("SELECT 1").await?;
     Ok(())
