@@ -93,6 +93,10 @@ WEB_GROUP = "www-data"
 NGINX_DIR = "/etc/nginx/sites-enabled"
 MANAGED = "Managed by Pressluft (pressluft_environment); changes are overwritten."
 CONFIG_LOCK = "/run/lock/pressluft-config.lock"
+# A reload this module asks for is recorded here before the handler runs, and the handler removes
+# the marker after reloading: a run that dies in between (control plane killed, SSH dropped)
+# leaves the marker, and the next run reloads even though no file changes any more.
+PENDING_DIR = "/var/lib/pressluft/pending"
 DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
 
 
@@ -859,6 +863,18 @@ def wordpress_version(release_dir):
         return None
 
 
+def carry_pending_reloads(env):
+    for name, attr in (("nginx", "reload_nginx"), ("php-fpm", "reload_php_fpm")):
+        marker = os.path.join(PENDING_DIR, "reload-" + name)
+        if getattr(env, attr):
+            os.makedirs(PENDING_DIR, mode=0o700, exist_ok=True)
+            with open(marker, "a"):
+                pass
+        elif os.path.exists(marker):
+            setattr(env, attr, True)
+            env.change("%s reload left pending by an interrupted run" % name)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -922,6 +938,8 @@ def main():
         else:
             env.absent()
             facts["environment_present"] = False
+        if not module.check_mode:
+            carry_pending_reloads(env)
         facts["environment_changes"] = env.changes
         facts["environment_timings_ms"] = env.timings
         module.exit_json(
