@@ -448,6 +448,129 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     ));
     assert!(!readable, "user of A can read B's wp-config.php");
 
+    // 3b. Magic login: a one-time link on the preview host signs in to wp-admin once, within 60 s.
+    /// Follows `url` like a browser (cookie jar, redirects) with the preview host resolved to this
+    /// machine: (final status, final URL, body).
+    fn browse(host: &str, url: &str, jar: &std::path::Path) -> (u16, String, String) {
+        let jar = jar.display().to_string();
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-L",
+                "--max-redirs",
+                "5",
+                "-c",
+                &jar,
+                "-b",
+                &jar,
+                "--resolve",
+                &format!("{host}:80:127.0.0.1"),
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code} %{url_effective}",
+                url,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, last) = text.rsplit_once('\n').unwrap_or(("", "0 "));
+        let (code, landed) = last.split_once(' ').unwrap_or((last, ""));
+        (
+            code.trim().parse().unwrap_or(0),
+            landed.trim().to_string(),
+            body.to_string(),
+        )
+    }
+
+    /// A wp-admin page of a signed-in user: the admin bar and the `wp-admin` body class.
+    fn logged_in(body: &str) -> bool {
+        body.contains("id=\"wpadminbar\"") && body.contains("wp-admin")
+    }
+    let t_login = Instant::now();
+    let (s, ml) = api.call(
+        "POST",
+        &format!("/api/environments/{env_a_id}/magic-login"),
+        None,
+    );
+    assert_eq!(s, 200, "magic login: {ml}");
+    eprintln!("magic login answered in {:?}", t_login.elapsed());
+    let login_url = ml["login_url"].as_str().unwrap().to_string();
+    assert!(
+        login_url.starts_with(&format!("http://{host_a}/")),
+        "login URL on the preview host: {login_url}"
+    );
+    assert!(login_url.contains("pressluft_login="), "{login_url}");
+    let expires = ml["expires_at"].as_str().unwrap();
+    let expires =
+        time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::seconds(45) && left <= time::Duration::seconds(60),
+        "expires_at about 60 s ahead: {ml}"
+    );
+    let jar_dir = tempfile::tempdir().unwrap();
+    let (code, landed, body) = browse(&host_a, &login_url, &jar_dir.path().join("first"));
+    assert_eq!(code, 200, "first use of the link: {landed} {body:.300}");
+    assert!(
+        landed.starts_with(&format!("http://{host_a}/wp-admin/")),
+        "lands in wp-admin: {landed}"
+    );
+    assert!(logged_in(&body), "wp-admin dashboard expected: {body:.300}");
+    // The same link again (fresh cookie jar): refused.
+    let (code, landed, body) = browse(&host_a, &login_url, &jar_dir.path().join("second"));
+    assert!(
+        !logged_in(&body) && code == 403,
+        "a second use must not log in: {code} {landed} {body:.300}"
+    );
+    // A fresh link used after its 60 s: refused.
+    let (s, ml2) = api.call(
+        "POST",
+        &format!("/api/environments/{env_a_id}/magic-login"),
+        None,
+    );
+    assert_eq!(s, 200, "{ml2}");
+    let late_url = ml2["login_url"].as_str().unwrap().to_string();
+    assert_ne!(late_url, login_url, "every link is new");
+    std::thread::sleep(Duration::from_secs(61));
+    let (code, landed, body) = browse(&host_a, &late_url, &jar_dir.path().join("late"));
+    assert!(
+        !logged_in(&body) && code == 403,
+        "an expired link must not log in: {code} {landed} {body:.300}"
+    );
+    // Audited, and the token is in no log, audit entry or event.
+    let audit = api.get(&format!("/api/audit?resource_id={env_a_id}"));
+    let succeeded = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "environment.magic_login" && e["result"] == "succeeded")
+        .count();
+    assert_eq!(succeeded, 2, "{audit}");
+    let token = login_url.split("pressluft_login=").nth(1).unwrap();
+    let late_token = late_url.split("pressluft_login=").nth(1).unwrap();
+    let server_log = std::fs::read_to_string(&srv.log).unwrap_or_default();
+    let (_, events) = api.call("GET", "/api/events?limit=1000", None);
+    for t in [token, late_token] {
+        assert!(
+            !server_log.contains(t),
+            "a login token leaked into the server log"
+        );
+        assert!(!audit.to_string().contains(t));
+        assert!(!events.to_string().contains(t));
+    }
+    // No job: a node query is synchronous.
+    let jobs = api.get(&format!("/api/jobs?environment_id={env_a_id}"));
+    assert!(
+        jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| !j["job_type"].as_str().unwrap_or("").contains("login")),
+        "{jobs}"
+    );
+
     // 4. Deleting a site removes its user, pool, server block, database and files.
     let sv = api.get(&format!("/api/sites/{}", site_b["id"].as_str().unwrap()))["state_version"]
         .as_i64()

@@ -46,6 +46,15 @@ pub enum ApiError {
     /// The cause is logged, never returned.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A node query needs an environment that is `active` and Ready.
+    #[error("the environment is not active")]
+    EnvironmentNotActive,
+    /// SSH to the node failed or timed out; the low-level cause is logged, never returned.
+    #[error("{0}")]
+    NodeUnreachable(String),
+    /// The WordPress helper on the node failed; its output is logged, never returned.
+    #[error("{0}")]
+    WpCliError(String),
 }
 
 impl ApiError {
@@ -74,6 +83,9 @@ impl ApiError {
             ApiError::JobNotCancellable => "job_not_cancellable",
             ApiError::ResourceInUse(_) => "resource_in_use",
             ApiError::Internal(_) => "internal",
+            ApiError::EnvironmentNotActive => "environment_not_active",
+            ApiError::NodeUnreachable(_) => "node_unreachable",
+            ApiError::WpCliError(_) => "wp_cli_error",
         }
     }
 
@@ -91,6 +103,8 @@ impl ApiError {
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::EnvironmentNotActive => StatusCode::CONFLICT,
+            ApiError::NodeUnreachable(_) | ApiError::WpCliError(_) => StatusCode::BAD_GATEWAY,
         }
     }
 

@@ -16,6 +16,7 @@ mod domains;
 mod environments;
 mod events;
 mod jobs;
+mod magic_login;
 mod meta;
 mod nodes;
 mod settings;
@@ -94,6 +95,7 @@ type Apis = (
     auth::AuthApi,
     sites::SitesApi,
     environments::EnvironmentsApi,
+    magic_login::MagicLoginApi,
     nodes::NodesApi,
     domains::DomainsApi,
     backups::BackupsApi,
@@ -110,6 +112,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             sites::SitesApi,
             environments::EnvironmentsApi,
+            magic_login::MagicLoginApi,
             nodes::NodesApi,
             domains::DomainsApi,
             backups::BackupsApi,

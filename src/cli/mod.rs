@@ -201,6 +201,11 @@ pub enum Command {
     },
     /// Put a failed site or environment back into reconciliation.
     Reset { kind: Kind, reference: String },
+    /// Print a one-time WordPress admin login URL for an environment (valid 60 s, used once).
+    LoginUrl {
+        /// Environment id.
+        environment: String,
+    },
     /// Print a job's log; `--follow` keeps printing until the job ends.
     Logs {
         job: String,
@@ -523,6 +528,24 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
                 .request(Method::POST, &format!("{}/{id}/reset", kind.path()), None)
                 .await?;
             Ok(output::render_one(kind, &v, Format::Table))
+        }
+        Command::LoginUrl { environment } => {
+            let id = resolve(&c, Kind::Environments, &environment).await?;
+            let (_, v) = c
+                .request(
+                    Method::POST,
+                    &format!("/api/environments/{id}/magic-login"),
+                    None,
+                )
+                .await?;
+            v["login_url"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ClientError::Api {
+                    status: 502,
+                    code: "bad_response".into(),
+                    message: "the server's answer has no login_url".into(),
+                })
         }
         Command::Logs { job, follow } => logs(&c, &job, follow).await,
         Command::Serve { .. } | Command::Migrate { .. } | Command::Openapi => {
