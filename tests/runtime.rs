@@ -382,6 +382,7 @@ async fn converge_fail_stall_reset_cancel_delete() {
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
     for r in [
+        "ConditionChanged",
         "Created",
         "JobSucceeded",
         "JobFailed",

@@ -212,6 +212,13 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Print events (optionally of one site); `--follow` keeps printing new ones.
+    Events {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(short, long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -548,6 +555,13 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
                 })
         }
         Command::Logs { job, follow } => logs(&c, &job, follow).await,
+        Command::Events { site, follow } => {
+            let filter = match site {
+                Some(s) => format!("&site_id={}", site_id(&c, &s).await?),
+                None => String::new(),
+            };
+            events(&c, &filter, follow).await
+        }
         Command::Serve { .. } | Command::Migrate { .. } | Command::Openapi => {
             unreachable!("server commands are dispatched by main")
         }
@@ -696,6 +710,38 @@ async fn update(c: &Client, cmd: UpdateCommand) -> Result<String, ClientError> {
         out.push_str("\n(unchanged)");
     }
     Ok(out)
+}
+
+/// Prints events page by page; with `follow`, polls for new ones until interrupted.
+async fn events(c: &Client, filter: &str, follow: bool) -> Result<String, ClientError> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cur) => format!("/api/events?limit=500&cursor={cur}{filter}"),
+            None => format!("/api/events?limit=500{filter}"),
+        };
+        let (_, v) = c.request(Method::GET, &path, None).await?;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        for e in &items {
+            println!(
+                "{}  {:<11} {}  {:<18} {}",
+                e["created_at"].as_str().unwrap_or(""),
+                e["resource_type"].as_str().unwrap_or(""),
+                e["resource_id"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or(""),
+                e["message"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(next) = v["next_cursor"].as_str() {
+            cursor = Some(next.to_string());
+        }
+        if items.len() < 500 {
+            if !follow {
+                return Ok(String::new());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
 }
 
 async fn logs(c: &Client, job: &str, follow: bool) -> Result<String, ClientError> {

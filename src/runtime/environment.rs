@@ -110,6 +110,20 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             .filter(environments::Column::Id.eq(id))
             .exec(&tx)
             .await?;
+        for message in super::condition_changes(&env.conditions, &plan.conditions) {
+            store::events::append(
+                &tx,
+                NewEvent {
+                    resource_type: "environment",
+                    resource_id: id,
+                    site_id: Some(&env.site_id),
+                    environment_id: Some(id),
+                    reason: "ConditionChanged",
+                    message,
+                },
+            )
+            .await?;
+        }
         if env.status != phase {
             store::events::append(
                 &tx,

@@ -404,3 +404,26 @@ pub(crate) fn job_observation(
 pub(crate) fn conditions_of(json: &str) -> Vec<reconcilers::Condition> {
     serde_json::from_str(json).unwrap_or_default()
 }
+
+/// The conditions whose status differs from the stored ones, as event messages
+/// (`Ready → True (Healthy): …`).
+pub(crate) fn condition_changes(stored: &str, derived: &[reconcilers::Condition]) -> Vec<String> {
+    let before = conditions_of(stored);
+    derived
+        .iter()
+        .filter(|c| {
+            !before
+                .iter()
+                .any(|b| b.type_ == c.type_ && b.status == c.status)
+        })
+        .map(|c| {
+            format!(
+                "{} → {} ({}): {}",
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason,
+                c.message
+            )
+        })
+        .collect()
+}

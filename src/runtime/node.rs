@@ -123,6 +123,19 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             .filter(nodes::Column::Id.eq(id))
             .exec(&tx)
             .await?;
+        for message in super::condition_changes(&node.conditions, &plan.conditions) {
+            store::events::append(
+                &tx,
+                NewEvent {
+                    resource_type: "node",
+                    resource_id: id,
+                    reason: "ConditionChanged",
+                    message,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
         if node.status != phase {
             store::events::append(
                 &tx,
