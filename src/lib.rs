@@ -7,6 +7,7 @@ pub mod ids;
 pub mod local_node;
 pub mod notify;
 pub mod password;
+pub mod prober;
 pub mod runner;
 pub mod runtime;
 pub mod secrets;

@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
                     job_timeout: runtime.job_timeout,
                     node_job_limit: runtime.node_job_limit.max(1),
                     shutdown_grace: std::time::Duration::from_secs(30),
+                    probe_interval: runtime.probe_interval,
                 },
                 ansible_dir: runtime.ansible_dir.unwrap_or_else(|| {
                     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ansible")

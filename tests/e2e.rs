@@ -41,6 +41,7 @@ impl Server {
         .env("PRESSLUFT_RETRY_BACKOFF_BASE", "1s")
         .env("PRESSLUFT_RETRY_BACKOFF_MAX", "2s")
         .env("PRESSLUFT_RESYNC_INTERVAL", "10s")
+        .env("PRESSLUFT_PROBE_INTERVAL", "2s")
         .env("PRESSLUFT_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(out));
@@ -571,6 +572,95 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
         "{jobs}"
     );
 
+    // 3c. Drift made by hand is repaired without an operator (the probe notices it, the
+    //     reconciler converges again); missing data is reported, never recreated empty.
+    let wait_serving = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while curl(&host_a, "/").0 != 200 {
+            assert!(Instant::now() < deadline, "not repaired: {what}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    let server_block = format!("/etc/nginx/sites-enabled/pressluft-env-{env_a_id}.conf");
+    assert!(sh(&format!("rm -f {server_block} && nginx -s reload")).0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_ne!(
+        curl(&host_a, "/").0,
+        200,
+        "the site is down without its server block"
+    );
+    wait_serving("deleted server block");
+    assert!(std::path::Path::new(&server_block).exists());
+    let events = api.get(&format!("/api/events?resource_id={env_a_id}&limit=1000"));
+    let drift: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "DriftDetected")
+        .collect();
+    assert!(
+        drift.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nginx server block missing")),
+        "an event says what was found: {drift:?}"
+    );
+    assert!(sh(&format!("ln -sfn /nonexistent {root_a}/current")).0);
+    wait_serving("broken current link");
+    assert!(sh(&format!("test -f {root_a}/current/wp-load.php")).0);
+    assert!(sh("service php8.2-fpm stop").0);
+    std::thread::sleep(Duration::from_millis(300));
+    wait_serving("stopped PHP-FPM");
+    api.wait_for(
+        "alpha ready after repairs",
+        &format!("/api/environments/{env_a_id}"),
+        Duration::from_secs(120),
+        |_, v| ready(v),
+    );
+    // Beta's database is dropped by hand: Degraded with the reason, and nothing recreates it.
+    let db_b = format!("pl_{}", &env_b_id.replace('-', "")[16..]);
+    let jobs_before = api.get(&format!("/api/jobs?environment_id={env_b_id}"))["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(sh(&format!("mariadb -e 'DROP DATABASE `{db_b}`'")).0);
+    let degraded = api.wait_for(
+        "beta degraded",
+        &format!("/api/environments/{env_b_id}"),
+        Duration::from_secs(60),
+        |_, v| {
+            v["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "Degraded" && c["status"] == "True" && c["reason"] == "DataMissing"
+                })
+            })
+        },
+    );
+    let msg = degraded["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()["message"]
+        .clone();
+    assert!(msg.as_str().unwrap().contains("database"), "{msg}");
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        !sh("mariadb -N -e 'SHOW DATABASES'")
+            .1
+            .lines()
+            .any(|d| d == db_b),
+        "the database was recreated"
+    );
+    let jobs_after = api.get(&format!("/api/jobs?environment_id={env_b_id}"))["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        jobs_before, jobs_after,
+        "no playbook ran for the environment with missing data"
+    );
+
     // 4. Deleting a site removes its user, pool, server block, database and files.
     let sv = api.get(&format!("/api/sites/{}", site_b["id"].as_str().unwrap()))["state_version"]
         .as_i64()
@@ -604,14 +694,20 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     );
     assert!(!std::path::Path::new(&root_b).exists(), "files gone");
     let dbs_after = sh("mariadb -N -e 'SHOW DATABASES'").1;
-    let removed: Vec<&str> = dbs
-        .lines()
-        .filter(|d| !dbs_after.lines().any(|x| x == *d))
-        .collect();
-    assert_eq!(
-        removed.len(),
-        1,
-        "exactly the deleted site's database is gone: {removed:?}"
+    // The deleted site's database is gone and the other site's is still there (other work on
+    // this machine may add or remove databases of its own meanwhile).
+    let db_a = format!("pl_{}", &env_a_id.replace('-', "")[16..]);
+    assert!(
+        dbs.lines().any(|d| d == db_a),
+        "alpha's database was listed before"
+    );
+    assert!(
+        !dbs_after.lines().any(|d| d == db_b),
+        "the deleted site's database is gone"
+    );
+    assert!(
+        dbs_after.lines().any(|d| d == db_a),
+        "the other site's database is untouched"
     );
     assert_ne!(
         curl(&host_b, "/").0,

@@ -63,6 +63,7 @@ async fn start(app: &TestApp) -> (Fake, Arc<Runtime>, CancellationToken) {
         job_timeout: Duration::from_secs(60),
         node_job_limit: 4,
         shutdown_grace: Duration::from_secs(5),
+        probe_interval: Duration::from_secs(3600),
     };
     let stop = CancellationToken::new();
     let rt = Runtime::new(

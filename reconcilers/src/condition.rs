@@ -153,6 +153,8 @@ impl From<Conditions> for Vec<Condition> {
 pub mod reason {
     /// Ready=True for an environment: converged and the last health check passed.
     pub const HEALTHY: &str = "Healthy";
+    /// Data of an existing environment (its database, its uploads) is gone on the node.
+    pub const DATA_MISSING: &str = "DataMissing";
     /// Ready=True for a node: the current generation is provisioned and the node answers.
     pub const PROVISIONED: &str = "Provisioned";
     /// Never Ready yet, created without a source.

@@ -85,8 +85,11 @@ pub fn default_data_dir() -> PathBuf {
 #[derive(Debug, Args, Clone)]
 pub struct RuntimeArgs {
     /// Periodic resync of every resource (drift repair).
-    #[arg(long, env = "PRESSLUFT_RESYNC_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "PRESSLUFT_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: std::time::Duration,
+    /// A probe round per node: observed state and drift detection.
+    #[arg(long, env = "PRESSLUFT_PROBE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub probe_interval: std::time::Duration,
     /// Attempts per change, the first included.
     #[arg(long, env = "PRESSLUFT_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,

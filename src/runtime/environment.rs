@@ -56,6 +56,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         exists_on_node: facts.exists_on_node,
         latest_job: latest.as_ref().and_then(job_observation),
         handled_reset_at: facts.handled_reset_at.clone(),
+        data_missing: facts.data_missing.clone(),
         conditions: conditions_of(&env.conditions),
     };
     let ctx = Context {

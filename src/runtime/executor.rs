@@ -411,6 +411,7 @@ async fn record(
                 "node_provision" if ok => {
                     f.provisioned_generation = Some(job.generation);
                     f.reachable = Some(true);
+                    f.services_down.clear();
                     if let Some(p) = facts.get("php_version").and_then(Value::as_str) {
                         f.php_version = Some(p.to_string());
                     }
@@ -439,6 +440,7 @@ async fn record(
                 match job.job_type.as_str() {
                     "site_create" | "env_create" if ok => {
                         f.applied_generation = Some(job.generation);
+                        f.data_missing = None;
                         f.healthy = Some(healthy.unwrap_or(true));
                         f.exists_on_node = Some(true);
                         f.facts = facts.clone();

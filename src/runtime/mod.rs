@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod lease;
 mod node;
 pub mod observed;
+mod probe;
 pub mod queue;
 mod site;
 
@@ -50,18 +51,21 @@ pub struct RuntimeConfig {
     pub node_job_limit: usize,
     /// How long running jobs may take to finish at shutdown before they are cancelled.
     pub shutdown_grace: Duration,
+    /// A probe round per node (observed state, drift detection).
+    pub probe_interval: Duration,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            resync: Duration::from_secs(300),
+            resync: Duration::from_secs(600),
             max_attempts: 3,
             backoff_base: Duration::from_secs(60),
             backoff_max: Duration::from_secs(900),
             job_timeout: Duration::from_secs(1800),
             node_job_limit: 4,
             shutdown_grace: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(30),
         }
     }
 }
@@ -133,6 +137,7 @@ impl Runtime {
             let mut tasks = tokio::task::JoinSet::new();
             tasks.spawn(rt.clone().listen());
             tasks.spawn(rt.clone().resync_loop());
+            tasks.spawn(probe::probe_loop(rt.clone()));
             for _ in 0..4 {
                 tasks.spawn(rt.clone().worker(Kind::Environment));
             }

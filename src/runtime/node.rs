@@ -35,7 +35,10 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         provision_requested_at: node.provision_requested_at.clone(),
     };
     let obs = NodeObserved {
-        provisioned_generation: facts.provisioned_generation,
+        // Stopped node services are drift from what provisioning set up: provision again.
+        provisioned_generation: facts
+            .provisioned_generation
+            .filter(|_| facts.services_down.is_empty()),
         reachable: facts.reachable,
         latest_job: latest.as_ref().and_then(job_observation),
         hosts_environments: !hosted.is_empty(),

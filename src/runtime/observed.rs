@@ -11,6 +11,9 @@ pub struct EnvFacts {
     pub exists_on_node: Option<bool>,
     pub ever_ready: bool,
     pub handled_reset_at: Option<String>,
+    /// Data the probe found missing (never recreated; reported as Degraded).
+    #[serde(default)]
+    pub data_missing: Option<String>,
     /// What the last converge or health check reported (user, pool, release, checks, …).
     #[serde(default)]
     pub facts: Value,
@@ -26,6 +29,14 @@ pub struct NodeFacts {
     /// Local node: prerequisites Pressluft could not provide itself (operator-facing messages).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// Node services the last probe found stopped: the node is provisioned again.
+    #[serde(default)]
+    pub services_down: Vec<String>,
+    /// Free and total bytes of the sites' file system, from the last probe.
+    #[serde(default)]
+    pub disk_free_bytes: Option<u64>,
+    #[serde(default)]
+    pub disk_total_bytes: Option<u64>,
 }
 
 pub fn parse<T: for<'de> Deserialize<'de> + Default>(s: Option<&str>) -> T {

@@ -102,6 +102,10 @@ pub struct EnvObserved {
     pub latest_job: Option<JobObservation>,
     /// The last `reset_requested_at` a plan handled.
     pub handled_reset_at: Option<String>,
+    /// Data of an existing environment that the probe found missing (e.g. "the database"). It is
+    /// reported as `Degraded` and left for a restore: data is never recreated empty.
+    #[serde(default)]
+    pub data_missing: Option<String>,
     /// The conditions stored by the previous pass (their transition times are kept).
     pub conditions: Vec<Condition>,
 }
@@ -145,6 +149,13 @@ pub fn attempt_failure(desired: &EnvSpec, observed: &EnvObserved) -> Option<JobE
 
 /// One reconcile pass. Pure: the same inputs always give the same plan.
 pub fn reconcile(desired: &EnvSpec, observed: &EnvObserved, ctx: &Context) -> Plan<Phase> {
+    if let Some(what) = observed
+        .data_missing
+        .as_deref()
+        .filter(|_| !desired.deletion_requested)
+    {
+        return data_missing(desired, observed, ctx, what);
+    }
     let work = if desired.deletion_requested {
         teardown_work(desired, observed)
     } else {
@@ -207,6 +218,60 @@ pub fn reconcile(desired: &EnvSpec, observed: &EnvObserved, ctx: &Context) -> Pl
         observed_generation,
         requeue_after_ms: decision.requeue_after_ms,
         handled_reset_at: decision.handled_reset_at,
+    }
+}
+
+/// Missing data blocks every converge: a rerun would create it empty and hide the loss.
+fn data_missing(
+    desired: &EnvSpec,
+    observed: &EnvObserved,
+    ctx: &Context,
+    what: &str,
+) -> Plan<Phase> {
+    use ConditionStatus::{False, True};
+    let message =
+        format!("{what} is missing on the node; restore a backup (it is never recreated empty)");
+    let phase = if observed.ever_ready {
+        Phase::Active
+    } else if desired.created_from_source {
+        Phase::Cloning
+    } else {
+        Phase::Provisioning
+    };
+    let conditions = decision::merge(
+        &observed.conditions,
+        [
+            (
+                ConditionType::Ready,
+                Derived::new(False, reason::DATA_MISSING, message.clone()),
+            ),
+            (
+                ConditionType::Reconciling,
+                Derived::new(False, reason::DATA_MISSING, "waiting for the operator"),
+            ),
+            (
+                ConditionType::Degraded,
+                Derived::new(True, reason::DATA_MISSING, message),
+            ),
+            (
+                ConditionType::Stalled,
+                Derived::new(
+                    False,
+                    reason::AS_EXPECTED,
+                    "nothing is retried while data is missing",
+                ),
+            ),
+        ],
+        desired.generation,
+        &ctx.now,
+    );
+    Plan {
+        action: crate::plan::Action::Nothing,
+        phase,
+        conditions,
+        observed_generation: observed.applied_generation.unwrap_or(0),
+        requeue_after_ms: Some(ctx.resync_after_ms),
+        handled_reset_at: None,
     }
 }
 
@@ -379,6 +444,7 @@ impl EnvObserved {
             exists_on_node: None,
             latest_job: None,
             handled_reset_at: None,
+            data_missing: None,
             conditions: Vec::new(),
         }
     }

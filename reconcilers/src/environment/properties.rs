@@ -95,6 +95,7 @@ fn arb_observed(generation: i64) -> impl Strategy<Value = EnvObserved> {
                 exists_on_node,
                 latest_job,
                 handled_reset_at,
+                data_missing: None,
                 conditions: Vec::new(),
             },
         )

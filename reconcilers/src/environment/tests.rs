@@ -814,3 +814,33 @@ fn spec_serializes_with_spec_spellings() {
     );
     assert_eq!(serde_json::from_value::<Plan<Phase>>(json).unwrap(), plan);
 }
+
+#[test]
+fn missing_data_is_degraded_and_never_recreated() {
+    let observed = EnvObserved {
+        data_missing: Some("the database".into()),
+        ..EnvObserved::converged(1)
+    };
+    let plan = reconcile(&EnvSpec::fixture(), &observed, &Context::fixture());
+    assert_eq!(
+        plan.action,
+        Action::Nothing,
+        "no converge may recreate the database empty"
+    );
+    assert_eq!(plan.phase, Phase::Active);
+    let get = |t| plan.conditions.iter().find(|c| c.type_ == t).unwrap();
+    assert_eq!(get(ConditionType::Degraded).status, ConditionStatus::True);
+    assert_eq!(get(ConditionType::Degraded).reason, reason::DATA_MISSING);
+    assert!(get(ConditionType::Degraded)
+        .message
+        .contains("the database"));
+    assert_eq!(get(ConditionType::Ready).status, ConditionStatus::False);
+    // Deleting still works: teardown is not blocked by missing data.
+    let plan = reconcile(
+        &EnvSpec::fixture().deleting(),
+        &observed,
+        &Context::fixture(),
+    );
+    assert_eq!(plan.phase, Phase::Deleting);
+    assert_ne!(plan.action, Action::Nothing);
+}

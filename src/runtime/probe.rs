@@ -1,0 +1,164 @@
+//! The probe loop: every node is probed each `probe_interval`; what differs from the stored
+//! observed state is written and its resource is reconciled at once (drift repair without an
+//! operator, and no playbook when nothing differs).
+use std::sync::Arc;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::observed::{self, EnvFacts, NodeFacts};
+use super::Runtime;
+use crate::notify::Kind;
+use crate::prober::{self, Probed};
+use crate::store::entity::{environments, nodes};
+use crate::{clock, store};
+
+pub(super) async fn probe_loop(rt: Arc<Runtime>) {
+    loop {
+        tokio::time::sleep(rt.cfg.probe_interval).await;
+        let Ok(all) = nodes::Entity::find().all(&rt.db).await else {
+            continue;
+        };
+        for node in all {
+            if node.deletion_requested_at.is_some() || node.host_key.is_none() {
+                continue;
+            }
+            let facts: NodeFacts = observed::parse(node.observed.as_deref());
+            if facts.provisioned_generation.is_none() {
+                continue;
+            }
+            if let Err(e) = probe_node(&rt, &node).await {
+                tracing::warn!(node = %node.id, error = %e, "probe round failed");
+            }
+        }
+    }
+}
+
+async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super::RuntimeError> {
+    let envs = environments::Entity::find()
+        .filter(environments::Column::NodeId.eq(node.id.as_str()))
+        .filter(environments::Column::DeletionRequestedAt.is_null())
+        .all(&rt.db)
+        .await?;
+    let probed: Vec<Probed> = envs
+        .iter()
+        .map(|e| Probed {
+            environment_id: e.id.clone(),
+            site_id: e.site_id.clone(),
+            host: e
+                .preview_url
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .to_string(),
+        })
+        .collect();
+    let key = match crate::ssh::control_key(&rt.db, &rt.secrets).await {
+        Ok(k) => k,
+        Err(e) => return Err(super::RuntimeError::Inconsistent(e.to_string())),
+    };
+    let target = crate::runner::Target {
+        hostname: node.hostname.clone(),
+        port: node.ssh_port as u16,
+        user: node.ssh_user.clone(),
+        private_key_openssh: key.private_openssh,
+        host_key: node.host_key.clone(),
+    };
+    let mut nf: NodeFacts = observed::parse(node.observed.as_deref());
+    let before = nf.clone();
+    let result = prober::probe(&target, &probed).await;
+    match &result {
+        Ok(p) => {
+            nf.reachable = Some(true);
+            nf.services_down = p.services_down();
+            nf.disk_free_bytes = Some(p.disk_free_bytes);
+            nf.disk_total_bytes = Some(p.disk_total_bytes);
+        }
+        Err(prober::ProbeError::Ssh(e)) if e.is_unreachable() => nf.reachable = Some(false),
+        Err(e) => tracing::warn!(node = %node.id, error = %e, "probe"),
+    }
+    if nf != before {
+        let mut q = nodes::Entity::update_many()
+            .col_expr(nodes::Column::Observed, Expr::value(observed::render(&nf)))
+            .col_expr(nodes::Column::ObservedAt, Expr::value(clock::now()));
+        if nf.reachable == Some(true) {
+            q = q.col_expr(nodes::Column::LastSeenAt, Expr::value(clock::now()));
+        }
+        q.filter(nodes::Column::Id.eq(node.id.as_str()))
+            .exec(&rt.db)
+            .await?;
+        tracing::info!(node = %node.id, reachable = ?nf.reachable, services_down = ?nf.services_down, "probe: node changed");
+        rt.enqueue(Kind::Node, &node.id);
+    }
+    let Ok(p) = result else { return Ok(()) };
+    for env in envs {
+        let Some(ep) = p.environments.get(&env.id) else {
+            continue;
+        };
+        let mut f: EnvFacts = observed::parse(env.observed.as_deref());
+        // Only environments that were converged once; while a job runs the node is in flux.
+        if f.applied_generation.is_none() {
+            continue;
+        }
+        if let Some(j) = super::jobs::latest_for(&rt.db, "environment", &env.id).await? {
+            if matches!(j.status.as_str(), "queued" | "running") {
+                continue;
+            }
+        }
+        let before = f.clone();
+        f.exists_on_node = Some(ep.present());
+        f.healthy = Some(ep.present() && ep.serving());
+        f.data_missing = ep.missing_data().map(str::to_string);
+        if f != before {
+            environments::Entity::update_many()
+                .col_expr(
+                    environments::Column::Observed,
+                    Expr::value(observed::render(&f)),
+                )
+                .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
+                .filter(environments::Column::Id.eq(env.id.as_str()))
+                .exec(&rt.db)
+                .await?;
+            let what = describe(ep);
+            store::events::append(
+                &rt.db,
+                store::events::NewEvent {
+                    resource_type: "environment",
+                    resource_id: &env.id,
+                    site_id: Some(&env.site_id),
+                    environment_id: Some(&env.id),
+                    reason: "DriftDetected",
+                    message: format!("probe: {what}"),
+                },
+            )
+            .await?;
+            rt.enqueue(Kind::Environment, &env.id);
+        }
+    }
+    Ok(())
+}
+
+fn describe(p: &prober::EnvProbe) -> String {
+    let mut parts = Vec::new();
+    for (ok, what) in [
+        (p.root, "environment root"),
+        (p.current, "current release"),
+        (p.server_block, "nginx server block"),
+        (p.pool, "PHP-FPM pool"),
+        (p.database, "database"),
+        (p.uploads, "uploads"),
+    ] {
+        if !ok {
+            parts.push(format!("{what} missing"));
+        }
+    }
+    if !(p.http_status == 200 && p.http_wordpress) {
+        parts.push(format!("preview URL answered {}", p.http_status));
+    }
+    if parts.is_empty() {
+        "everything matches again".into()
+    } else {
+        parts.join(", ")
+    }
+}
