@@ -88,11 +88,11 @@ pub enum ProbeError {
 
 /// Runs when the SSH user is root; other users run it through `sudo -n`.
 const SCRIPT: &str = r#"
-import glob, http.client, json, os, shutil, subprocess, sys
+import glob, http.client, json, os, shutil, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 def up(*names):
     return any(subprocess.run(["pgrep", "-x", n], capture_output=True).returncode == 0 for n in names)
-out = {"services": {"nginx": up("nginx"), "php-fpm": bool(subprocess.run(["pgrep", "-f", "php-fpm: master"], capture_output=True).returncode == 0),
+out = {"services": {"nginx": up("nginx"), "php-fpm": bool(subprocess.run(["pgrep", "-f", "^php-fpm: master"], capture_output=True).returncode == 0),
                     "mariadb": up("mariadbd", "mysqld"), "redis": up("redis-server")}, "environments": {}}
 try:
     dbs = set(subprocess.run(["mariadb", "-N", "-e", "SHOW DATABASES"], capture_output=True, text=True, timeout=5).stdout.split())
@@ -108,15 +108,20 @@ def one(arg):
          "pool": bool(glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % user)),
          "database": user in dbs, "uploads": os.path.isdir(os.path.join(root, "shared", "uploads")),
          "http_status": 0, "http_wordpress": False}
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
-        c.request("GET", "/", headers={"Host": host, "User-Agent": "pressluft-probe"})
-        r = c.getresponse()
-        body = r.read(262144).decode("utf-8", "replace")
-        e["http_status"] = r.status
-        e["http_wordpress"] = "/wp-content/" in body or "/wp-includes/" in body or "api.w.org" in (r.getheader("Link") or "")
-    except Exception:
-        pass
+    for attempt in (0, 1):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
+            c.request("GET", "/", headers={"Host": host, "User-Agent": "pressluft-probe"})
+            r = c.getresponse()
+            body = r.read(262144).decode("utf-8", "replace")
+            e["http_status"] = r.status
+            e["http_wordpress"] = "/wp-content/" in body or "/wp-includes/" in body or "api.w.org" in (r.getheader("Link") or "")
+        except Exception:
+            e["http_status"], e["http_wordpress"] = 0, False
+        if e["http_status"] == 200 and e["http_wordpress"]:
+            break
+        if attempt == 0:
+            time.sleep(1)
     return env, e
 with ThreadPoolExecutor(max_workers=8) as pool:
     for env, e in pool.map(one, sys.argv[1:]):

@@ -488,6 +488,13 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     fn logged_in(body: &str) -> bool {
         body.contains("id=\"wpadminbar\"") && body.contains("wp-admin")
     }
+    // The button is enabled for active, Ready environments: wait for that like the dashboard.
+    api.wait_for(
+        "alpha ready",
+        &format!("/api/environments/{env_a_id}"),
+        Duration::from_secs(120),
+        |_, v| ready(v),
+    );
     let t_login = Instant::now();
     let (s, ml) = api.call(
         "POST",
@@ -577,7 +584,23 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     let wait_serving = |what: &str| {
         let deadline = Instant::now() + Duration::from_secs(180);
         while curl(&host_a, "/").0 != 200 {
-            assert!(Instant::now() < deadline, "not repaired: {what}");
+            if Instant::now() > deadline {
+                let jobs = api.call("GET", "/api/jobs?limit=8", None).1;
+                let events = api.call("GET", "/api/events?limit=1000", None).1;
+                let tail: Vec<String> = events["items"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .rev()
+                            .take(20)
+                            .map(|e| {
+                                format!("{} {} {}", e["resource_type"], e["reason"], e["message"])
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                panic!("not repaired: {what}\njobs: {jobs}\nlast events: {tail:#?}");
+            }
             std::thread::sleep(Duration::from_millis(500));
         }
     };
@@ -616,6 +639,59 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
         &format!("/api/environments/{env_a_id}"),
         Duration::from_secs(120),
         |_, v| ready(v),
+    );
+    // The node stops answering SSH: it goes unreachable and its environments Degraded; when it
+    // answers again everything recovers without an operator.
+    /// Starts sshd again however this section ends.
+    struct SshBack;
+    impl Drop for SshBack {
+        fn drop(&mut self) {
+            let _ = Command::new("service").args(["ssh", "start"]).output();
+        }
+    }
+    let _ssh_back = SshBack;
+    assert!(sh("service ssh stop").0);
+    let node_path = format!("/api/nodes/{local_id}");
+    let env_a_path = format!("/api/environments/{env_a_id}");
+    let unreachable = api.wait_for(
+        "node unreachable",
+        &node_path,
+        Duration::from_secs(60),
+        |_, v| v["status"] == "unreachable",
+    );
+    let degraded_a = api.wait_for(
+        "alpha degraded",
+        &env_a_path,
+        Duration::from_secs(60),
+        |_, v| {
+            v["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "Degraded"
+                        && c["status"] == "True"
+                        && c["reason"] == "NodeUnreachable"
+                })
+            })
+        },
+    );
+    assert!(sh("service ssh start").0);
+    let _ = (unreachable, degraded_a);
+    api.wait_for(
+        "node active again",
+        &node_path,
+        Duration::from_secs(120),
+        |_, v| v["status"] == "active",
+    );
+    api.wait_for(
+        "alpha ready again",
+        &env_a_path,
+        Duration::from_secs(120),
+        |_, v| {
+            ready(v)
+                && v["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Degraded" && c["status"] == "False")
+                })
+        },
     );
     // Beta's database is dropped by hand: Degraded with the reason, and nothing recreates it.
     let db_b = format!("pl_{}", &env_b_id.replace('-', "")[16..]);

@@ -20,12 +20,21 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         return Ok(None);
     };
     let node = nodes::by_id(&rt.db, &env.node_id).await?;
-    let node_ready = node.as_ref().is_some_and(|n| {
-        let f: NodeFacts = observed::parse(n.observed.as_deref());
-        n.deletion_requested_at.is_none()
-            && f.provisioned_generation.is_some()
-            && f.reachable == Some(true)
-    });
+    let node_facts: Option<NodeFacts> = node
+        .as_ref()
+        .map(|n| observed::parse(n.observed.as_deref()));
+    let node_ready = node
+        .as_ref()
+        .zip(node_facts.as_ref())
+        .is_some_and(|(n, f)| {
+            n.deletion_requested_at.is_none()
+                && f.provisioned_generation.is_some()
+                && f.services_down.is_empty()
+                && f.reachable == Some(true)
+        });
+    let node_unreachable = node_facts
+        .as_ref()
+        .is_some_and(|f| f.reachable == Some(false));
     let latest = jobs::latest_for(&rt.db, "environment", id).await?;
     let mut facts: EnvFacts = observed::parse(env.observed.as_deref());
     let att = attempts(
@@ -67,7 +76,20 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         retry_due: att.retry_due,
         resync_after_ms: rt.cfg.resync.as_millis() as u64,
     };
-    let plan = reconcilers::environment::reconcile(&spec, &obs, &ctx);
+    let mut plan = reconcilers::environment::reconcile(&spec, &obs, &ctx);
+    if node_unreachable && !spec.deletion_requested {
+        // What serves the site cannot be seen or changed: say so on the environment too.
+        let mut c = reconcilers::Conditions::from_vec(plan.conditions);
+        c.set(
+            ConditionType::Degraded,
+            ConditionStatus::True,
+            "NodeUnreachable",
+            "the node does not answer over SSH; the environment cannot be checked or changed",
+            env.generation,
+            &ctx.now,
+        );
+        plan.conditions = c.into_vec();
+    }
 
     let ready = plan
         .conditions

@@ -78,7 +78,15 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         Err(prober::ProbeError::Ssh(e)) if e.is_unreachable() => nf.reachable = Some(false),
         Err(e) => tracing::warn!(node = %node.id, error = %e, "probe"),
     }
-    if nf != before {
+    // Free disk space moves all the time: it alone is no reason to write or to reconcile.
+    let mut comparable = nf.clone();
+    comparable.disk_free_bytes = before.disk_free_bytes;
+    comparable.disk_total_bytes = before.disk_total_bytes;
+    let disk_moved = match (before.disk_free_bytes, nf.disk_free_bytes) {
+        (Some(a), Some(b)) => a.abs_diff(b) > 256 * 1024 * 1024,
+        (a, b) => a != b,
+    };
+    if comparable != before || disk_moved {
         let mut q = nodes::Entity::update_many()
             .col_expr(nodes::Column::Observed, Expr::value(observed::render(&nf)))
             .col_expr(nodes::Column::ObservedAt, Expr::value(clock::now()));
@@ -88,8 +96,10 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         q.filter(nodes::Column::Id.eq(node.id.as_str()))
             .exec(&rt.db)
             .await?;
-        tracing::info!(node = %node.id, reachable = ?nf.reachable, services_down = ?nf.services_down, "probe: node changed");
-        rt.enqueue(Kind::Node, &node.id);
+        if comparable != before {
+            tracing::info!(node = %node.id, reachable = ?nf.reachable, services_down = ?nf.services_down, "probe: node changed");
+            rt.enqueue(Kind::Node, &node.id);
+        }
     }
     let Ok(p) = result else { return Ok(()) };
     for env in envs {
