@@ -32,8 +32,10 @@ fn start(admin_password: Option<&str>) -> (Server, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(BIN);
+    // No local node: these tests drive the API and the CLI, not this machine (tests/e2e.rs does).
     cmd.args([
         "serve",
+        "--no-local-node",
         "--listen",
         &format!("127.0.0.1:{port}"),
         "--data-dir",
