@@ -865,7 +865,8 @@ def wordpress_version(release_dir):
 
 def carry_pending_reloads(env):
     for name, attr in (("nginx", "reload_nginx"), ("php-fpm", "reload_php_fpm")):
-        marker = os.path.join(PENDING_DIR, "reload-" + name)
+        # Per environment: another environment's pending reload is that environment's business.
+        marker = os.path.join(PENDING_DIR, "reload-%s-%s" % (name, env.env_id))
         if getattr(env, attr):
             os.makedirs(PENDING_DIR, mode=0o700, exist_ok=True)
             with open(marker, "a"):
