@@ -29,6 +29,22 @@ description:
     reloaded, and the Linux user cannot be removed while they run; the module then reloads PHP-FPM
     itself (C(service phpX.Y-fpm reload)), waits for the workers to end and reports
     C(reload_php_fpm=false).
+  - "With I(reload=true) (state=present) the module reloads what changed itself, under the node's
+    config lock right after its files passed C(nginx -t) / C(php-fpmX.Y -t): nginx
+    (C(nginx -s reload), or C(service nginx start) when it is not running) and PHP-FPM
+    (C(service phpX.Y-fpm reload)), and reports C(reload_nginx) / C(reload_php_fpm) false - no
+    handler runs. A reload still to do is recorded in C(/var/lib/pressluft/pending/) first and
+    cleared after it, so a run killed in between reloads on the next run."
+  - "With I(install=true) it then installs WordPress through the PHP helper (C(install), run as the
+    environment's user with the pool's PHP CLI, the admin password on stdin), unless the database
+    already holds an installed WordPress; the helper's (secret-free) JSON result is reported as
+    C(wordpress_install). It never fails the task by itself."
+  - "With I(health_check=true) it finally runs the health checks of spec node-runtime §10, exactly as
+    the C(pressluft_health) module does (HTTP through the node's nginx with the URL's Host header,
+    the helper's C(is-installed) and C(db-ping), in parallel, each with a timeout and one retry),
+    after waiting (at most 5 s each) for a just reloaded nginx to serve the host and for the pool's
+    socket. Reports C(healthy), C(health_url), C(health_checks), C(health_checked_at) in the facts
+    and C(health_error) (the failed checks) in the result; the task does not fail when unhealthy."
 options:
   state: {type: str, choices: [present, absent], default: present}
   site_id: {type: str, required: true, description: UUID of the site}
@@ -52,6 +68,17 @@ options:
   table_prefix: {type: str, default: wp_}
   fpm_max_children: {type: int, default: 5}
   client_max_body_size_mb: {type: int, default: 64}
+  reload: {type: bool, default: false, description: "state=present: reload nginx / PHP-FPM here instead of in handlers"}
+  install: {type: bool, default: false, description: "state=present: install WordPress through the helper"}
+  site_title: {type: str, description: "Blog title at install (required with install)"}
+  wp_admin_login: {type: str, description: "Administrator login (required with install)"}
+  wp_admin_email: {type: str, description: "Administrator e-mail (required with install)"}
+  wp_admin_password: {type: str, no_log: true, description: "Administrator password (required with install; stdin of the helper)"}
+  health_check: {type: bool, default: false, description: "state=present: run the health checks after everything else"}
+  health_url: {type: str, description: "URL to check; default I(preview_url)"}
+  health_timeout: {type: float, default: 10}
+  health_retries: {type: int, default: 1}
+  helper: {type: str, default: /usr/local/lib/pressluft/pressluft-helper.php}
 """
 
 RETURN = r"""
@@ -60,24 +87,33 @@ reload_php_fpm: {type: bool, description: PHP-FPM configuration changed (or a re
 php_version: {type: str}
 linux_user: {type: str}
 timings_ms: {type: dict, description: milliseconds per step (diagnostics)}
+healthy: {type: bool, description: with health_check - all checks passed}
+health_error: {type: str, description: with health_check and unhealthy - the failed checks and why}
 pressluft_facts: {type: dict, description: facts for the control plane (no secrets)}
 """
 
+import concurrent.futures
 import fcntl
 import glob
 import grp
 import hashlib
+import http.client
+import json
 import os
 import pwd
 import re
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import stat
 import subprocess
 import tempfile
+import threading
 import time
-from urllib.parse import urlsplit
+from datetime import datetime, timezone
+from urllib.parse import urljoin, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -98,6 +134,11 @@ CONFIG_LOCK = "/run/lock/pressluft-config.lock"
 # leaves the marker, and the next run reloads even though no file changes any more.
 PENDING_DIR = "/var/lib/pressluft/pending"
 DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
+# Not copied into a release (rsync-style paths relative to the WordPress source).
+RELEASE_EXCLUDE = ("wp-config.php", ".htaccess", "wp-content/uploads")
+COPY_WORKERS = 3
+WP_LINK = 'rel="https://api.w.org/"'
+MAX_REDIRECTS = 5
 
 
 class Failure(Exception):
@@ -129,6 +170,9 @@ class Env:
         self.changes = []
         self.reload_nginx = False
         self.reload_php_fpm = False
+        self.pending_carried = False
+        self.nginx_tested = False
+        self.reloaded = []
         self.timings = {}
         self._validate_and_derive()
 
@@ -297,13 +341,24 @@ class Env:
         web_gid = grp.getgrnam(WEB_GROUP).gr_gid
         self.uid, self.web_gid = uid, web_gid
         self.timed("directories", self.ensure_tree, uid, web_gid)
-        self.timed("database", self.ensure_database)
-        self.timed("wp_config", self.ensure_wp_config, uid, web_gid)
-        release = self.timed("release", self.ensure_release, uid, web_gid)
-        pool = self.render_pool()
-        nginx = self.render_nginx()
-        self.timed("config", self.converge_config, pool, nginx)
-        self.pool_text, self.nginx_text = pool, nginx
+        # The copy of a first release (cp processes) runs while the database, wp-config and the
+        # pool / server block (tested, reloaded) are converged: nginx serves the new host from
+        # `current` only once the release is complete (404 until then).
+        started = time.monotonic()
+        copy = self.begin_release(uid, web_gid)
+        try:
+            self.timed("database", self.ensure_database)
+            self.timed("wp_config", self.ensure_wp_config, uid, web_gid)
+            pool = self.render_pool()
+            nginx = self.render_nginx()
+            self.timed("config", self.converge_config, pool, nginx)
+            self.pool_text, self.nginx_text = pool, nginx
+            release = self.finish_release(copy, uid, web_gid)
+        finally:
+            if copy["copy"] is not None:
+                # never leave cp running behind a failure (the .tmp- copy is removed next run)
+                finish_copy(copy["copy"])
+            self.timings["release"] = int((time.monotonic() - started) * 1000)
         return release
 
     def ensure_user(self):
@@ -485,7 +540,8 @@ class Env:
             return None
         return name
 
-    def ensure_release(self, uid, web_gid):
+    def begin_release(self, uid, web_gid):
+        """Decides the release; when a first one must be made, starts copying it (returns the copy)."""
         rel_dir = os.path.join(self.root, "releases")
         # leftovers of an interrupted copy
         if os.path.isdir(rel_dir):
@@ -493,22 +549,37 @@ class Env:
                 if d.startswith(".tmp-"):
                     self.remove_path(os.path.join(rel_dir, d))
                     self.change("removed partial release %s" % d)
-        name = self.current_release()
-        if name is None:
-            complete = [r for r in self.releases() if os.path.isfile(os.path.join(rel_dir, r, "wp-load.php"))]
-            if complete:
-                name = complete[-1]
-            else:
-                name = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-                self.change("release %s created from %s" % (name, self.p["wordpress_source_dir"]))
-                if self.check:
-                    return name
-                tmp = os.path.join(rel_dir, ".tmp-" + name)
-                self.run(["rsync", "-a", "--copy-links", "--exclude=/wp-config.php", "--exclude=/.htaccess",
-                          "--exclude=/wp-content/uploads", "--chown=%d:%d" % (uid, web_gid),
-                          "--chmod=D2750,F0640", self.p["wordpress_source_dir"].rstrip("/") + "/", tmp + "/"])
-                self.converge_release_links(tmp, uid, web_gid)
-                os.rename(tmp, os.path.join(rel_dir, name))
+        copy = {"name": self.current_release(), "new": False, "copy": None}
+        if copy["name"] is not None:
+            return copy
+        complete = [r for r in self.releases() if os.path.isfile(os.path.join(rel_dir, r, "wp-load.php"))]
+        if complete:
+            copy["name"] = complete[-1]
+            return copy
+        name = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        copy.update(name=name, new=True)
+        self.change("release %s created from %s" % (name, self.p["wordpress_source_dir"]))
+        if self.check:
+            return copy
+        copy["tmp"] = os.path.join(rel_dir, ".tmp-" + name)
+        copy["copy"] = start_copy(self.p["wordpress_source_dir"], copy["tmp"])
+        return copy
+
+    def finish_release(self, copy, uid, web_gid):
+        rel_dir = os.path.join(self.root, "releases")
+        name = copy["name"]
+        if copy["new"]:
+            if self.check:
+                return name
+            waited = time.monotonic()
+            errors = finish_copy(copy["copy"])
+            self.timings["release_copy_wait"] = int((time.monotonic() - waited) * 1000)
+            if errors:
+                raise Failure("copying %s failed: %s" % (self.p["wordpress_source_dir"], "; ".join(errors)))
+            own_tree(copy["tmp"], uid, web_gid)
+            self.converge_release_links(copy["tmp"], uid, web_gid)
+            os.rename(copy["tmp"], os.path.join(rel_dir, name))
+        if copy["new"] or self.current_release() is None:
             if self.ensure_symlink(os.path.join(self.root, "current"), "releases/" + name):
                 self.change("current -> releases/%s" % name)
         self.converge_release_links(os.path.join(rel_dir, name), uid, web_gid)
@@ -653,6 +724,107 @@ server {{
         with open(CONFIG_LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._converge_config(pool, nginx)
+            if not self.check:
+                carry_pending_reloads(self)
+                self.pending_carried = True
+                if self.p["reload"]:
+                    # under the lock: no other run's untested file is on disk now
+                    started = time.monotonic()
+                    self.reload_now()
+                    self.timings["reload"] = int((time.monotonic() - started) * 1000)
+
+    def reload_now(self):
+        """Reloads what this run (or an interrupted one) changed; clears the pending markers."""
+        if self.reload_nginx:
+            if not self.nginx_tested:
+                proc = self.run(["nginx", "-t", "-q"], check=False)
+                if proc.returncode != 0:
+                    raise Failure("nginx configuration invalid, not reloaded: %s" % proc.stderr.strip()[-1000:])
+            # SIGHUP to the master = `nginx -s reload` without parsing the configuration again
+            pid = master_pid("/run/nginx.pid", b"nginx: master process")
+            if pid:
+                os.kill(pid, signal.SIGHUP)
+            else:
+                self.run(["service", "nginx", "start"])
+            clear_pending("nginx", self.env_id)
+            self.reload_nginx = False
+            self.reloaded.append("nginx")
+            self.change("nginx reloaded")
+        if self.reload_php_fpm:
+            # SIGUSR2 to the master = `service phpX.Y-fpm reload` (what its init script and systemd
+            # unit send); a master that is not running is started
+            pid = master_pid("/run/php/php%s-fpm.pid" % self.php, b"php-fpm: master process")
+            if pid:
+                os.kill(pid, signal.SIGUSR2)
+            else:
+                self.run(["service", "php%s-fpm" % self.php, "start"])
+            clear_pending("php-fpm", self.env_id)
+            self.reload_php_fpm = False
+            self.reloaded.append("php-fpm")
+            self.change("PHP-FPM reloaded")
+
+    # ------------------------------------------------------------------ WordPress install -----
+    def install_wordpress(self):
+        """The helper's install as the environment's user; its JSON result (never fails the task)."""
+        p = self.p
+        if self.wordpress_installed:
+            return {"ok": True, "installed": True, "changed": False, "skipped": True}
+        if self.check:
+            return {"ok": True, "installed": False, "changed": True, "check_mode": True}
+        argv = ["runuser", "-u", self.user, "--", "php%s" % self.php, p["helper"],
+                "--path=%s/current" % self.root, "install",
+                "--title=%s" % (p["site_title"] or ""), "--admin-user=%s" % (p["wp_admin_login"] or ""),
+                "--admin-email=%s" % (p["wp_admin_email"] or ""), "--url=%s" % self.preview_url]
+        try:
+            proc = subprocess.run(argv, input=p["wp_admin_password"] or "", capture_output=True, text=True,
+                                  cwd="/", timeout=600)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": "the helper's install timed out"}
+        result = last_json_line(proc.stdout)
+        if result is None:
+            return {"ok": False, "error": "no JSON result from the helper"}
+        if result.get("changed") is True:
+            self.change("WordPress installed")
+        return result
+
+    # ------------------------------------------------------------------ health ----------------
+    def health(self, url):
+        """The checks of pressluft_health (spec §10), run right after this run's changes."""
+        p = self.p
+        timeout = p["health_timeout"]
+        if "nginx" in self.reloaded:
+            # nginx applies a reload asynchronously: until it does, the host meets the default
+            # server, which closes the connection. Wait (bounded) for any answer for the host.
+            wait_for_nginx(url, "127.0.0.1", 5.0)
+        if os.path.exists(self.pool_conf):
+            # a PHP-FPM reload brings the pool's socket up asynchronously
+            deadline = time.monotonic() + 5
+            while not os.path.exists(self.fpm_socket) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        php = "php%s" % self.php
+        if not shutil.which(php):
+            php = "php"
+        current = os.path.join(self.root, "current")
+
+        def http_check():
+            return check_http(url, "127.0.0.1", timeout, True)
+
+        def installed_check():
+            ok, res = run_helper(self.user, php, p["helper"], current, "is-installed", timeout)
+            return (ok, "installed" if ok else res)
+
+        def db_check():
+            ok, res = run_helper(self.user, php, p["helper"], current, "db-ping", timeout)
+            return (ok, "reachable" if ok else res)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            futures = {
+                "http": pool.submit(with_retry, http_check, p["health_retries"]),
+                "wordpress_installed": pool.submit(with_retry, installed_check, p["health_retries"]),
+                "database": pool.submit(with_retry, db_check, p["health_retries"]),
+            }
+            checks = {name: f.result() for name, f in futures.items()}
+        return checks
 
     def _converge_config(self, pool, nginx):
         # stale pools of this environment under other PHP versions
@@ -670,21 +842,29 @@ server {{
             if nginx_changed:
                 self.change("nginx server block %s" % self.nginx_conf)
             return
+        # both configuration tests side by side
+        tests = {}
         if pool_changed:
             fpm = shutil.which("php-fpm%s" % self.php) or "/usr/sbin/php-fpm%s" % self.php
-            proc = self.run([fpm, "-t"], check=False)
-            if proc.returncode != 0:
+            tests["php-fpm"] = start([fpm, "-t"])
+        if nginx_changed:
+            tests["nginx"] = start(["nginx", "-t", "-q"])
+        results = {name: finish(proc) for name, proc in tests.items()}
+        if pool_changed:
+            rc, out, err = results["php-fpm"]
+            if rc != 0:
                 self.restore_file(self.pool_conf, pool_old)
                 if nginx_changed:
                     self.restore_file(self.nginx_conf, nginx_old)
-                raise Failure("PHP-FPM rejected the pool (rolled back): %s" % (proc.stderr or proc.stdout).strip()[-1000:])
+                raise Failure("PHP-FPM rejected the pool (rolled back): %s" % (err or out).strip()[-1000:])
             self.change("PHP-FPM pool %s" % self.pool_conf)
             self.reload_php_fpm = True
         if nginx_changed:
-            proc = self.run(["nginx", "-t", "-q"], check=False)
-            if proc.returncode != 0:
+            rc, out, err = results["nginx"]
+            if rc != 0:
                 self.restore_file(self.nginx_conf, nginx_old)
-                raise Failure("nginx rejected the server block (rolled back): %s" % proc.stderr.strip()[-1000:])
+                raise Failure("nginx rejected the server block (rolled back): %s" % err.strip()[-1000:])
+            self.nginx_tested = True
             self.change("nginx server block %s" % self.nginx_conf)
             self.reload_nginx = True
 
@@ -863,10 +1043,257 @@ def wordpress_version(release_dir):
         return None
 
 
+def start_copy(src, dst):
+    """Starts copying the WordPress source to dst like `rsync -a --copy-links` with RELEASE_EXCLUDE
+    (links dereferenced, times kept; owner and modes are set afterwards by own_tree), in the
+    background: `cp -rL` in COPY_WORKERS threads side by side over the source's second-level
+    entries, balanced by size (in WordPress wp-includes/js alone is half of it) - several times
+    faster than rsync here. finish_copy() waits for it."""
+    src = src.rstrip("/")
+    os.mkdir(dst, 0o700)
+    state = {"errors": []}
+
+    def size(path):
+        total = 0
+        for root, dirs, files in os.walk(path, followlinks=True):
+            for name in files:
+                try:
+                    total += os.stat(os.path.join(root, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def collect(rel, depth, items):
+        for name in sorted(os.listdir(os.path.join(src, rel) if rel else src)):
+            r = os.path.join(rel, name) if rel else name
+            if r in RELEASE_EXCLUDE:
+                continue
+            path = os.path.join(src, r)
+            if os.path.isdir(path) and (depth < 1 or any(e.startswith(r + "/") for e in RELEASE_EXCLUDE)):
+                os.mkdir(os.path.join(dst, r), 0o700)
+                collect(r, depth + 1, items)
+                continue
+            items.append((size(path) if os.path.isdir(path) else os.stat(path).st_size, path,
+                          os.path.join(dst, rel) if rel else dst))
+
+    def copy(batch):
+        by_target = {}
+        for _, path, target in batch:
+            by_target.setdefault(target, []).append(path)
+        for target, paths in sorted(by_target.items()):
+            proc = subprocess.run(["cp", "-rL", "--preserve=timestamps", "-t", target, "--"] + paths,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+            if proc.returncode != 0:
+                state["errors"].append((proc.stderr or "cp failed").strip()[-1000:])
+                return
+
+    def run():
+        try:
+            items = []
+            collect("", 0, items)
+            bins = [[0, []] for _ in range(COPY_WORKERS)]
+            for item in sorted(items, key=lambda i: -i[0]):
+                smallest = min(bins, key=lambda b: b[0])
+                smallest[0] += item[0]
+                smallest[1].append(item)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=COPY_WORKERS) as pool:
+                list(pool.map(copy, [b[1] for b in bins if b[1]]))
+        except Exception as exc:  # reported by finish_copy
+            state["errors"].append("%s: %s" % (type(exc).__name__, exc))
+
+    state["thread"] = threading.Thread(target=run, name="pressluft-copy", daemon=True)
+    state["thread"].start()
+    return state
+
+
+def finish_copy(state):
+    """Waits for start_copy(); the copy errors (empty when all went well)."""
+    state["thread"].join()
+    return state["errors"]
+
+
+def own_tree(top, uid, gid):
+    """Owner uid:gid, directories 2750, files 0640 (the release has no links: cp -L)."""
+    for root, dirs, files in os.walk(top):
+        os.lchown(root, uid, gid)
+        os.chmod(root, 0o2750)
+        for name in files:
+            path = os.path.join(root, name)
+            os.lchown(path, uid, gid)
+            if not os.path.islink(path):
+                os.chmod(path, 0o640)
+
+
+def master_pid(pidfile, title):
+    """The PID in pidfile when that process is the master (its title starts with `title`)."""
+    try:
+        with open(pidfile, "r", encoding="ascii") as fh:
+            pid = int(fh.read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            return pid if fh.read().startswith(title) else None
+    except (OSError, ValueError):
+        return None
+
+
+def start(argv):
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc):
+    out, err = proc.communicate()
+    return proc.returncode, out or "", err or ""
+
+
+def pending_marker(name, env_id):
+    return os.path.join(PENDING_DIR, "reload-%s-%s" % (name, env_id))
+
+
+def clear_pending(name, env_id):
+    try:
+        os.unlink(pending_marker(name, env_id))
+    except FileNotFoundError:
+        pass
+
+
+def last_json_line(text):
+    for line in reversed((text or "").strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+# --- health checks: the same code as library/pressluft_health.py (modules cannot share code
+# --- without module_utils); keep the two in step.
+class _SNIConnection(http.client.HTTPSConnection):
+    """HTTPS to a fixed address with the SNI / certificate name of the URL's host."""
+
+    def __init__(self, address, port, server_name, context, timeout):
+        super().__init__(address, port, timeout=timeout, context=context)
+        self._server_name = server_name
+        self._ctx = context
+
+    def connect(self):
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
+
+
+def http_get(url, address, timeout, validate_certs, method="GET"):
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host_header = parts.hostname + ("" if parts.port is None else ":%d" % parts.port)
+    if parts.scheme == "https":
+        ctx = ssl.create_default_context()
+        if not validate_certs:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        conn = _SNIConnection(address, port, parts.hostname, ctx, timeout)
+    else:
+        conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        conn.request(method, path, headers={"Host": host_header, "User-Agent": "Pressluft-Health/1",
+                                            "Accept": "text/html,*/*", "Connection": "close"})
+        resp = conn.getresponse()
+        body = resp.read(2 * 1024 * 1024)
+        return resp.status, resp.headers, body
+    finally:
+        conn.close()
+
+
+def wait_for_nginx(url, address, limit):
+    """Until nginx answers for the URL's host at all (a static path, no PHP), at most `limit` s."""
+    parts = urlsplit(url)
+    probe = "%s://%s/.well-known/acme-challenge/pressluft-reload-probe" % (parts.scheme, parts.netloc)
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            http_get(probe, address, 2, False, method="HEAD")
+            return True
+        except (OSError, http.client.HTTPException, ssl.SSLError):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+
+def check_http(url, address, timeout, validate_certs):
+    start = urlsplit(url)
+    current = url
+    hops = []
+    for _ in range(MAX_REDIRECTS + 1):
+        status, headers, body = http_get(current, address, timeout, validate_certs)
+        hops.append({"url": current, "status": status})
+        if status in (301, 302, 303, 307, 308):
+            location = headers.get("Location")
+            if not location:
+                return False, "redirect without Location from %s" % current, hops
+            nxt = urljoin(current, location)
+            n = urlsplit(nxt)
+            if (n.hostname or "").lower() != (start.hostname or "").lower():
+                return False, "redirected to another host: %s" % nxt, hops
+            current = nxt
+            continue
+        final = urlsplit(current)
+        if status != 200:
+            return False, "HTTP %d from %s" % (status, current), hops
+        if final.scheme != start.scheme:
+            return False, "final URL %s is not on the scheme of %s" % (current, url), hops
+        links = " ".join(headers.get_all("Link") or [])
+        text = body.decode("utf-8", errors="replace")
+        if WP_LINK in links or "/wp-content/" in text or "/wp-includes/" in text:
+            return True, "HTTP 200 with WordPress content", hops
+        return False, "HTTP 200 without WordPress content at %s" % current, hops
+    return False, "more than %d redirects" % MAX_REDIRECTS, hops
+
+
+def run_helper(user, php, helper, path, command, timeout):
+    if shutil.which("runuser"):
+        argv = ["runuser", "-u", user, "--"]
+    else:
+        argv = ["sudo", "-n", "-u", user, "--"]
+    argv += [php, helper, "--path=" + path, command]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
+                          stdin=subprocess.DEVNULL)
+    result = last_json_line(proc.stdout)
+    if not isinstance(result, dict):
+        return False, "no JSON result (rc=%d): %s" % (proc.returncode, (proc.stderr or proc.stdout).strip()[-300:])
+    if proc.returncode != 0 or result.get("ok") is not True:
+        return False, result.get("error") or "helper failed (rc=%d)" % proc.returncode
+    return True, result
+
+
+def with_retry(fn, retries, delay=1.0):
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            ok, detail, *extra = fn()
+        except subprocess.TimeoutExpired:
+            ok, detail, extra = False, "timed out", []
+        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+            ok, detail, extra = False, "%s: %s" % (type(exc).__name__, exc), []
+        if ok or attempts > retries:
+            out = {"ok": ok, "detail": detail, "attempts": attempts,
+                   "elapsed_ms": int((time.monotonic() - started) * 1000)}
+            if extra:
+                out["hops"] = extra[0]
+            return out
+        time.sleep(delay)
+# --- end of the health-check code shared with pressluft_health.py
+
+
 def carry_pending_reloads(env):
     for name, attr in (("nginx", "reload_nginx"), ("php-fpm", "reload_php_fpm")):
         # Per environment: another environment's pending reload is that environment's business.
-        marker = os.path.join(PENDING_DIR, "reload-%s-%s" % (name, env.env_id))
+        marker = pending_marker(name, env.env_id)
         if getattr(env, attr):
             os.makedirs(PENDING_DIR, mode=0o700, exist_ok=True)
             with open(marker, "a"):
@@ -899,6 +1326,17 @@ def main():
             table_prefix=dict(type="str", default="wp_"),
             fpm_max_children=dict(type="int", default=5),
             client_max_body_size_mb=dict(type="int", default=64),
+            reload=dict(type="bool", default=False),
+            install=dict(type="bool", default=False),
+            site_title=dict(type="str"),
+            wp_admin_login=dict(type="str"),
+            wp_admin_email=dict(type="str"),
+            wp_admin_password=dict(type="str", no_log=True),
+            health_check=dict(type="bool", default=False),
+            health_url=dict(type="str"),
+            health_timeout=dict(type="float", default=10.0),
+            health_retries=dict(type="int", default=1),
+            helper=dict(type="str", default="/usr/local/lib/pressluft/pressluft-helper.php"),
         ),
         supports_check_mode=True,
     )
@@ -936,11 +1374,33 @@ def main():
                 facts["linux_uid"] = pwd.getpwnam(env.user).pw_uid
             except KeyError:
                 pass
+            if module.params["install"]:
+                for key in ("wp_admin_login", "wp_admin_email", "wp_admin_password"):
+                    if not module.params[key]:
+                        raise Failure("%s is required with install=true" % key)
+                facts["wordpress_install"] = env.timed("install", env.install_wordpress)
         else:
             env.absent()
             facts["environment_present"] = False
-        if not module.check_mode:
+        if not module.check_mode and not env.pending_carried:
             carry_pending_reloads(env)
+        result = {}
+        if module.params["state"] == "present" and module.params["health_check"]:
+            url = module.params["health_url"] or env.preview_url
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                raise Failure("health_url must be an http(s) URL")
+            checks = env.timed("health", env.health, url)
+            healthy = all(c["ok"] for c in checks.values())
+            facts.update({
+                "healthy": healthy,
+                "health_url": url,
+                "health_checks": checks,
+                "health_checked_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            })
+            result["healthy"] = healthy
+            if not healthy:
+                result["health_error"] = ", ".join(
+                    "%s: %s" % (k, v["detail"]) for k, v in checks.items() if not v["ok"])
         facts["environment_changes"] = env.changes
         facts["environment_timings_ms"] = env.timings
         module.exit_json(
@@ -951,6 +1411,7 @@ def main():
             linux_user=env.user,
             timings_ms=env.timings,
             pressluft_facts=facts,
+            **result
         )
     except Failure as exc:
         # The task usually runs with no_log (it carries the DB password), which censors `msg`
