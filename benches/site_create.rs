@@ -8,7 +8,8 @@
 //!   health-check share taken from the facts the playbook reported (`_tasks`,
 //!   `environment_timings_ms`, `health_checks`); the remainder (job finished → Ready seen);
 //! - `scripts/bench-shell-site.sh` (the same node steps by hand, plain bash) on fresh ids in the
-//!   same run, interleaved with the API sites, and the ratio of the medians against 2×;
+//!   same run, interleaved with the API sites (alternating which goes first; all deletions at the
+//!   end), and the ratio of the medians against 2×;
 //! - queue pickup of a burst of sites created back to back: environment `created_at` → job
 //!   `created_at` (both stored with millisecond precision by the server's clock), p50 / p99 / max
 //!   against 50 ms.
@@ -793,12 +794,15 @@ fn run(
     let mut runs = Vec::new();
     let mut shell = Vec::new();
     for i in 0..n {
-        let r = measure_site(api, db_url, created, &format!("{tag}-{i}"))?;
-        let s = measure_shell(created)?;
-        if let Some(env_id) = created.shell.last().cloned() {
-            delete_shell(&env_id)?;
-            created.shell.pop();
-        }
+        // Alternating order, so that neither side always runs right after the other (warm
+        // caches, writeback); everything is deleted only at the end, outside the measurements.
+        let (r, s) = if i % 2 == 0 {
+            let r = measure_site(api, db_url, created, &format!("{tag}-{i}"))?;
+            (r, measure_shell(created)?)
+        } else {
+            let s = measure_shell(created)?;
+            (measure_site(api, db_url, created, &format!("{tag}-{i}"))?, s)
+        };
         println!(
             "  {:<4} {:>7.0} {:>6.0} {:>7.0} {:>6.0} {:>9.0} {:>8.0} {:>7.0} {:>7.0}   {:>7.0}",
             i + 1,

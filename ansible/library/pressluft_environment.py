@@ -574,6 +574,8 @@ class Env:
             waited = time.monotonic()
             errors = finish_copy(copy["copy"])
             self.timings["release_copy_wait"] = int((time.monotonic() - waited) * 1000)
+            self.timings["release_copy"] = copy["copy"].get("copy_ms", 0)
+            self.timings["release_copy_plan"] = copy["copy"].get("plan_ms", 0)
             if errors:
                 raise Failure("copying %s failed: %s" % (self.p["wordpress_source_dir"], "; ".join(errors)))
             own_tree(copy["tmp"], uid, web_gid)
@@ -1089,9 +1091,11 @@ def start_copy(src, dst):
                 return
 
     def run():
+        started = time.monotonic()
         try:
             items = []
             collect("", 0, items)
+            state["plan_ms"] = int((time.monotonic() - started) * 1000)
             bins = [[0, []] for _ in range(COPY_WORKERS)]
             for item in sorted(items, key=lambda i: -i[0]):
                 smallest = min(bins, key=lambda b: b[0])
@@ -1101,6 +1105,7 @@ def start_copy(src, dst):
                 list(pool.map(copy, [b[1] for b in bins if b[1]]))
         except Exception as exc:  # reported by finish_copy
             state["errors"].append("%s: %s" % (type(exc).__name__, exc))
+        state["copy_ms"] = int((time.monotonic() - started) * 1000)
 
     state["thread"] = threading.Thread(target=run, name="pressluft-copy", daemon=True)
     state["thread"].start()
