@@ -133,6 +133,9 @@ fn start_server() -> Server {
         "--data-dir",
     ])
     .arg(&data)
+    // the playbooks of this checkout, whichever tree the binary in the target dir was built from
+    .arg("--ansible-dir")
+    .arg(std::path::Path::new(REPO).join("ansible"))
     .env("PRESSLUFT_ADMIN_EMAIL", ADMIN_EMAIL)
     .env("PRESSLUFT_ADMIN_PASSWORD", ADMIN_PASSWORD)
     .env("PRESSLUFT_LOG", "info")
@@ -140,6 +143,7 @@ fn start_server() -> Server {
     .env_remove("PRESSLUFT_DATABASE_URL")
     .env_remove("PRESSLUFT_DATA_DIR")
     .env_remove("PRESSLUFT_LISTEN_ADDR")
+    .env_remove("PRESSLUFT_ANSIBLE_DIR")
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::from(out));
@@ -801,7 +805,10 @@ fn run(
             (r, measure_shell(created)?)
         } else {
             let s = measure_shell(created)?;
-            (measure_site(api, db_url, created, &format!("{tag}-{i}"))?, s)
+            (
+                measure_site(api, db_url, created, &format!("{tag}-{i}"))?,
+                s,
+            )
         };
         println!(
             "  {:<4} {:>7.0} {:>6.0} {:>7.0} {:>6.0} {:>9.0} {:>8.0} {:>7.0} {:>7.0}   {:>7.0}",
