@@ -80,6 +80,9 @@ fn start_server() -> Server {
     let mut child = Command::new(bin)
         .args([
             "serve",
+            // The API is measured, not this machine: no local node to provision (as root the
+            // runtime would build 10,000 WordPress sites); a node that never answers instead.
+            "--no-local-node",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--data-dir",
@@ -316,6 +319,20 @@ async fn api_token(client: &reqwest::Client, url: &str) -> String {
     body["token"].as_str().expect("token").to_string()
 }
 
+/// Registers the node the sites are placed on: SSH port 1 on loopback, which refuses at once, so
+/// the runtime reconciles every site (the node is unreachable, the environments wait) without
+/// building anything.
+async fn register_node(client: &reqwest::Client, url: &str, auth: &str) {
+    let r = client
+        .post(format!("{url}/api/nodes"))
+        .header("authorization", auth)
+        .json(&json!({"name": "bench-node", "hostname": "127.0.0.1", "ssh_port": 1}))
+        .send()
+        .await
+        .expect("create node");
+    assert!(r.status().is_success(), "create node: {}", r.status());
+}
+
 /// Creates `total` sites from `clients` concurrent clients; returns the outcome and the ids.
 async fn write_phase(
     client: &reqwest::Client,
@@ -506,6 +523,7 @@ fn main() {
     let url = server.url.clone();
     let token = rt.block_on(api_token(&client, &url));
     let auth = format!("Bearer {token}");
+    rt.block_on(register_node(&client, &url, &auth));
 
     let cpu = CpuMeter::start(server.pid());
     let (writes, ids) = rt.block_on(write_phase(&client, &url, &auth, total, write_clients));

@@ -20,6 +20,10 @@ pub struct EnvProbe {
     pub uploads: bool,
     pub http_status: u16,
     pub http_wordpress: bool,
+    /// SHA-256 of the server block and the pool as they are on the node (the same digest the
+    /// environment module reports for what it rendered); absent when either file is missing.
+    #[serde(default)]
+    pub config_hash: Option<String>,
 }
 
 impl EnvProbe {
@@ -54,6 +58,9 @@ pub struct NodeProbe {
     pub environments: BTreeMap<String, EnvProbe>,
     pub disk_free_bytes: u64,
     pub disk_total_bytes: u64,
+    /// CPU the script used on the node (its own and its children's).
+    #[serde(default)]
+    pub cpu_ms: Option<u64>,
 }
 
 impl NodeProbe {
@@ -88,7 +95,7 @@ pub enum ProbeError {
 
 /// Runs when the SSH user is root; other users run it through `sudo -n`.
 const SCRIPT: &str = r#"
-import glob, http.client, json, os, shutil, subprocess, sys, time
+import glob, hashlib, http.client, json, os, shutil, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 def up(*names):
     return any(subprocess.run(["pgrep", "-x", n], capture_output=True).returncode == 0 for n in names)
@@ -98,26 +105,42 @@ try:
     dbs = set(subprocess.run(["mariadb", "-N", "-e", "SHOW DATABASES"], capture_output=True, text=True, timeout=5).stdout.split())
 except Exception:
     dbs = set()
+def config_hash(block, pools):
+    try:
+        with open(block, "rb") as f:
+            nginx = f.read()
+        with open(pools[0], "rb") as f:
+            pool = f.read()
+    except (OSError, IndexError):
+        return None
+    return hashlib.sha256(nginx + b"\0" + pool).hexdigest()
 def one(arg):
     env, site, host = arg.split("|")
     user = "pl_" + env.replace("-", "")[-16:]
     root = "/var/www/sites/%s/%s" % (site, env)
     cur = os.path.join(root, "current")
+    block = "/etc/nginx/sites-enabled/pressluft-env-%s.conf" % env
+    pools = sorted(glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % user))
     e = {"root": os.path.isdir(root), "current": os.path.isfile(os.path.join(cur, "wp-load.php")),
-         "server_block": os.path.isfile("/etc/nginx/sites-enabled/pressluft-env-%s.conf" % env),
-         "pool": bool(glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % user)),
+         "server_block": os.path.isfile(block), "pool": bool(pools),
          "database": user in dbs, "uploads": os.path.isdir(os.path.join(root, "shared", "uploads")),
-         "http_status": 0, "http_wordpress": False}
+         "http_status": 0, "http_wordpress": False, "config_hash": config_hash(block, pools)}
     for attempt in (0, 1):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
-            c.request("GET", "/", headers={"Host": host, "User-Agent": "pressluft-probe"})
-            r = c.getresponse()
-            body = r.read(262144).decode("utf-8", "replace")
-            e["http_status"] = r.status
-            e["http_wordpress"] = "/wp-content/" in body or "/wp-includes/" in body or "api.w.org" in (r.getheader("Link") or "")
-        except Exception:
-            e["http_status"], e["http_wordpress"] = 0, False
+        # HEAD first: WordPress answers it after template_redirect (which sends the api.w.org
+        # Link header) without rendering the theme, a fraction of a page view. GET when that
+        # header is missing (e.g. removed by a plugin).
+        for method in ("HEAD", "GET"):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
+                c.request(method, "/", headers={"Host": host, "User-Agent": "pressluft-probe"})
+                r = c.getresponse()
+                body = r.read(262144).decode("utf-8", "replace")
+                e["http_status"] = r.status
+                e["http_wordpress"] = "/wp-content/" in body or "/wp-includes/" in body or "api.w.org" in (r.getheader("Link") or "")
+            except Exception:
+                e["http_status"], e["http_wordpress"] = 0, False
+            if e["http_status"] != 200 or e["http_wordpress"]:
+                break
         if e["http_status"] == 200 and e["http_wordpress"]:
             break
         if attempt == 0:
@@ -128,6 +151,8 @@ with ThreadPoolExecutor(max_workers=8) as pool:
         out["environments"][env] = e
 st = shutil.disk_usage("/var/www" if os.path.isdir("/var/www") else "/")
 out["disk_free_bytes"], out["disk_total_bytes"] = st.free, st.total
+t = os.times()
+out["cpu_ms"] = int((t.user + t.system + t.children_user + t.children_system) * 1000)
 print(json.dumps(out))
 "#;
 
@@ -242,6 +267,7 @@ mod tests {
             uploads: true,
             http_status: 200,
             http_wordpress: true,
+            config_hash: None,
         };
         assert!(e.present() && e.serving() && e.missing_data().is_none());
         e.database = false;

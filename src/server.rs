@@ -175,6 +175,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         settings: Arc::new(ApiSettings {
             default_public_ip: cfg.public_ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
         }),
+        credentials: Default::default(),
+        runtime_stats: runtime.stats.clone(),
     };
     spawn_signal_handler(shutdown.clone());
 

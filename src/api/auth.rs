@@ -77,7 +77,11 @@ fn state(req: &Request) -> poem::Result<&AppState> {
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let st = state(req)?;
-    let token = store::auth::live_token(&st.db, &bearer.token)
+    let hash = ids::sha256_hex(&bearer.token);
+    if let Some(p) = st.credentials.get(&hash) {
+        return Ok(p);
+    }
+    let token = store::auth::live_token(&st.db, &hash)
         .await
         .map_err(ApiError::from)?
         .ok_or(ApiError::Unauthorized)?;
@@ -91,11 +95,13 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
             .await
             .map_err(ApiError::from)?;
     }
-    Ok(Principal {
+    let principal = Principal {
         user_id: token.user_id,
         api_token_id: Some(token.id),
         session_id: None,
-    })
+    };
+    st.credentials.put(hash, principal.clone(), None);
+    Ok(principal)
 }
 
 async fn check_cookie(req: &Request, key: ApiKey) -> poem::Result<Principal> {
@@ -106,15 +112,25 @@ async fn check_cookie(req: &Request, key: ApiKey) -> poem::Result<Principal> {
         return Err(ApiError::Unauthorized.into());
     }
     let st = state(req)?;
-    let session = store::auth::live_session(&st.db, &key.key)
+    let hash = ids::sha256_hex(&key.key);
+    if let Some(p) = st.credentials.get(&hash) {
+        return Ok(p);
+    }
+    let session = store::auth::live_session(&st.db, &hash)
         .await
         .map_err(ApiError::from)?
         .ok_or(ApiError::Unauthorized)?;
-    Ok(Principal {
+    let expires_in = clock::parse(&session.expires_at)
+        .map(|t| (t - time::OffsetDateTime::now_utc()).unsigned_abs())
+        .unwrap_or_default();
+    let principal = Principal {
         user_id: session.user_id,
         api_token_id: None,
         session_id: Some(session.id),
-    })
+    };
+    st.credentials
+        .put(hash, principal.clone(), Some(expires_in));
+    Ok(principal)
 }
 
 impl From<ApiError> for poem::Error {
@@ -311,6 +327,7 @@ impl AuthApi {
             store::auth::revoke_session(&st.db, sid)
                 .await
                 .map_err(ApiError::from)?;
+            st.credentials.evict_session(sid);
             store::audit::append(&st.db, &p.actor(), "logout", "session", sid, "succeeded")
                 .await
                 .map_err(ApiError::from)?;
@@ -407,6 +424,7 @@ impl AuthApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("API token not found".into()))?;
         st.commit(tx).await?;
+        st.credentials.evict_token(&id);
         Ok(Json(row.into()))
     }
 }

@@ -22,6 +22,34 @@ pub struct Metrics {
     pub jobs_queued: u64,
     pub nodes_active: u64,
     pub sites_total: u64,
+    /// Playbook runs launched (one per job attempt), by job type and reason (`create`,
+    /// `spec_change`, `drift`, `retry`, `reset`, `delete`, `provision`, …): a converged
+    /// platform adds none.
+    pub playbook_runs: Vec<PlaybookRuns>,
+    /// Resync rounds (every resource enqueued) since this process started.
+    pub resync_rounds: u64,
+    /// Probe rounds (one SSH session per node) since this process started.
+    pub probe_rounds: u64,
+    /// The most recent probe round.
+    pub last_probe_round: Option<ProbeRoundMetrics>,
+}
+
+#[derive(Debug, Object)]
+pub struct ProbeRoundMetrics {
+    pub node_id: String,
+    pub environments: u64,
+    pub wall_ms: u64,
+    /// CPU the probe used on the node.
+    pub node_cpu_ms: Option<u64>,
+    /// CPU the Pressluft process used during the round (all of its work, not only the probe).
+    pub controller_cpu_ms: Option<u64>,
+}
+
+#[derive(Debug, Object)]
+pub struct PlaybookRuns {
+    pub job_type: String,
+    pub reason: String,
+    pub count: u64,
 }
 
 #[derive(ApiResponse)]
@@ -78,6 +106,25 @@ impl MetaApi {
             sites_total: store::resources::count_sites(db)
                 .await
                 .map_err(ApiError::from)?,
+            playbook_runs: store::jobs::runs_by_reason(db)
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|(job_type, reason, count)| PlaybookRuns {
+                    job_type,
+                    reason,
+                    count: count.max(0) as u64,
+                })
+                .collect(),
+            resync_rounds: st.runtime_stats.resync_rounds(),
+            probe_rounds: st.runtime_stats.probe_rounds(),
+            last_probe_round: st.runtime_stats.last_probe().map(|r| ProbeRoundMetrics {
+                node_id: r.node_id,
+                environments: r.environments as u64,
+                wall_ms: r.wall_ms,
+                node_cpu_ms: r.node_cpu_ms,
+                controller_cpu_ms: r.controller_cpu_ms,
+            }),
         }))
     }
 }

@@ -5,6 +5,7 @@
 // An OpenAPI operation takes each query parameter as an argument of its own.
 #![allow(clippy::too_many_arguments)]
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod model;
 pub mod text;
@@ -27,7 +28,9 @@ use std::sync::Arc;
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
-use sea_orm::{DatabaseConnection, DatabaseTransaction};
+use sea_orm::DatabaseConnection;
+
+use crate::store::WriteTx;
 
 use crate::notify::Notifier;
 use crate::secrets::SecretBox;
@@ -69,6 +72,9 @@ pub struct AppState {
     pub secrets: SecretBox,
     pub notifier: Notifier,
     pub settings: Arc<ApiSettings>,
+    pub credentials: Arc<credentials::CredentialCache>,
+    /// The runtime's in-memory counters (a default, all zero, when no runtime runs here).
+    pub runtime_stats: Arc<crate::runtime::stats::RuntimeStats>,
 }
 
 /// Process configuration the API needs.
@@ -79,13 +85,13 @@ pub struct ApiSettings {
 }
 
 impl AppState {
-    pub async fn begin(&self) -> Result<DatabaseTransaction, ApiError> {
+    pub async fn begin(&self) -> Result<WriteTx, ApiError> {
         crate::store::begin_write(&self.db)
             .await
             .map_err(ApiError::from)
     }
 
-    pub async fn commit(&self, tx: DatabaseTransaction) -> Result<(), ApiError> {
+    pub async fn commit(&self, tx: WriteTx) -> Result<(), ApiError> {
         tx.commit().await.map_err(ApiError::internal)
     }
 }

@@ -336,6 +336,8 @@ impl Backup {
 pub struct Job {
     pub id: String,
     pub job_type: String,
+    /// Why it was launched: create, spec_change, drift, retry, reset, delete, provision.
+    pub reason: String,
     /// queued, running, succeeded, failed, cancelled.
     pub status: String,
     pub site_id: Option<String>,
@@ -366,6 +368,7 @@ impl From<jobs::Model> for Job {
         Job {
             id: m.id,
             job_type: m.job_type,
+            reason: m.reason,
             status: m.status,
             site_id: m.site_id,
             environment_id: m.environment_id,

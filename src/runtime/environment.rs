@@ -178,6 +178,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                 &rt.db,
                 jobs::NewJob {
                     job_type: job_type.as_str(),
+                    reason: reconcilers::environment::run_reason(&spec, &obs, att.failed),
                     playbook: job_type.playbook(),
                     site_id: Some(&env.site_id),
                     environment_id: Some(id),

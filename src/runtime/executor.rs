@@ -443,6 +443,10 @@ async fn record(
                         f.data_missing = None;
                         f.healthy = Some(healthy.unwrap_or(true));
                         f.exists_on_node = Some(true);
+                        f.config_hash = facts
+                            .get("config_hash")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
                         f.facts = facts.clone();
                     }
                     "site_create" | "env_create" | "health_check" if healthy.is_some() => {

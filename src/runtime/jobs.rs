@@ -10,6 +10,7 @@ use crate::{clock, ids};
 
 pub struct NewJob<'a> {
     pub job_type: &'a str,
+    pub reason: &'a str,
     pub playbook: &'a str,
     pub site_id: Option<&'a str>,
     pub environment_id: Option<&'a str>,
@@ -26,6 +27,7 @@ pub async fn create(db: &impl ConnectionTrait, j: NewJob<'_>) -> Result<jobs::Mo
     let m = jobs::ActiveModel {
         id: Set(ids::new_id()),
         job_type: Set(j.job_type.to_string()),
+        reason: Set(j.reason.to_string()),
         status: Set("queued".into()),
         site_id: Set(j.site_id.map(str::to_string)),
         environment_id: Set(j.environment_id.map(str::to_string)),

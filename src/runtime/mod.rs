@@ -11,6 +11,7 @@ pub mod observed;
 mod probe;
 pub mod queue;
 mod site;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,7 @@ pub struct Runtime {
     running: Mutex<HashMap<String, CancellationToken>>,
     jobs_tracker: TaskTracker,
     shutdown: CancellationToken,
+    pub stats: Arc<stats::RuntimeStats>,
 }
 
 impl Runtime {
@@ -123,6 +125,7 @@ impl Runtime {
             running: Mutex::new(HashMap::new()),
             jobs_tracker: TaskTracker::new(),
             shutdown,
+            stats: Arc::default(),
         })
     }
 
@@ -226,6 +229,7 @@ impl Runtime {
     async fn resync_loop(self: Arc<Self>) {
         loop {
             self.enqueue_all().await;
+            self.stats.resync_done();
             let jitter = rand::random::<f64>() * 0.1;
             tokio::time::sleep(self.cfg.resync.mul_f64(1.0 + jitter)).await;
         }

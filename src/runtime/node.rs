@@ -171,6 +171,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             &rt.db,
             jobs::NewJob {
                 job_type: job_type.as_str(),
+                reason: reconcilers::node::run_reason(&spec, &obs, att.failed),
                 playbook: job_type.playbook(),
                 site_id: None,
                 environment_id: None,

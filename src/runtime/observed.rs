@@ -14,6 +14,10 @@ pub struct EnvFacts {
     /// Data the probe found missing (never recreated; reported as Degraded).
     #[serde(default)]
     pub data_missing: Option<String>,
+    /// Digest of the server block and pool the last converge rendered; the probe compares the
+    /// files on the node with it, so a hand edit counts as drift.
+    #[serde(default)]
+    pub config_hash: Option<String>,
     /// What the last converge or health check reported (user, pool, release, checks, …).
     #[serde(default)]
     pub facts: Value,

@@ -67,7 +67,21 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
     };
     let mut nf: NodeFacts = observed::parse(node.observed.as_deref());
     let before = nf.clone();
+    let (started, cpu_before) = (std::time::Instant::now(), super::stats::process_cpu_ms());
     let result = prober::probe(&target, &probed).await;
+    if let Ok(p) = &result {
+        let round = super::stats::ProbeRound {
+            node_id: node.id.clone(),
+            environments: probed.len(),
+            wall_ms: started.elapsed().as_millis() as u64,
+            node_cpu_ms: p.cpu_ms,
+            controller_cpu_ms: super::stats::process_cpu_ms()
+                .zip(cpu_before)
+                .map(|(a, b)| a.saturating_sub(b)),
+        };
+        tracing::debug!(node = %round.node_id, environments = round.environments, wall_ms = round.wall_ms, node_cpu_ms = ?round.node_cpu_ms, "probe round");
+        rt.stats.probe_done(round);
+    }
     match &result {
         Ok(p) => {
             nf.reachable = Some(true);
@@ -117,8 +131,9 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
             }
         }
         let before = f.clone();
-        f.exists_on_node = Some(ep.present());
-        f.healthy = Some(ep.present() && ep.serving());
+        let config_matches = config_matches(&f, ep);
+        f.exists_on_node = Some(ep.present() && config_matches);
+        f.healthy = Some(ep.present() && config_matches && ep.serving());
         f.data_missing = ep.missing_data().map(str::to_string);
         if f != before {
             environments::Entity::update_many()
@@ -130,7 +145,7 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
                 .filter(environments::Column::Id.eq(env.id.as_str()))
                 .exec(&rt.db)
                 .await?;
-            let what = describe(ep);
+            let what = describe(ep, config_matches);
             store::events::append(
                 &rt.db,
                 store::events::NewEvent {
@@ -149,7 +164,17 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
     Ok(())
 }
 
-fn describe(p: &prober::EnvProbe) -> String {
+/// The server block and pool on the node are what the last converge rendered (a hand edit is
+/// drift like a deleted file). Environments converged before digests were recorded match.
+fn config_matches(f: &EnvFacts, p: &prober::EnvProbe) -> bool {
+    match (&f.config_hash, &p.config_hash) {
+        (None, _) => true,
+        (Some(want), Some(have)) => want == have,
+        (Some(_), None) => !(p.server_block && p.pool),
+    }
+}
+
+fn describe(p: &prober::EnvProbe, config_matches: bool) -> String {
     let mut parts = Vec::new();
     for (ok, what) in [
         (p.root, "environment root"),
@@ -162,6 +187,9 @@ fn describe(p: &prober::EnvProbe) -> String {
         if !ok {
             parts.push(format!("{what} missing"));
         }
+    }
+    if !config_matches && p.server_block && p.pool {
+        parts.push("nginx server block or PHP-FPM pool changed by hand".to_string());
     }
     if !(p.http_status == 200 && p.http_wordpress) {
         parts.push(format!("preview URL answered {}", p.http_status));

@@ -60,14 +60,14 @@ pub async fn create_session(
     Ok(m.insert(db).await?)
 }
 
-/// The live session for a cookie value: not revoked and not expired.
+/// The live session for a cookie value (given as its SHA-256 hex): not revoked and not expired.
 pub async fn live_session(
     db: &impl ConnectionTrait,
-    token: &str,
+    token_hash: &str,
 ) -> Result<Option<auth_sessions::Model>> {
     let now = clock::now();
     Ok(auth_sessions::Entity::find()
-        .filter(auth_sessions::Column::SessionToken.eq(ids::sha256_hex(token)))
+        .filter(auth_sessions::Column::SessionToken.eq(token_hash))
         .filter(auth_sessions::Column::RevokedAt.is_null())
         .filter(auth_sessions::Column::ExpiresAt.gt(now))
         .one(db)
@@ -150,12 +150,13 @@ pub async fn create_token(
     Ok(m.insert(db).await?)
 }
 
+/// The live API token for a bearer token (given as its SHA-256 hex).
 pub async fn live_token(
     db: &impl ConnectionTrait,
-    token: &str,
+    token_hash: &str,
 ) -> Result<Option<api_tokens::Model>> {
     Ok(api_tokens::Entity::find()
-        .filter(api_tokens::Column::TokenHash.eq(ids::sha256_hex(token)))
+        .filter(api_tokens::Column::TokenHash.eq(token_hash))
         .filter(api_tokens::Column::RevokedAt.is_null())
         .one(db)
         .await?)

@@ -57,6 +57,22 @@ pub async fn count_with_status(db: &impl ConnectionTrait, status: &str) -> Resul
         .await?)
 }
 
+/// Playbook runs launched so far (every job row is one), by job type and reason.
+pub async fn runs_by_reason(db: &impl ConnectionTrait) -> Result<Vec<(String, String, i64)>> {
+    Ok(jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::JobType)
+        .column(jobs::Column::Reason)
+        .column_as(jobs::Column::Id.count(), "runs")
+        .group_by(jobs::Column::JobType)
+        .group_by(jobs::Column::Reason)
+        .order_by_asc(jobs::Column::JobType)
+        .order_by_asc(jobs::Column::Reason)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// Cancels a queued job at once and asks a running one to stop. Returns the status after the
 /// request, or `None` when the job has already finished.
 pub async fn request_cancel(

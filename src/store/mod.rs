@@ -73,14 +73,87 @@ pub fn is_unique_violation(e: &DbErr) -> bool {
 /// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
 /// (`IMMEDIATE`): a deferred transaction that reads first and writes later fails at once with
 /// `SQLITE_BUSY` when another writer committed meanwhile, instead of waiting its turn.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+///
+/// SQLite has one writer at a time, and a writer that finds the lock taken polls for it with
+/// growing sleeps (1, 2, 5, 10 … 100 ms): under load some writers keep losing and wait hundreds
+/// of milliseconds. Writers of this process therefore queue first on a fair in-process gate
+/// and reach SQLite one after another; the gate is held until commit, rollback or drop.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTx> {
     use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-    Ok(db
+    let gate = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => Some(sqlite_write_gate().clone().lock_owned().await),
+        _ => None,
+    };
+    let tx = db
         .begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         })
-        .await?)
+        .await?;
+    Ok(WriteTx { tx, _gate: gate })
+}
+
+/// One gate for every SQLite database of the process: a server has one; tests that open
+/// several only see their writes queue behind each other's for a few milliseconds.
+fn sqlite_write_gate() -> &'static std::sync::Arc<tokio::sync::Mutex<()>> {
+    static GATE: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
+        std::sync::OnceLock::new();
+    GATE.get_or_init(Default::default)
+}
+
+/// A write transaction (see [`begin_write`]); use it wherever a connection is taken.
+pub struct WriteTx {
+    tx: sea_orm::DatabaseTransaction,
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> std::result::Result<(), DbErr> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> std::result::Result<(), DbErr> {
+        self.tx.rollback().await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTx {
+    fn get_database_backend(&self) -> sea_orm::DbBackend {
+        self.tx.get_database_backend()
+    }
+
+    async fn execute_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> std::result::Result<sea_orm::ExecResult, DbErr> {
+        self.tx.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<sea_orm::ExecResult, DbErr> {
+        self.tx.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> std::result::Result<Option<sea_orm::QueryResult>, DbErr> {
+        self.tx.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(
+        &self,
+        stmt: sea_orm::Statement,
+    ) -> std::result::Result<Vec<sea_orm::QueryResult>, DbErr> {
+        self.tx.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.tx.support_returning()
+    }
 }
 
 pub async fn ping(db: &impl ConnectionTrait) -> Result<()> {

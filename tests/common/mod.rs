@@ -64,6 +64,8 @@ impl TestApp {
             settings: Arc::new(ApiSettings {
                 default_public_ip: "127.0.0.1".into(),
             }),
+            credentials: Default::default(),
+            runtime_stats: Default::default(),
         };
         let ep = api::app(state.clone(), None).map_to_response().boxed();
         TestApp {

@@ -275,6 +275,25 @@ fn data_missing(
     }
 }
 
+/// Why a job this reconciler asked for runs (recorded with the job, counted in the metrics):
+/// `delete`, `reset`, `retry`, `create`, `spec_change`, or `drift` (the spec was applied, yet
+/// the node no longer matches it).
+pub fn run_reason(desired: &EnvSpec, observed: &EnvObserved, failed_attempts: u32) -> &'static str {
+    if desired.deletion_requested {
+        "delete"
+    } else if pending_reset(desired, observed).is_some() {
+        "reset"
+    } else if failed_attempts > 0 {
+        "retry"
+    } else {
+        match observed.applied_generation {
+            None => "create",
+            Some(g) if g < desired.generation => "spec_change",
+            Some(_) => "drift",
+        }
+    }
+}
+
 fn pending_reset<'a>(desired: &'a EnvSpec, observed: &EnvObserved) -> Option<&'a str> {
     desired
         .reset_requested_at

@@ -844,3 +844,25 @@ fn missing_data_is_degraded_and_never_recreated() {
     assert_eq!(plan.phase, Phase::Deleting);
     assert_ne!(plan.action, Action::Nothing);
 }
+
+#[test]
+fn run_reasons() {
+    let spec = EnvSpec::fixture();
+    assert_eq!(run_reason(&spec, &EnvObserved::fixture(), 0), "create");
+    assert_eq!(run_reason(&spec, &EnvObserved::fixture(), 1), "retry");
+    let applied = EnvObserved::converged(spec.generation);
+    assert_eq!(run_reason(&spec, &applied, 0), "drift");
+    let newer = spec.clone().generation(spec.generation + 1);
+    assert_eq!(run_reason(&newer, &applied, 0), "spec_change");
+    let reset = spec.clone().reset_at("2026-11-23T10:00:00.000Z");
+    assert_eq!(run_reason(&reset, &applied, 2), "reset");
+    assert_eq!(
+        run_reason(
+            &reset,
+            &applied.clone().handled_reset("2026-11-23T10:00:00.000Z"),
+            0
+        ),
+        "drift"
+    );
+    assert_eq!(run_reason(&spec.deleting(), &applied, 1), "delete");
+}

@@ -87,6 +87,26 @@ pub fn attempt_failure(desired: &NodeSpec, observed: &NodeObserved) -> Option<Jo
 }
 
 /// One reconcile pass. Pure: the same inputs always give the same plan.
+/// Why a job this reconciler asked for runs: `delete`, `retry`, `provision` (never provisioned),
+/// `spec_change` (a newer generation, e.g. a requested re-provision) or `drift` (services down).
+pub fn run_reason(
+    desired: &NodeSpec,
+    observed: &NodeObserved,
+    failed_attempts: u32,
+) -> &'static str {
+    if desired.deletion_requested {
+        "delete"
+    } else if failed_attempts > 0 {
+        "retry"
+    } else {
+        match observed.provisioned_generation {
+            None => "provision",
+            Some(g) if g < desired.generation => "spec_change",
+            Some(_) => "drift",
+        }
+    }
+}
+
 pub fn reconcile(desired: &NodeSpec, observed: &NodeObserved, ctx: &Context) -> Plan<NodePhase> {
     let work = node_work(desired, observed);
     let inputs = Inputs {

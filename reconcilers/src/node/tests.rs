@@ -148,3 +148,15 @@ fn phase_spelling_in_plans() {
         "decommissioned"
     );
 }
+
+#[test]
+fn run_reasons() {
+    let spec = NodeSpec::fixture();
+    assert_eq!(run_reason(&spec, &NodeObserved::fixture(), 0), "provision");
+    assert_eq!(run_reason(&spec, &NodeObserved::fixture(), 2), "retry");
+    let provisioned = NodeObserved::provisioned(spec.generation);
+    assert_eq!(run_reason(&spec, &provisioned, 0), "drift");
+    let newer = spec.clone().generation(spec.generation + 1);
+    assert_eq!(run_reason(&newer, &provisioned, 0), "spec_change");
+    assert_eq!(run_reason(&spec.deleting(), &provisioned, 0), "delete");
+}

@@ -7,6 +7,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub job_type: String,
+    /// Why it was launched (`create`, `spec_change`, `drift`, `retry`, `reset`, `delete`, …).
+    pub reason: String,
     pub status: String,
     pub site_id: Option<String>,
     pub environment_id: Option<String>,
