@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
                     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ansible")
                 }),
                 repo_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+                ansible_forkserver: !runtime.no_ansible_forkserver,
             })
             .await
             .context("pressluft serve")?;

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub ansible_dir: PathBuf,
     /// Where `scripts/` lives (the Ansible virtualenv is prepared with its script).
     pub repo_dir: PathBuf,
+    /// Fork playbook runs from a pre-started ansible-playbook (`crate::runner::Forkserver`).
+    pub ansible_forkserver: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +147,25 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         // by a crash is removed before anything else runs.
         remove_stale_run_dirs(&work_dir);
         let _ = std::fs::create_dir_all(&work_dir);
+        let forkserver = cfg
+            .ansible_forkserver
+            .then(|| {
+                crate::runner::Forkserver::start(
+                    &cfg.ansible_dir.join("forkserver.py"),
+                    &cfg.ansible_dir,
+                    &p,
+                    cfg.data_dir.join("ansible-forkserver.sock"),
+                )
+                .map_err(|e| tracing::warn!(error = %e, "ansible forkserver not started: every run starts ansible-playbook"))
+                .ok()
+            })
+            .flatten()
+            .map(Arc::new);
         Arc::new(crate::runner::Runner {
             ansible_dir: cfg.ansible_dir.clone(),
             ansible_playbook: p,
             work_dir,
+            forkserver,
         })
     });
     if runner.is_none() {

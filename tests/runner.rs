@@ -50,6 +50,7 @@ impl Fixture {
             ansible_dir: ansible,
             ansible_playbook: bin,
             work_dir: dir.path().join("data/run"),
+            forkserver: None,
         };
         Fixture { _dir: dir, runner }
     }
@@ -522,6 +523,7 @@ async fn real_playbook_over_ssh_to_localhost() {
         pressluft_facts:
           remote_user: "{{ whoami.stdout }}"
           site_id: "{{ site_id }}"
+          via_forkserver: "{{ lookup('ansible.builtin.env', 'PRESSLUFT_FORKSERVER') }}"
 "#,
     )
     .unwrap();
@@ -584,5 +586,86 @@ async fn real_playbook_over_ssh_to_localhost() {
     assert!(!out.log.contains(SECRET));
     assert!(chunks.iter().all(|c| !c.contains(SECRET)));
     assert!(f.leftover_run_dirs().is_empty());
+    assert_eq!(out.facts.get("via_forkserver"), Some(&json!("")));
     eprintln!("real playbook run took {:?}", out.duration);
+
+    // The same run forked from a pre-started ansible-playbook: same result, facts, redaction.
+    std::os::unix::fs::symlink(
+        repo_ansible.join("forkserver.py"),
+        ansible.join("forkserver.py"),
+    )
+    .unwrap();
+    let fs = pressluft::runner::Forkserver::start(
+        &ansible.join("forkserver.py"),
+        ansible,
+        &f.runner.ansible_playbook,
+        f._dir.path().join("fs.sock"),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !fs.serving() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "forkserver not serving"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut forked = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        runner: f.runner.clone(),
+    };
+    forked.runner.forkserver = Some(Arc::new(fs));
+    let (out, chunks) = forked.run(request(host_key.clone())).await;
+    assert!(out.succeeded(), "{}", out.log);
+    assert_eq!(out.exit_code, Some(0));
+    assert_eq!(out.facts.get("via_forkserver"), Some(&json!("1")));
+    assert_eq!(out.facts.get("remote_user"), Some(&json!("root")));
+    assert_eq!(out.facts.get("site_id"), Some(&json!("s-1")));
+    assert!(out.log.contains("token ********"), "{}", out.log);
+    assert!(out.log.contains("PLAY RECAP"), "{}", out.log);
+    assert!(chunks.iter().all(|c| !c.contains(SECRET)));
+    eprintln!("forked playbook run took {:?}", out.duration);
+    // A failing run keeps its exit code through the server.
+    let (_, wrong) = key_pair("wrong");
+    let (out, _) = forked.run(request(wrong)).await;
+    assert_eq!(
+        out.error_code,
+        Some(JobErrorCode::AnsibleHostUnreachable),
+        "{}",
+        out.log
+    );
+    // A run killed at its timeout ends at once, the forked ansible-playbook included.
+    std::fs::write(
+        ansible.join("playbooks/test.yml"),
+        "---\n- name: Sleeper\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Sleep\n      ansible.builtin.command: sleep 60\n      changed_when: false\n",
+    )
+    .unwrap();
+    let mut slow = request(host_key.clone());
+    slow.timeout = Duration::from_secs(4);
+    let started = std::time::Instant::now();
+    let (out, _) = forked.run(slow).await;
+    assert_eq!(
+        out.error_code,
+        Some(JobErrorCode::AnsibleTimeout),
+        "{}",
+        out.log
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let server = forked.runner.forkserver.as_ref().unwrap().pid().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        // the server reaps its children: none is left once the run is gone
+        let left = std::process::Command::new("pgrep")
+            .args(["-P", &server.to_string()])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&left.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forked run was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -53,6 +53,7 @@ async fn start(app: &TestApp) -> (Fake, Arc<Runtime>, CancellationToken) {
         ansible_dir: repo.join("ansible"),
         ansible_playbook: repo.join("tests/fixtures/fake-node.sh"),
         work_dir: fake.dir.path().join("run"),
+        forkserver: None,
     };
     std::fs::create_dir_all(&runner.work_dir).unwrap();
     let cfg = RuntimeConfig {

@@ -108,6 +108,10 @@ pub struct RuntimeArgs {
     /// The `ansible/` directory (playbooks, modules, ansible.cfg); default: the one in this repository.
     #[arg(long, env = "PRESSLUFT_ANSIBLE_DIR")]
     pub ansible_dir: Option<PathBuf>,
+    /// Run every playbook as a fresh `ansible-playbook` process instead of forking it from a
+    /// pre-started one (ansible/forkserver.py), which saves its ~0.5 s start-up per job.
+    #[arg(long, env = "PRESSLUFT_NO_ANSIBLE_FORKSERVER")]
+    pub no_ansible_forkserver: bool,
 }
 
 /// `500ms`, `30s`, `5m`, `2h`, or plain seconds.

@@ -6,6 +6,7 @@
 //! timeout or cancellation), merged and redacted output streamed line by line, the exit code
 //! mapped to a [`JobErrorCode`], and the facts the playbook reported through the
 //! `pressluft_facts` callback plugin.
+mod forkserver;
 mod process;
 mod redact;
 mod workspace;
@@ -19,6 +20,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use forkserver::Forkserver;
 pub use redact::{Redactor, MASK};
 
 use process::{forward_lines, ProcessGroup};
@@ -37,6 +39,23 @@ pub struct Runner {
     pub ansible_playbook: PathBuf,
     /// Private directory for per-run files, e.g. `<data>/run` (created 0700 when missing).
     pub work_dir: PathBuf,
+    /// Runs go through this pre-started ansible-playbook when set (see [`Forkserver`]).
+    pub forkserver: Option<std::sync::Arc<Forkserver>>,
+}
+
+/// The environment every ansible-playbook gets: `ansible.cfg` is the only Ansible configuration
+/// (spec §8.2), so inherited `ANSIBLE_*` overrides are removed.
+fn ansible_environment(cmd: &mut tokio::process::Command, ansible_dir: &std::path::Path) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ANSIBLE_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.current_dir(ansible_dir)
+        .env("ANSIBLE_CONFIG", ansible_dir.join("ansible.cfg"))
+        .env("ANSIBLE_FORCE_COLOR", "0")
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("PYTHONUNBUFFERED", "1");
 }
 
 /// The node a run (or an SSH command) goes to.
@@ -160,19 +179,12 @@ impl Runner {
         let dir = RunDir::create(&self.work_dir)?;
         dir.write_files(&req.target, &req.vars)?;
 
-        let mut cmd = tokio::process::Command::new(&self.ansible_playbook);
-        for (k, _) in std::env::vars_os() {
-            // ansible.cfg is the only Ansible configuration (spec §8.2): no inherited overrides.
-            if k.to_string_lossy().starts_with("ANSIBLE_") {
-                cmd.env_remove(&k);
-            }
-        }
-        cmd.current_dir(&self.ansible_dir)
-            .env("ANSIBLE_CONFIG", self.ansible_dir.join("ansible.cfg"))
-            .env("ANSIBLE_FORCE_COLOR", "0")
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PRESSLUFT_FACTS_FILE", dir.facts())
+        let mut cmd = match &self.forkserver {
+            Some(fs) => fs.command(&self.ansible_playbook),
+            None => tokio::process::Command::new(&self.ansible_playbook),
+        };
+        ansible_environment(&mut cmd, &self.ansible_dir);
+        cmd.env("PRESSLUFT_FACTS_FILE", dir.facts())
             .arg("-i")
             .arg(dir.inventory())
             .arg("-e")

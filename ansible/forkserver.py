@@ -1,0 +1,260 @@
+"""Pre-started ansible-playbook: one Python process imports ansible-core once, then forks a fresh
+child per run that executes `ansible.cli.playbook.main()` - the code of the `ansible-playbook`
+script - with the caller's stdio, arguments and environment.
+
+Starting ansible-playbook costs ~0.7 s on a small machine, most of it importing ansible-core;
+a site creation is one short playbook, so that start-up is a large part of it. The Pressluft
+runner starts `serve` once (it ends when its stdin closes) and runs every playbook through
+`run`, a small client that passes its stdin/stdout/stderr to the server over a Unix socket and
+exits with the child's status. Without the server (not started, gone, or started under another
+Ansible configuration) `run` executes the real ansible-playbook instead: same result, slower.
+
+    python forkserver.py serve SOCKET
+    python forkserver.py run SOCKET ANSIBLE_PLAYBOOK [ansible-playbook arguments...]
+
+Nothing here interprets playbooks; the child is an ordinary ansible-playbook run.
+"""
+import array
+import json
+import os
+import signal
+import socket
+import sys
+
+MAX_REQUEST = 1 << 20
+
+
+def ansible_env(env):
+    """The part of the environment ansible-core reads once, at import time."""
+    return {k: v for k, v in env.items() if k.startswith("ANSIBLE_")}
+
+
+# --------------------------------------------------------------------------------------- client
+def run(sock_path, playbook_bin, args):
+    def fallback():
+        os.execv(playbook_bin, [playbook_bin] + args)
+
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(sock_path)
+        request = json.dumps({
+            "argv": [playbook_bin] + args,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "executable": os.path.realpath(playbook_bin),
+        }).encode() + b"\n"
+        conn.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+        reader = conn.makefile("rb")
+        first = reader.readline().decode().split()
+    except OSError:
+        fallback()
+    if not first or first[0] != "pid":
+        conn.close()
+        fallback()
+    child = int(first[1])
+
+    def forward(signum, _frame):
+        try:
+            os.killpg(child, signum)
+        except OSError:
+            pass
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, forward)
+    # SIGKILL cannot be forwarded: the server kills the child when this connection closes.
+    line = reader.readline().decode().split()
+    if len(line) != 2 or line[0] != "exit":
+        sys.exit(255)
+    code = int(line[1])
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+        sys.exit(128 - code)
+    sys.exit(code)
+
+
+# --------------------------------------------------------------------------------------- server
+def serve(sock_path):
+    import selectors
+
+    # Everything ansible-playbook imports before it looks at its arguments.
+    from ansible.cli import playbook as playbook_cli
+    import ansible.executor.playbook_executor  # noqa: F401
+    import ansible.executor.task_queue_manager  # noqa: F401
+    import ansible.executor.process.worker  # noqa: F401
+    from ansible import constants as C
+
+    startup_env = ansible_env(os.environ)
+    executable = os.path.realpath(os.environ.get("PRESSLUFT_FORKSERVER_EXECUTABLE", ""))
+    local_tmp_root = os.path.dirname(C.DEFAULT_LOCAL_TMP)
+
+    try:
+        os.unlink(sock_path)
+    except FileNotFoundError:
+        pass
+    old_umask = os.umask(0o177)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    os.umask(old_umask)
+    listener.listen(64)
+    listener.setblocking(False)
+
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, "accept")
+    sel.register(sys.stdin, selectors.EVENT_READ, "parent")
+    children = {}  # pid -> connection
+
+    def child_main(conn, request, fds):
+        # A fresh ansible-playbook: the caller's stdio, arguments, directory and environment.
+        listener.close()
+        conn.close()
+        os.setpgid(0, 0)
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        # Nothing of the server (listener, other runs' connections, the selector) leaks into
+        # the run: like an exec'd process, it starts with its stdio only.
+        os.closerange(3, min(os.sysconf("SC_OPEN_MAX"), 65536))
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(s, signal.SIG_DFL)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ["PRESSLUFT_FORKSERVER"] = "1"  # marks runs that came this way (tests check it)
+        os.chdir(request["cwd"])
+        sys.argv = list(request["argv"])
+        # The server's private temporary directory (and the exit handler removing it) is not
+        # this run's: each run gets its own, removed when it ends.
+        import atexit
+        import shutil
+        import tempfile
+        atexit._clear()
+        C.DEFAULT_LOCAL_TMP = tempfile.mkdtemp(prefix="ansible-local-%s" % os.getpid(), dir=local_tmp_root)
+        code = 0
+        try:
+            playbook_cli.main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:  # pylint: disable=broad-except
+            import traceback
+            traceback.print_exc()
+            code = 250
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:  # pylint: disable=broad-except
+                pass
+            shutil.rmtree(C.DEFAULT_LOCAL_TMP, ignore_errors=True)
+            os._exit(code)
+
+    def accept():
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        conn.setblocking(True)
+        conn.settimeout(5)
+        fds = []
+        try:
+            msg, ancdata, _flags, _addr = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(16 * 4))
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.extend(array.array("i", data[: len(data) - (len(data) % 4)]))
+            while not msg.endswith(b"\n") and len(msg) < MAX_REQUEST:
+                more = conn.recv(MAX_REQUEST)
+                if not more:
+                    break
+                msg += more
+            request = json.loads(msg)
+        except (OSError, ValueError):
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        acceptable = (
+            len(fds) >= 3
+            and ansible_env(request.get("env", {})) == startup_env
+            and request.get("executable") == executable
+        )
+        if not acceptable:
+            for fd in fds:
+                os.close(fd)
+            conn.sendall(b"refused\n")
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:
+            child_main(conn, request, fds)
+        for fd in fds:
+            os.close(fd)
+        try:
+            conn.sendall(b"pid %d\n" % pid)
+        except OSError:
+            pass
+        conn.settimeout(None)
+        conn.setblocking(False)
+        children[pid] = conn
+        sel.register(conn, selectors.EVENT_READ, pid)
+
+    def reap():
+        for pid in list(children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done == 0:
+                continue
+            conn = children.pop(pid)
+            try:
+                sel.unregister(conn)
+            except (KeyError, ValueError):
+                pass
+            code = os.waitstatus_to_exitcode(status)
+            try:
+                conn.setblocking(True)
+                conn.sendall(b"exit %d\n" % code)
+            except OSError:
+                pass
+            conn.close()
+
+    while True:
+        for key, _ in sel.select(timeout=0.02 if children else 1.0):
+            if key.data == "accept":
+                accept()
+            elif key.data == "parent":
+                if not os.read(sys.stdin.fileno(), 4096):
+                    # The runner is gone: end the runs it started, then stop.
+                    for pid in children:
+                        try:
+                            os.killpg(pid, signal.SIGKILL)
+                        except OSError:
+                            pass
+                    try:
+                        os.unlink(sock_path)
+                    except OSError:
+                        pass
+                    os._exit(0)
+            else:
+                # The client went away before its run ended (it was killed): end the run.
+                try:
+                    data = key.fileobj.recv(1)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(key.fileobj)
+                    try:
+                        os.killpg(key.data, signal.SIGKILL)
+                    except OSError:
+                        pass
+        reap()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "serve":
+        serve(sys.argv[2])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "run":
+        run(sys.argv[2], sys.argv[3], sys.argv[4:])
+    else:
+        sys.stderr.write(__doc__)
+        sys.exit(2)
