@@ -75,6 +75,7 @@ def run(sock_path, playbook_bin, args):
 
 # --------------------------------------------------------------------------------------- server
 def serve(sock_path):
+    import hashlib
     import selectors
 
     # Everything ansible-playbook imports before it looks at its arguments.
@@ -86,7 +87,13 @@ def serve(sock_path):
 
     startup_env = ansible_env(os.environ)
     executable = os.path.realpath(os.environ.get("PRESSLUFT_FORKSERVER_EXECUTABLE", ""))
+    from ansible.release import __version__ as ansible_version
+    import glob
+    import shutil
+
+    # ansible-core made the server a private temporary directory at import; runs get their own.
     local_tmp_root = os.path.dirname(C.DEFAULT_LOCAL_TMP)
+    shutil.rmtree(C.DEFAULT_LOCAL_TMP, ignore_errors=True)
 
     try:
         os.unlink(sock_path)
@@ -124,10 +131,10 @@ def serve(sock_path):
         # The server's private temporary directory (and the exit handler removing it) is not
         # this run's: each run gets its own, removed when it ends.
         import atexit
-        import shutil
         import tempfile
         atexit._clear()
-        C.DEFAULT_LOCAL_TMP = tempfile.mkdtemp(prefix="ansible-local-%s" % os.getpid(), dir=local_tmp_root)
+        C.DEFAULT_LOCAL_TMP = tempfile.mkdtemp(prefix="ansible-local-%d-" % os.getpid(), dir=local_tmp_root)
+        share_module_cache(C.DEFAULT_LOCAL_TMP)
         code = 0
         try:
             playbook_cli.main()
@@ -145,6 +152,27 @@ def serve(sock_path):
                 pass
             shutil.rmtree(C.DEFAULT_LOCAL_TMP, ignore_errors=True)
             os._exit(code)
+
+    def share_module_cache(local_tmp):
+        # ansible-core caches each module's assembled payload (AnsiballZ) in the run's private
+        # temporary directory, keyed by module name only. Runs forked from this server share one
+        # cache per version of the custom modules (path, size, mtime of ansible/library/*), so a
+        # payload is assembled once instead of in every run; ansible-core itself does not change
+        # while the server runs. Written atomically (temp file + rename) under a lock by ansible.
+        library = os.path.join(os.path.dirname(os.environ.get("ANSIBLE_CONFIG", "")), "library")
+        key = hashlib.sha256(("%s\0%s\0%s" % (ansible_version, sys.executable, library)).encode())
+        try:
+            for name in sorted(os.listdir(library)):
+                st = os.stat(os.path.join(library, name))
+                key.update(("%s:%d:%d;" % (name, st.st_size, st.st_mtime_ns)).encode())
+        except OSError:
+            return
+        shared = os.path.join(local_tmp_root, "pressluft-ansiballz-" + key.hexdigest()[:20])
+        try:
+            os.makedirs(shared, mode=0o700, exist_ok=True)
+            os.symlink(shared, os.path.join(local_tmp, "ansiballz_cache"))
+        except OSError:
+            pass
 
     def accept():
         try:
@@ -204,6 +232,9 @@ def serve(sock_path):
             if done == 0:
                 continue
             conn = children.pop(pid)
+            # a run that was killed could not remove its temporary directory
+            for leftover in glob.glob(os.path.join(local_tmp_root, "ansible-local-%d-*" % pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
             try:
                 sel.unregister(conn)
             except (KeyError, ValueError):
