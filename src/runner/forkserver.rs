@@ -46,6 +46,8 @@ impl Forkserver {
         let _ = std::fs::remove_file(&socket);
         let mut cmd = tokio::process::Command::new(&python);
         super::ansible_environment(&mut cmd, ansible_dir);
+        // the runs it forks inherit the lower priority
+        super::process::lower_priority(&mut cmd);
         cmd.env("PRESSLUFT_FORKSERVER_EXECUTABLE", ansible_playbook)
             .arg(script)
             .arg("serve")

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use forkserver::Forkserver;
 pub use redact::{Redactor, MASK};
 
-use process::{forward_lines, ProcessGroup};
+use process::{forward_lines, lower_priority, ProcessGroup};
 use workspace::RunDir;
 
 /// How long output may keep arriving after ansible-playbook exited before the remaining
@@ -184,6 +184,7 @@ impl Runner {
             None => tokio::process::Command::new(&self.ansible_playbook),
         };
         ansible_environment(&mut cmd, &self.ansible_dir);
+        lower_priority(&mut cmd);
         cmd.env("PRESSLUFT_FACTS_FILE", dir.facts())
             .arg("-i")
             .arg(dir.inventory())

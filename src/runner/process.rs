@@ -7,6 +7,23 @@
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
+/// How much lower than Pressluft's own the CPU priority of playbook runs is (`nice`): on a small
+/// machine a burst of runs must not slow the API and the reconcile loops down, which are short
+/// and latency-bound while a run is long either way.
+const RUN_NICENESS: i32 = 10;
+
+/// Starts `cmd` at a lower CPU priority (see [`RUN_NICENESS`]).
+pub fn lower_priority(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls nice(2), which
+    // is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::nice(RUN_NICENESS);
+            Ok(())
+        });
+    }
+}
+
 /// Kills a process group when dropped, unless disarmed.
 #[derive(Debug)]
 pub struct ProcessGroup {
