@@ -174,21 +174,24 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
 
     match plan.action {
         Action::RunJob { job_type } => {
-            let job = jobs::create(
+            let job = crate::store::gated(
                 &rt.db,
-                jobs::NewJob {
-                    job_type: job_type.as_str(),
-                    reason: reconcilers::environment::run_reason(&spec, &obs, att.failed),
-                    playbook: job_type.playbook(),
-                    site_id: Some(&env.site_id),
-                    environment_id: Some(id),
-                    node_id: Some(&env.node_id),
-                    resource_type: "environment",
-                    resource_id: id,
-                    generation: env.generation,
-                    attempt: att.failed as i64 + 1,
-                    max_attempts: rt.cfg.max_attempts as i64,
-                },
+                jobs::create(
+                    &rt.db,
+                    jobs::NewJob {
+                        job_type: job_type.as_str(),
+                        reason: reconcilers::environment::run_reason(&spec, &obs, att.failed),
+                        playbook: job_type.playbook(),
+                        site_id: Some(&env.site_id),
+                        environment_id: Some(id),
+                        node_id: Some(&env.node_id),
+                        resource_type: "environment",
+                        resource_id: id,
+                        generation: env.generation,
+                        attempt: att.failed as i64 + 1,
+                        max_attempts: rt.cfg.max_attempts as i64,
+                    },
+                ),
             )
             .await?;
             rt.spawn_job(job.id);

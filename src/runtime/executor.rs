@@ -75,7 +75,7 @@ async fn run(rt: &Arc<Runtime>, job_id: &str) -> Result<()> {
         _node_read = Some(lock.exclusive.clone().read_owned().await);
         _slot = lock.slots.clone().acquire_owned().await.ok();
     }
-    if !jobs::claim(&rt.db, job_id, &rt.worker_id).await? {
+    if !crate::store::gated(&rt.db, jobs::claim(&rt.db, job_id, &rt.worker_id)).await? {
         return Ok(());
     }
     let cancel = CancellationToken::new();
@@ -225,14 +225,17 @@ async fn playbook(
             )
         })
         .collect();
-    job_rows::Entity::update_many()
-        .col_expr(
-            job_rows::Column::PayloadJson,
-            Expr::value(Value::Object(shown).to_string()),
-        )
-        .filter(job_rows::Column::Id.eq(job.id.as_str()))
-        .exec(&rt.db)
-        .await?;
+    crate::store::gated(
+        &rt.db,
+        job_rows::Entity::update_many()
+            .col_expr(
+                job_rows::Column::PayloadJson,
+                Expr::value(Value::Object(shown).to_string()),
+            )
+            .filter(job_rows::Column::Id.eq(job.id.as_str()))
+            .exec(&rt.db),
+    )
+    .await?;
 
     let log = Arc::new(Mutex::new(String::new()));
     let sink = log.clone();
@@ -248,7 +251,7 @@ async fn playbook(
                 let snapshot = log.lock().expect("log lock").clone();
                 if snapshot.len() != last {
                     last = snapshot.len();
-                    let _ = jobs::save_log(&db, &id, &snapshot).await;
+                    let _ = crate::store::gated(&db, jobs::save_log(&db, &id, &snapshot)).await;
                 }
             }
         })

@@ -272,11 +272,9 @@ impl Runtime {
         let Some(q) = self.queue(kind) else { return };
         while let Some(id) = q.next().await {
             let key = format!("{}/{id}", kind.as_str());
-            let requeue = match lease::acquire(
+            let requeue = match crate::store::gated(
                 &self.db,
-                &key,
-                &self.worker_id,
-                time::Duration::seconds(60),
+                lease::acquire(&self.db, &key, &self.worker_id, time::Duration::seconds(60)),
             )
             .await
             {
@@ -287,7 +285,11 @@ impl Runtime {
                         Kind::Site => site::reconcile(&self, &id).await,
                         _ => Ok(None),
                     };
-                    let _ = lease::release(&self.db, &key, &self.worker_id).await;
+                    let _ = crate::store::gated(
+                        &self.db,
+                        lease::release(&self.db, &key, &self.worker_id),
+                    )
+                    .await;
                     match r {
                         Ok(after) => after,
                         Err(e) => {

@@ -167,21 +167,24 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     }
 
     if let Action::RunJob { job_type } = plan.action {
-        let job = jobs::create(
+        let job = crate::store::gated(
             &rt.db,
-            jobs::NewJob {
-                job_type: job_type.as_str(),
-                reason: reconcilers::node::run_reason(&spec, &obs, att.failed),
-                playbook: job_type.playbook(),
-                site_id: None,
-                environment_id: None,
-                node_id: Some(id),
-                resource_type: "node",
-                resource_id: id,
-                generation: node.generation,
-                attempt: att.failed as i64 + 1,
-                max_attempts: rt.cfg.max_attempts as i64,
-            },
+            jobs::create(
+                &rt.db,
+                jobs::NewJob {
+                    job_type: job_type.as_str(),
+                    reason: reconcilers::node::run_reason(&spec, &obs, att.failed),
+                    playbook: job_type.playbook(),
+                    site_id: None,
+                    environment_id: None,
+                    node_id: Some(id),
+                    resource_type: "node",
+                    resource_id: id,
+                    generation: node.generation,
+                    attempt: att.failed as i64 + 1,
+                    max_attempts: rt.cfg.max_attempts as i64,
+                },
+            ),
         )
         .await?;
         rt.spawn_job(job.id);

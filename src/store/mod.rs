@@ -93,6 +93,18 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTx> {
     Ok(WriteTx { tx, _gate: gate })
 }
 
+/// Runs one autocommit write (`write`, not yet polled) behind the same gate as [`begin_write`]:
+/// on SQLite it would otherwise meet a gated transaction's lock and poll for it with growing
+/// sleeps. Never call it while holding a [`WriteTx`] of the same process (the gate is not
+/// re-entrant).
+pub async fn gated<T>(db: &DatabaseConnection, write: impl std::future::Future<Output = T>) -> T {
+    let _gate = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => Some(sqlite_write_gate().lock().await),
+        _ => None,
+    };
+    write.await
+}
+
 /// One gate for every SQLite database of the process: a server has one; tests that open
 /// several only see their writes queue behind each other's for a few milliseconds.
 fn sqlite_write_gate() -> &'static std::sync::Arc<tokio::sync::Mutex<()>> {
