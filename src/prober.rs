@@ -20,6 +20,10 @@ pub struct EnvProbe {
     pub uploads: bool,
     pub http_status: u16,
     pub http_wordpress: bool,
+    /// Whether this round made the HTTP request (see [`Probed::http`]); when not, `http_status`
+    /// and `http_wordpress` say nothing.
+    #[serde(default)]
+    pub http_checked: bool,
     /// SHA-256 of the server block and the pool as they are on the node (the same digest the
     /// environment module reports for what it rendered); absent when either file is missing.
     #[serde(default)]
@@ -79,6 +83,8 @@ pub struct Probed {
     pub environment_id: String,
     pub site_id: String,
     pub host: String,
+    /// Request the preview URL this round (a WordPress bootstrap, the costly part of a probe).
+    pub http: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +121,7 @@ def config_hash(block, pools):
         return None
     return hashlib.sha256(nginx + b"\0" + pool).hexdigest()
 def one(arg):
-    env, site, host = arg.split("|")
+    env, site, host, http = arg.split("|")
     user = "pl_" + env.replace("-", "")[-16:]
     root = "/var/www/sites/%s/%s" % (site, env)
     cur = os.path.join(root, "current")
@@ -124,8 +130,9 @@ def one(arg):
     e = {"root": os.path.isdir(root), "current": os.path.isfile(os.path.join(cur, "wp-load.php")),
          "server_block": os.path.isfile(block), "pool": bool(pools),
          "database": user in dbs, "uploads": os.path.isdir(os.path.join(root, "shared", "uploads")),
-         "http_status": 0, "http_wordpress": False, "config_hash": config_hash(block, pools)}
-    for attempt in (0, 1):
+         "http_status": 0, "http_wordpress": False, "http_checked": http == "1",
+         "config_hash": config_hash(block, pools)}
+    for attempt in ((0, 1) if http == "1" else ()):
         # HEAD first: WordPress answers it after template_redirect (which sends the api.w.org
         # Link header) without rendering the theme, a fraction of a page view. GET when that
         # header is missing (e.g. removed by a plugin).
@@ -163,7 +170,8 @@ fn checked(kind: &str, v: &str, ok: impl Fn(char) -> bool, max: usize) -> Result
     Ok(())
 }
 
-/// The remote command: the fixed script and one quoted `env|site|host` argument per environment.
+/// The remote command: the fixed script and one quoted `env|site|host|http` argument per
+/// environment.
 pub fn command(envs: &[Probed], sudo: bool) -> Result<String, ProbeError> {
     let is_id = |c: char| c.is_ascii_hexdigit() || c == '-';
     let mut args = Vec::with_capacity(envs.len());
@@ -176,7 +184,13 @@ pub fn command(envs: &[Probed], sudo: bool) -> Result<String, ProbeError> {
             |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-',
             253,
         )?;
-        args.push(format!("'{}|{}|{}'", e.environment_id, e.site_id, e.host));
+        args.push(format!(
+            "'{}|{}|{}|{}'",
+            e.environment_id,
+            e.site_id,
+            e.host,
+            if e.http { 1 } else { 0 }
+        ));
     }
     debug_assert!(
         !SCRIPT.contains('\''),
@@ -212,6 +226,7 @@ mod tests {
             environment_id: id.into(),
             site_id: "01a20882-8ec1-70ec-b907-21a1856348a9".into(),
             host: host.into(),
+            http: true,
         }
     }
 
@@ -226,7 +241,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.starts_with("python3 -c '"));
-        assert!(c.ends_with("'01a20882-8ec1-70ec-b907-21a2ff7705a2|01a20882-8ec1-70ec-b907-21a1856348a9|ff7705a2.127-0-0-1.sslip.io'"));
+        assert!(c.ends_with("'01a20882-8ec1-70ec-b907-21a2ff7705a2|01a20882-8ec1-70ec-b907-21a1856348a9|ff7705a2.127-0-0-1.sslip.io|1'"));
         assert!(command(&[env("x'; rm -rf /", "h")], false).is_err());
         assert!(command(&[env("01a20882-8ec1-70ec-b907-21a2ff7705a2", "a b")], false).is_err());
         assert!(command(
@@ -242,7 +257,7 @@ mod tests {
     fn the_script_runs_and_reports_json() {
         // The script is plain Python: it must at least run here and report an absent environment.
         let out = std::process::Command::new("python3")
-            .args(["-c", SCRIPT, "01a20882-0000-7000-8000-000000000000|01a20882-0000-7000-8000-000000000001|nothing.invalid"])
+            .args(["-c", SCRIPT, "01a20882-0000-7000-8000-000000000000|01a20882-0000-7000-8000-000000000001|nothing.invalid|1"])
             .output();
         let Ok(out) = out else { return };
         let p: NodeProbe = serde_json::from_slice(&out.stdout).expect("JSON from the probe script");
@@ -267,6 +282,7 @@ mod tests {
             uploads: true,
             http_status: 200,
             http_wordpress: true,
+            http_checked: true,
             config_hash: None,
         };
         assert!(e.present() && e.serving() && e.missing_data().is_none());

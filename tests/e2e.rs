@@ -1079,6 +1079,7 @@ fn fifty_converged_environments_resync_without_playbooks() {
     let rounds = before["resync_rounds"].as_u64().unwrap();
     // Meanwhile, every probe round's figures (printed below; scripts/bench-probe.sh).
     let mut probes: Vec<(u64, u64, u64)> = Vec::new();
+    let mut http_checked: Vec<u64> = Vec::new();
     let mut seen = before["probe_rounds"].as_u64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let after = loop {
@@ -1087,6 +1088,7 @@ fn fifty_converged_environments_resync_without_playbooks() {
             seen = m["probe_rounds"].as_u64().unwrap();
             let p = &m["last_probe_round"];
             if p["environments"].as_u64() == Some(SITES as u64) {
+                http_checked.push(p["http_checked"].as_u64().unwrap());
                 probes.push((
                     p["wall_ms"].as_u64().unwrap(),
                     p["node_cpu_ms"].as_u64().unwrap_or(0),
@@ -1123,11 +1125,12 @@ fn fifty_converged_environments_resync_without_playbooks() {
     };
     let (wall, node_cpu, ctl_cpu) = (stats(|p| p.0), stats(|p| p.1), stats(|p| p.2));
     eprintln!(
-        "probe round over {SITES} environments on one node ({} rounds), min / median / max:\n  \
+        "probe round over {SITES} environments on one node ({} rounds; preview URLs requested per round: {:?}), min / median / max:\n  \
          wall            {:>5} / {:>5} / {:>5} ms   (target: <= 1000 ms)\n  \
          node CPU        {:>5} / {:>5} / {:>5} ms   (probe script incl. its HTTP requests; nginx and PHP-FPM not counted)\n  \
          controller CPU  {:>5} / {:>5} / {:>5} ms   (the whole pressluft process during the round)",
         probes.len(),
+        http_checked,
         wall.0, wall.1, wall.2,
         node_cpu.0, node_cpu.1, node_cpu.2,
         ctl_cpu.0, ctl_cpu.1, ctl_cpu.2,

@@ -38,6 +38,9 @@ pub struct Metrics {
 pub struct ProbeRoundMetrics {
     pub node_id: String,
     pub environments: u64,
+    /// Environments whose preview URL was requested in that round (each one every 5–10 rounds
+    /// while healthy, every round otherwise).
+    pub http_checked: u64,
     pub wall_ms: u64,
     /// CPU the probe used on the node.
     pub node_cpu_ms: Option<u64>,
@@ -121,6 +124,7 @@ impl MetaApi {
             last_probe_round: st.runtime_stats.last_probe().map(|r| ProbeRoundMetrics {
                 node_id: r.node_id,
                 environments: r.environments as u64,
+                http_checked: r.http_checked as u64,
                 wall_ms: r.wall_ms,
                 node_cpu_ms: r.node_cpu_ms,
                 controller_cpu_ms: r.controller_cpu_ms,

@@ -96,6 +96,8 @@ pub struct Runtime {
     jobs_tracker: TaskTracker,
     shutdown: CancellationToken,
     pub stats: Arc<stats::RuntimeStats>,
+    /// When each environment's preview URL is next requested by the probe (see probe.rs).
+    http_due: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Runtime {
@@ -126,6 +128,7 @@ impl Runtime {
             jobs_tracker: TaskTracker::new(),
             shutdown,
             stats: Arc::default(),
+            http_due: Mutex::new(HashMap::new()),
         })
     }
 

@@ -40,20 +40,27 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         .filter(environments::Column::DeletionRequestedAt.is_null())
         .all(&rt.db)
         .await?;
-    let probed: Vec<Probed> = envs
-        .iter()
-        .map(|e| Probed {
-            environment_id: e.id.clone(),
-            site_id: e.site_id.clone(),
-            host: e
-                .preview_url
-                .split("://")
-                .nth(1)
-                .unwrap_or("")
-                .trim_end_matches('/')
-                .to_string(),
-        })
-        .collect();
+    let now = std::time::Instant::now();
+    let probed: Vec<Probed> = {
+        let due = rt.http_due.lock().expect("http_due lock");
+        envs.iter()
+            .map(|e| {
+                let f: EnvFacts = observed::parse(e.observed.as_deref());
+                Probed {
+                    environment_id: e.id.clone(),
+                    site_id: e.site_id.clone(),
+                    host: e
+                        .preview_url
+                        .split("://")
+                        .nth(1)
+                        .unwrap_or("")
+                        .trim_end_matches('/')
+                        .to_string(),
+                    http: http_due(due.get(&e.id), now, &f),
+                }
+            })
+            .collect()
+    };
     let key = match crate::ssh::control_key(&rt.db, &rt.secrets).await {
         Ok(k) => k,
         Err(e) => return Err(super::RuntimeError::Inconsistent(e.to_string())),
@@ -73,6 +80,7 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         let round = super::stats::ProbeRound {
             node_id: node.id.clone(),
             environments: probed.len(),
+            http_checked: p.environments.values().filter(|e| e.http_checked).count(),
             wall_ms: started.elapsed().as_millis() as u64,
             node_cpu_ms: p.cpu_ms,
             controller_cpu_ms: super::stats::process_cpu_ms()
@@ -116,6 +124,17 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         }
     }
     let Ok(p) = result else { return Ok(()) };
+    {
+        // Requested now: next time after 5–10 probe intervals, spread so rounds stay even.
+        let mut due = rt.http_due.lock().expect("http_due lock");
+        due.retain(|id, _| p.environments.contains_key(id));
+        for (id, ep) in &p.environments {
+            if ep.http_checked {
+                let spread = 5.0 + rand::random::<f64>() * 5.0;
+                due.insert(id.clone(), now + rt.cfg.probe_interval.mul_f64(spread));
+            }
+        }
+    }
     for env in envs {
         let Some(ep) = p.environments.get(&env.id) else {
             continue;
@@ -132,8 +151,13 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         }
         let before = f.clone();
         let config_matches = config_matches(&f, ep);
+        let serving = if ep.http_checked {
+            ep.serving()
+        } else {
+            f.healthy == Some(true)
+        };
         f.exists_on_node = Some(ep.present() && config_matches);
-        f.healthy = Some(ep.present() && config_matches && ep.serving());
+        f.healthy = Some(ep.present() && config_matches && serving);
         f.data_missing = ep.missing_data().map(str::to_string);
         if f != before {
             environments::Entity::update_many()
@@ -164,6 +188,14 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
     Ok(())
 }
 
+/// Whether this round requests the environment's preview URL. Every file, service and database
+/// check runs each round; the HTTP request bootstraps WordPress (~50 ms of CPU on a small node),
+/// so a healthy environment has it every 5–10 probe intervals (spread over the rounds), one that
+/// is not healthy, not seen yet or not converged every round.
+fn http_due(next: Option<&std::time::Instant>, now: std::time::Instant, f: &EnvFacts) -> bool {
+    f.healthy != Some(true) || f.exists_on_node != Some(true) || next.is_none_or(|due| now >= *due)
+}
+
 /// The server block and pool on the node are what the last converge rendered (a hand edit is
 /// drift like a deleted file). Environments converged before digests were recorded match.
 fn config_matches(f: &EnvFacts, p: &prober::EnvProbe) -> bool {
@@ -191,12 +223,64 @@ fn describe(p: &prober::EnvProbe, config_matches: bool) -> String {
     if !config_matches && p.server_block && p.pool {
         parts.push("nginx server block or PHP-FPM pool changed by hand".to_string());
     }
-    if !(p.http_status == 200 && p.http_wordpress) {
+    if p.http_checked && !p.serving() {
         parts.push(format!("preview URL answered {}", p.http_status));
     }
     if parts.is_empty() {
         "everything matches again".into()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn preview_url_requested_when_due_or_not_healthy() {
+        let now = Instant::now();
+        let healthy = EnvFacts {
+            healthy: Some(true),
+            exists_on_node: Some(true),
+            ..Default::default()
+        };
+        assert!(http_due(None, now, &healthy), "never requested yet");
+        let later = now + Duration::from_secs(60);
+        assert!(!http_due(Some(&later), now, &healthy), "healthy, not due");
+        assert!(http_due(Some(&now), now, &healthy), "due");
+        let unhealthy = EnvFacts {
+            healthy: Some(false),
+            ..healthy.clone()
+        };
+        assert!(http_due(Some(&later), now, &unhealthy));
+        let drifted = EnvFacts {
+            exists_on_node: Some(false),
+            ..healthy
+        };
+        assert!(http_due(Some(&later), now, &drifted));
+    }
+
+    #[test]
+    fn a_hand_edit_is_a_config_mismatch() {
+        let f = EnvFacts {
+            config_hash: Some("a".into()),
+            ..Default::default()
+        };
+        let mut p = prober::EnvProbe {
+            server_block: true,
+            pool: true,
+            config_hash: Some("a".into()),
+            ..Default::default()
+        };
+        assert!(config_matches(&f, &p));
+        p.config_hash = Some("b".into());
+        assert!(!config_matches(&f, &p));
+        assert!(describe(&p, false).contains("changed by hand"));
+        assert!(
+            config_matches(&EnvFacts::default(), &p),
+            "no digest recorded yet"
+        );
     }
 }

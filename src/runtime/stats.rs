@@ -14,6 +14,8 @@ pub struct RuntimeStats {
 pub struct ProbeRound {
     pub node_id: String,
     pub environments: usize,
+    /// Of those, how many had their preview URL requested this round.
+    pub http_checked: usize,
     /// From opening the SSH session to the parsed answer.
     pub wall_ms: u64,
     /// CPU the probe script used on the node (its own and its children's).
@@ -74,6 +76,7 @@ mod tests {
         let r = ProbeRound {
             node_id: "n".into(),
             environments: 50,
+            http_checked: 5,
             wall_ms: 400,
             node_cpu_ms: Some(300),
             controller_cpu_ms: Some(5),
