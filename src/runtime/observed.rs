@@ -18,6 +18,9 @@ pub struct EnvFacts {
     /// files on the node with it, so a hand edit counts as drift.
     #[serde(default)]
     pub config_hash: Option<String>,
+    /// Consecutive failed preview-URL requests of the probe (reset by a success).
+    #[serde(default)]
+    pub http_failures: u32,
     /// What the last converge or health check reported (user, pool, release, checks, …).
     #[serde(default)]
     pub facts: Value,

@@ -152,7 +152,14 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         let before = f.clone();
         let config_matches = config_matches(&f, ep);
         let serving = if ep.http_checked {
-            ep.serving()
+            f.http_failures = if ep.serving() {
+                0
+            } else {
+                f.http_failures.saturating_add(1)
+            };
+            // One failed request (a PHP-FPM reload of another site, a busy node) is not drift:
+            // like a liveness probe's failure threshold, only consecutive failures count.
+            ep.serving() || (f.http_failures < HTTP_FAILURE_THRESHOLD && f.healthy == Some(true))
         } else {
             f.healthy == Some(true)
         };
@@ -160,26 +167,35 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         f.healthy = Some(ep.present() && config_matches && serving);
         f.data_missing = ep.missing_data().map(str::to_string);
         if f != before {
-            environments::Entity::update_many()
-                .col_expr(
-                    environments::Column::Observed,
-                    Expr::value(observed::render(&f)),
-                )
-                .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
-                .filter(environments::Column::Id.eq(env.id.as_str()))
-                .exec(&rt.db)
-                .await?;
-            let what = describe(ep, config_matches);
-            store::events::append(
+            crate::store::gated(
                 &rt.db,
-                store::events::NewEvent {
-                    resource_type: "environment",
-                    resource_id: &env.id,
-                    site_id: Some(&env.site_id),
-                    environment_id: Some(&env.id),
-                    reason: "DriftDetected",
-                    message: format!("probe: {what}"),
-                },
+                environments::Entity::update_many()
+                    .col_expr(
+                        environments::Column::Observed,
+                        Expr::value(observed::render(&f)),
+                    )
+                    .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
+                    .filter(environments::Column::Id.eq(env.id.as_str()))
+                    .exec(&rt.db),
+            )
+            .await?;
+        }
+        let state = |f: &EnvFacts| (f.exists_on_node, f.healthy, f.data_missing.clone());
+        if state(&f) != state(&before) {
+            let what = describe(ep, config_matches);
+            crate::store::gated(
+                &rt.db,
+                store::events::append(
+                    &rt.db,
+                    store::events::NewEvent {
+                        resource_type: "environment",
+                        resource_id: &env.id,
+                        site_id: Some(&env.site_id),
+                        environment_id: Some(&env.id),
+                        reason: "DriftDetected",
+                        message: format!("probe: {what}"),
+                    },
+                ),
             )
             .await?;
             rt.enqueue(Kind::Environment, &env.id);
@@ -188,12 +204,18 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
     Ok(())
 }
 
+/// Consecutive failed preview-URL requests after which a converged environment is unhealthy.
+const HTTP_FAILURE_THRESHOLD: u32 = 3;
+
 /// Whether this round requests the environment's preview URL. Every file, service and database
 /// check runs each round; the HTTP request bootstraps WordPress (~50 ms of CPU on a small node),
 /// so a healthy environment has it every 5–10 probe intervals (spread over the rounds), one that
-/// is not healthy, not seen yet or not converged every round.
+/// is not healthy, not seen yet, not converged or whose last request failed every round.
 fn http_due(next: Option<&std::time::Instant>, now: std::time::Instant, f: &EnvFacts) -> bool {
-    f.healthy != Some(true) || f.exists_on_node != Some(true) || next.is_none_or(|due| now >= *due)
+    f.healthy != Some(true)
+        || f.exists_on_node != Some(true)
+        || f.http_failures > 0
+        || next.is_none_or(|due| now >= *due)
 }
 
 /// The server block and pool on the node are what the last converge rendered (a hand edit is
@@ -260,6 +282,16 @@ mod tests {
             ..healthy
         };
         assert!(http_due(Some(&later), now, &drifted));
+        let failed_once = EnvFacts {
+            healthy: Some(true),
+            exists_on_node: Some(true),
+            http_failures: 1,
+            ..Default::default()
+        };
+        assert!(
+            http_due(Some(&later), now, &failed_once),
+            "re-checked at once"
+        );
     }
 
     #[test]
