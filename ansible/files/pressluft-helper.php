@@ -19,6 +19,13 @@
  *   login-token --user U [--ttl 60]
  *                       Create a one-time login token (consumed by the mu-plugin pressluft-login.php)
  *                       and print the login URL.
+ *   search-replace --old URL --new URL [--dry-run]
+ *                       Replace a site URL in every text column of the environment's tables
+ *                       (serialized data kept valid, JSON-escaped and URL-encoded forms included),
+ *                       then home/siteurl, rewrite rules and the (non-persistent) object cache.
+ *   replace-string --old X --new Y
+ *                       The search-replace of one value read verbatim from stdin, printed as
+ *                       {"value": ..., "replacements": N}; no WordPress, no database (tests, diagnostics).
  *
  * Output contract: exactly one JSON object on stdout, {"ok": true|false, ...}; exit 0 on success,
  * 1 on failure, 2 on usage errors. Whatever WordPress prints is captured and dropped. WordPress ends
@@ -132,7 +139,7 @@ function pressluft_parse_args(array $argv)
 			$eq = strpos($a, '=');
 			if ($eq !== false) {
 				$opts[substr($a, 2, $eq - 2)] = substr($a, $eq + 1);
-			} elseif (in_array(substr($a, 2), array('allow-http', 'version'), true)) {
+			} elseif (in_array(substr($a, 2), array('allow-http', 'version', 'dry-run'), true)) {
 				$opts[substr($a, 2)] = true;
 			} elseif ($i + 1 < $n && strncmp($argv[$i + 1], '--', 2) !== 0) {
 				$opts[substr($a, 2)] = $argv[++$i];
@@ -398,6 +405,497 @@ function pressluft_cmd_login_token($path, array $opts)
 	pressluft_ok(array('url' => $url, 'user' => $login, 'expires_at' => gmdate('Y-m-d\TH:i:s\Z', $expires)));
 }
 
+// ------------------------------------------------------------------ search-replace --------------
+/**
+ * The forms of $old searched for and their replacements, longest first: the plain text, the
+ * JSON-escaped form (http:\/\/host) and the URL-encoded form (rawurlencode).
+ */
+function pressluft_replace_forms($old, $new)
+{
+	$forms = array(
+		$old => $new,
+		str_replace('/', '\\/', $old) => str_replace('/', '\\/', $new),
+		rawurlencode($old) => rawurlencode($new),
+	);
+	uksort($forms, function ($a, $b) {
+		return strlen($b) - strlen($a);
+	});
+	return $forms;
+}
+
+/**
+ * Plain text replacement of all forms in one left-to-right pass (a replacement is never searched
+ * again, so $new may contain $old). Byte-wise: works on any encoding.
+ */
+function pressluft_replace_plain($s, array $forms, &$count)
+{
+	$alternatives = array();
+	foreach (array_keys($forms) as $form) {
+		$alternatives[] = preg_quote((string) $form, '/');
+	}
+	$n = 0;
+	$out = preg_replace_callback('/' . implode('|', $alternatives) . '/', function ($m) use ($forms) {
+		return $forms[$m[0]];
+	}, $s, -1, $n);
+	if ($out === null) {
+		return $s; // PCRE failure (backtrack limit): leave the value as it is
+	}
+	$count += $n;
+	return $out;
+}
+
+/**
+ * Does $s (without surrounding whitespace) start like a PHP-serialized value? A first filter only,
+ * looser than WordPress' is_serialized(): text that starts like serialized data but is not
+ * well-formed (truncated, wrong lengths) is left alone rather than rewritten as plain text.
+ */
+function pressluft_looks_serialized($s)
+{
+	return $s === 'N;' || (bool) preg_match('/^(?:[aOC]:[0-9]+:[{"]|[sSE]:[0-9]+:"|[bid]:[0-9.E+INFA-]*;)/', $s);
+}
+
+/**
+ * $value (a string as stored in a database column) with every occurrence of $old replaced by $new,
+ * also in its JSON-escaped and URL-encoded forms; $count grows by the number of occurrences
+ * replaced. Serialized PHP values stay valid: strings inside them (array keys and values, object
+ * properties, serialized values nested in strings) are rewritten and their s:N: byte lengths
+ * recomputed. Serialized text that PHP cannot unserialize, or that the length-correcting parser
+ * does not accept, is returned unchanged. Bytes outside the occurrences are never changed.
+ */
+function pressluft_replace_in_value($value, $old, $new, &$count)
+{
+	// Serialized values nested in strings nested in serialized values...: bounded (the PHP stack).
+	static $nesting = 0;
+	if (!is_string($value) || !is_string($old) || $old === '' || $nesting > 32) {
+		return $value;
+	}
+	$nesting++;
+	try {
+		return pressluft_replace_in_string($value, $old, (string) $new, $count);
+	} finally {
+		$nesting--;
+	}
+}
+
+function pressluft_replace_in_string($value, $old, $new, &$count)
+{
+	$forms = pressluft_replace_forms($old, $new);
+	$found = false;
+	foreach (array_keys($forms) as $form) {
+		if (strpos($value, (string) $form) !== false) {
+			$found = true;
+			break;
+		}
+	}
+	if (!$found) {
+		return $value; // the common case, and nothing nested can contain an occurrence either
+	}
+	// WordPress' maybe_unserialize() tolerates surrounding whitespace: keep it as it is.
+	$core = trim($value);
+	if (!pressluft_looks_serialized($core)) {
+		return pressluft_replace_plain($value, $forms, $count);
+	}
+	$lead = substr($value, 0, strspn($value, " \t\n\r\0\x0B"));
+	$trail = substr($value, strlen($lead) + strlen($core));
+	$data = @unserialize($core, array('allowed_classes' => false));
+	if ($data === false && $core !== 'b:0;') {
+		return $value; // looks serialized but is not well-formed: never touch it
+	}
+	$n = 0;
+	$out = null;
+	if (serialize($data) === $core) {
+		// Plain data (no objects, no references) that round-trips exactly: rewrite the values.
+		$replaced = pressluft_replace_in_data($data, $old, $new, $n, 0);
+		if ($replaced !== null) {
+			$out = serialize($replaced[0]);
+		}
+	}
+	if ($out === null) {
+		// Objects of unknown classes, references, non-canonical text: rewrite the serialized text.
+		$n = 0;
+		$out = pressluft_serialized_rewrite($core, $old, $new, $n);
+		if ($out === null) {
+			return $value;
+		}
+	}
+	if ($out !== $core) {
+		$check = @unserialize($out, array('allowed_classes' => false));
+		if ($check === false && $out !== 'b:0;') {
+			return $value; // cannot happen; but never produce broken serialized data
+		}
+	}
+	$count += $n;
+	return $lead . $out . $trail;
+}
+
+/**
+ * Replacement inside unserialized data: array(result) or null when the text form must be rewritten
+ * instead (objects, references, a string key that would change - it could collide with another
+ * key or turn into an integer key).
+ */
+function pressluft_replace_in_data($data, $old, $new, &$count, $depth)
+{
+	if (is_string($data)) {
+		return array(pressluft_replace_in_value($data, $old, $new, $count));
+	}
+	if (is_object($data) || $depth > 512) {
+		return null;
+	}
+	if (!is_array($data)) {
+		return array($data);
+	}
+	$out = array();
+	foreach ($data as $key => $item) {
+		if (ReflectionReference::fromArrayElement($data, $key) !== null) {
+			return null;
+		}
+		if (is_string($key)) {
+			$probe = 0;
+			if (pressluft_replace_in_value($key, $old, $new, $probe) !== $key) {
+				return null;
+			}
+		}
+		$replaced = pressluft_replace_in_data($item, $old, $new, $count, $depth + 1);
+		if ($replaced === null) {
+			return null;
+		}
+		$out[$key] = $replaced[0];
+	}
+	return array($out);
+}
+
+/**
+ * Length-correcting rewrite of the serialized text $s: every s:N:"..." token is read by its
+ * declared byte length, its bytes are rewritten (recursively: they may hold serialized data
+ * themselves) and N recomputed. Class names, numbers, references and custom (C:) payloads are
+ * copied as they are. Null when $s is not exactly one well-formed serialized value.
+ */
+function pressluft_serialized_rewrite($s, $old, $new, &$count)
+{
+	$pos = 0;
+	$n = 0;
+	$out = pressluft_serialized_value($s, $pos, $old, $new, $n, 0, false);
+	if ($out === null || $pos !== strlen($s)) {
+		return null;
+	}
+	$count += $n;
+	return $out;
+}
+
+function pressluft_serialized_value($s, &$pos, $old, $new, &$count, $depth, $key)
+{
+	$len = strlen($s);
+	if ($depth > 512 || $pos + 2 > $len) {
+		return null;
+	}
+	$type = $s[$pos];
+	if ($key && $type !== 'i' && $type !== 's') {
+		return null; // array keys and property names are integers or strings
+	}
+	switch ($type) {
+		case 'N':
+		case 'b':
+		case 'i':
+		case 'd':
+		case 'r':
+		case 'R':
+			$re = array(
+				'N' => '/\GN;/',
+				'b' => '/\Gb:[01];/',
+				'i' => '/\Gi:[+-]?[0-9]+;/',
+				'd' => '/\Gd:(?:[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|NAN|-?INF);/',
+				'r' => '/\Gr:[0-9]+;/',
+				'R' => '/\GR:[0-9]+;/',
+			);
+			if (!preg_match($re[$type], $s, $m, 0, $pos)) {
+				return null;
+			}
+			$pos += strlen($m[0]);
+			return $m[0];
+		case 's':
+			if (!preg_match('/\Gs:([0-9]+):"/', $s, $m, 0, $pos)) {
+				return null;
+			}
+			$start = $pos + strlen($m[0]);
+			$size = $m[1];
+			if (strlen($size) > 10 || $start + (int) $size + 2 > $len) {
+				return null;
+			}
+			$size = (int) $size;
+			if (substr($s, $start + $size, 2) !== '";') {
+				return null;
+			}
+			$bytes = substr($s, $start, $size);
+			$token = substr($s, $pos, $start + $size + 2 - $pos);
+			$pos = $start + $size + 2;
+			$rewritten = pressluft_replace_in_value($bytes, $old, $new, $count);
+			if ($rewritten === $bytes) {
+				return $token;
+			}
+			return 's:' . strlen($rewritten) . ':"' . $rewritten . '";';
+		case 'a':
+			if (!preg_match('/\Ga:([0-9]+):\{/', $s, $m, 0, $pos)) {
+				return null;
+			}
+			$pos += strlen($m[0]);
+			$out = $m[0];
+			$body = pressluft_serialized_members($s, $pos, $m[1], $old, $new, $count, $depth);
+			return $body === null ? null : $out . $body;
+		case 'O':
+		case 'C':
+			if (!preg_match('/\G' . $type . ':([0-9]+):"/', $s, $m, 0, $pos)) {
+				return null;
+			}
+			$start = $pos + strlen($m[0]);
+			if (strlen($m[1]) > 10 || $start + (int) $m[1] > $len) {
+				return null;
+			}
+			$name = substr($s, $start, (int) $m[1]);
+			if (!preg_match('/\G":([0-9]+):\{/', $s, $m2, 0, $start + (int) $m[1])) {
+				return null;
+			}
+			$head = substr($s, $pos, $start + (int) $m[1] + strlen($m2[0]) - $pos);
+			$pos += strlen($head);
+			if ($name === '' || strpbrk($name, "\"\0") !== false) {
+				return null;
+			}
+			if ($type === 'C') {
+				// Serializable::serialize() payload of $m2[1] bytes, format owned by the class.
+				if (strlen($m2[1]) > 10 || $pos + (int) $m2[1] + 1 > $len || $s[$pos + (int) $m2[1]] !== '}') {
+					return null;
+				}
+				$payload = substr($s, $pos, (int) $m2[1] + 1);
+				$pos += strlen($payload);
+				return $head . $payload;
+			}
+			$body = pressluft_serialized_members($s, $pos, $m2[1], $old, $new, $count, $depth);
+			return $body === null ? null : $head . $body;
+	}
+	return null; // S: (escaped strings), E: (enums) and anything else: not rewritten
+}
+
+/** $n key/value pairs and the closing brace of an array or object. */
+function pressluft_serialized_members($s, &$pos, $n, $old, $new, &$count, $depth)
+{
+	if (strlen($n) > 10) {
+		return null;
+	}
+	$out = '';
+	for ($i = 0, $n = (int) $n; $i < $n; $i++) {
+		$k = pressluft_serialized_value($s, $pos, $old, $new, $count, $depth + 1, true);
+		if ($k === null) {
+			return null;
+		}
+		$v = pressluft_serialized_value($s, $pos, $old, $new, $count, $depth + 1, false);
+		if ($v === null) {
+			return null;
+		}
+		$out .= $k . $v;
+	}
+	if ($pos >= strlen($s) || $s[$pos] !== '}') {
+		return null;
+	}
+	$pos++;
+	return $out . '}';
+}
+
+function pressluft_cmd_replace_string(array $opts)
+{
+	$old = pressluft_opt($opts, 'old');
+	$new = isset($opts['new']) && is_string($opts['new']) ? $opts['new'] : pressluft_opt($opts, 'new');
+	$value = stream_get_contents(STDIN);
+	if ($value === false) {
+		pressluft_fail('cannot read the value from stdin');
+	}
+	$count = 0;
+	$result = pressluft_replace_in_value($value, $old, $new, $count);
+	if (preg_match('//u', $result)) {
+		pressluft_ok(array('value' => $result, 'replacements' => $count));
+	}
+	// Not UTF-8 (binary column data): JSON cannot carry it as a string.
+	pressluft_ok(array('value' => null, 'value_base64' => base64_encode($result), 'replacements' => $count));
+}
+
+/** `name` quoted as a MySQL identifier, with % doubled for $wpdb->prepare(). */
+function pressluft_sql_ident($name)
+{
+	return '`' . str_replace(array('`', '%'), array('``', '%%'), $name) . '`';
+}
+
+function pressluft_cmd_search_replace($path, array $opts)
+{
+	$old = pressluft_opt($opts, 'old');
+	$new = pressluft_opt($opts, 'new');
+	foreach (array('old' => $old, 'new' => $new) as $name => $url) {
+		// No quotes, backslashes, angle brackets or whitespace: the new URL is written into HTML,
+		// JSON and SQL-adjacent text.
+		if (!preg_match('#^https?://[^/\s]+#', $url) || preg_match('/[\s"\'<>\\\\]/', $url)) {
+			pressluft_fail("--$name must be an http(s) URL", array(), 2);
+		}
+	}
+	// Without trailing slashes on both sides: "http://old/" -> "http://new" would glue paths.
+	$old = rtrim($old, '/');
+	$new = rtrim($new, '/');
+	$dry = isset($opts['dry-run']) && !in_array($opts['dry-run'], array('0', 'false', 'no'), true);
+	pressluft_load_wordpress($path, $opts, false);
+	if (!is_blog_installed()) {
+		pressluft_fail('WordPress is not installed', array('installed' => false));
+	}
+	global $wpdb;
+	$forms = pressluft_replace_forms($old, $new);
+	$result = array('old' => $old, 'new' => $new, 'tables' => 0, 'rows_changed' => 0, 'replacements' => 0,
+		'skipped_tables' => array(), 'changed_tables' => new stdClass(), 'dry_run' => $dry);
+	$errors = array();
+	if ($old === $new) {
+		pressluft_ok($result);
+	}
+	// base_prefix: on a multisite the sites' tables (wp_2_posts) too; the same as prefix otherwise.
+	$prefix = isset($wpdb->base_prefix) && $wpdb->base_prefix !== '' ? $wpdb->base_prefix : $wpdb->prefix;
+	$listed = $wpdb->get_results($wpdb->prepare('SHOW FULL TABLES LIKE %s', $wpdb->esc_like($prefix) . '%'), ARRAY_N);
+	if (!is_array($listed) || ($wpdb->last_error !== '' && $wpdb->last_error !== null)) {
+		pressluft_fail('cannot list the tables: ' . $wpdb->last_error);
+	}
+	foreach ($listed as $listed_row) {
+		if (isset($listed_row[1]) && $listed_row[1] !== 'BASE TABLE') {
+			continue; // views show their tables' rows
+		}
+		$table = $listed_row[0];
+		$result['tables']++;
+		$t = pressluft_sql_ident($table);
+		$t_plain = '`' . str_replace('`', '``', $table) . '`'; // not passed through prepare()
+		$columns = $wpdb->get_results("SHOW COLUMNS FROM $t_plain", ARRAY_A);
+		if (!is_array($columns) || $columns === array()) {
+			$errors[] = "$table: cannot read its columns: " . $wpdb->last_error;
+			continue;
+		}
+		$text = array();
+		foreach ($columns as $col) {
+			if (preg_match('/^(?:var)?char\b|^(?:tiny|medium|long)?text\b|^json\b|^(?:tiny|medium|long)?blob\b/i', $col['Type'])) {
+				$text[] = $col['Field'];
+			}
+		}
+		if ($text === array()) {
+			continue;
+		}
+		$keys = $wpdb->get_results("SHOW KEYS FROM $t_plain WHERE Key_name = 'PRIMARY'", ARRAY_A);
+		$pk = array();
+		if (is_array($keys)) {
+			usort($keys, function ($a, $b) {
+				return (int) $a['Seq_in_index'] - (int) $b['Seq_in_index'];
+			});
+			foreach ($keys as $k) {
+				$pk[] = $k['Column_name'];
+			}
+		}
+		if ($pk === array()) {
+			$result['skipped_tables'][] = $table;
+			continue;
+		}
+		// Rows where any text column holds any form of $old (LIKE is a superset: collations may
+		// ignore case; pressluft_replace_in_value decides).
+		$match = array();
+		$args = array();
+		foreach ($text as $c) {
+			foreach (array_keys($forms) as $form) {
+				$match[] = pressluft_sql_ident($c) . ' LIKE %s';
+				$args[] = '%' . $wpdb->esc_like((string) $form) . '%';
+			}
+		}
+		$pk_sql = implode(', ', array_map('pressluft_sql_ident', $pk));
+		$select = implode(', ', array_map('pressluft_sql_ident', array_values(array_unique(array_merge($pk, $text)))));
+		// Keyset pagination by primary key: rows still match after their update when $new
+		// contains $old, and an offset would skip rows.
+		$last = null;
+		$changed_here = 0;
+		$rewritten_keys = array(); // rows whose primary key was rewritten: not to be visited again
+		while (true) {
+			$where = '(' . implode(' OR ', $match) . ')';
+			$page_args = $args;
+			if ($last !== null) {
+				$where .= count($pk) === 1
+					? ' AND ' . $pk_sql . ' > %s'
+					: ' AND (' . $pk_sql . ') > (' . implode(', ', array_fill(0, count($pk), '%s')) . ')';
+				$page_args = array_merge($page_args, $last);
+			}
+			$sql = $wpdb->prepare("SELECT $select FROM $t WHERE $where ORDER BY $pk_sql LIMIT 200", $page_args);
+			$rows = $wpdb->get_results($sql, ARRAY_A);
+			if (!is_array($rows) || ($wpdb->last_error !== '' && $wpdb->last_error !== null)) {
+				$errors[] = "$table: select failed: " . $wpdb->last_error;
+				break;
+			}
+			foreach ($rows as $row) {
+				$where_pk = array();
+				foreach ($pk as $c) {
+					$where_pk[$c] = $row[$c];
+				}
+				$last = array_values($where_pk);
+				if (isset($rewritten_keys[json_encode($last)])) {
+					continue;
+				}
+				$update = array();
+				$n = 0;
+				foreach ($text as $c) {
+					if ($row[$c] === null) {
+						continue;
+					}
+					$replaced = pressluft_replace_in_value($row[$c], $old, $new, $n);
+					if ($replaced !== $row[$c]) {
+						$update[$c] = $replaced;
+					}
+				}
+				if ($update === array()) {
+					continue;
+				}
+				if (!$dry) {
+					$done = $wpdb->update($table, $update, $where_pk);
+					if ($done === false) {
+						$errors[] = "$table: update of row " . json_encode($where_pk) . ' failed: ' . ($wpdb->last_error !== '' ? $wpdb->last_error : 'rejected by wpdb (invalid data for the column?)');
+						continue;
+					}
+				}
+				$result['rows_changed']++;
+				$result['replacements'] += $n;
+				$changed_here++;
+				if (array_intersect_key($update, $where_pk) !== array()) {
+					$rewritten_keys[json_encode(array_values(array_merge($where_pk, array_intersect_key($update, $where_pk))))] = true;
+				}
+			}
+			if (count($rows) < 200) {
+				break;
+			}
+		}
+		if ($changed_here > 0) {
+			$result['changed_tables']->{$table} = $changed_here;
+		}
+	}
+	if (!$dry) {
+		// Database rows were written behind the caches' back: drop the request's cache so the
+		// options below are read from the database. A persistent object cache is left alone.
+		if (wp_using_ext_object_cache()) {
+			$result['object_cache'] = 'persistent object cache not flushed: it may hold old values until flushed';
+		} else {
+			wp_cache_flush();
+			$result['object_cache'] = 'flushed';
+		}
+		foreach (array('home', 'siteurl') as $name) {
+			$raw = $wpdb->get_var($wpdb->prepare("SELECT option_value FROM {$wpdb->options} WHERE option_name = %s", $name));
+			if (is_string($raw) && rtrim($raw, '/') === $old) {
+				update_option($name, $new);
+			}
+		}
+		flush_rewrite_rules(false);
+	}
+	foreach (array('home' => 'WP_HOME', 'siteurl' => 'WP_SITEURL') as $name => $constant) {
+		if (defined($constant)) {
+			$result['warnings'][] = "$constant is defined in wp-config.php and overrides the $name option";
+		}
+	}
+	if ($errors !== array()) {
+		pressluft_fail('search-replace failed for some rows or tables', $result + array('errors' => $errors));
+	}
+	pressluft_ok($result);
+}
+
 // ------------------------------------------------------------------ main ------------------------
 list($opts, $pos) = pressluft_parse_args($argv);
 $command = isset($pos[0]) ? $pos[0] : null;
@@ -427,7 +925,13 @@ switch ($command) {
 	case 'login-token':
 		pressluft_cmd_login_token($path, $opts);
 		break;
+	case 'search-replace':
+		pressluft_cmd_search_replace($path, $opts);
+		break;
+	case 'replace-string':
+		pressluft_cmd_replace_string($opts);
+		break;
 	default:
-		pressluft_fail('usage: pressluft-helper.php --path=DIR install|is-installed|db-ping|option-get|login-token ...', array(), 2);
+		pressluft_fail('usage: pressluft-helper.php --path=DIR install|is-installed|db-ping|option-get|login-token|search-replace|replace-string ...', array(), 2);
 }
 pressluft_fail('command ended without a result');
