@@ -121,7 +121,7 @@ def config_hash(block, pools):
         return None
     return hashlib.sha256(nginx + b"\0" + pool).hexdigest()
 def one(arg):
-    env, site, host, http = arg.split("|")
+    env, site, host, want_http = arg.split("|")
     user = "pl_" + env.replace("-", "")[-16:]
     root = "/var/www/sites/%s/%s" % (site, env)
     cur = os.path.join(root, "current")
@@ -130,9 +130,9 @@ def one(arg):
     e = {"root": os.path.isdir(root), "current": os.path.isfile(os.path.join(cur, "wp-load.php")),
          "server_block": os.path.isfile(block), "pool": bool(pools),
          "database": user in dbs, "uploads": os.path.isdir(os.path.join(root, "shared", "uploads")),
-         "http_status": 0, "http_wordpress": False, "http_checked": http == "1",
+         "http_status": 0, "http_wordpress": False, "http_checked": want_http == "1",
          "config_hash": config_hash(block, pools)}
-    for attempt in ((0, 1) if http == "1" else ()):
+    for attempt in ((0, 1) if want_http == "1" else ()):
         # HEAD first: WordPress answers it after template_redirect (which sends the api.w.org
         # Link header) without rendering the theme, a fraction of a page view. GET when that
         # header is missing (e.g. removed by a plugin).

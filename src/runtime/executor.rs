@@ -446,6 +446,7 @@ async fn record(
                         f.data_missing = None;
                         f.healthy = Some(healthy.unwrap_or(true));
                         f.exists_on_node = Some(true);
+                        f.http_failures = 0;
                         f.config_hash = facts
                             .get("config_hash")
                             .and_then(Value::as_str)
