@@ -11,8 +11,8 @@ description:
   - Writes the given files (atomically, only when content, mode or owner differ), creates the given
     directories, removes the given paths and appends missing include lines, all in one process.
   - "Paths and contents may contain the placeholders C(@@PHP_VERSION@@) (the node's PHP-FPM version,
-    given or detected) and C(@@REDIS_MAXMEMORY@@) (I(redis_maxmemory_percent) of the node's RAM, in
-    bytes)."
+    given or detected), C(@@REDIS_MAXMEMORY@@) (I(redis_maxmemory_percent) of the node's RAM, in
+    bytes) and C(@@OPCACHE_MB@@) (the PHP-FPM OPcache size: a quarter of the RAM, 128 to 1024 MB)."
   - Every item may name the service it affects (C(reload) = nginx, php_fpm, redis or mariadb). Changed
     nginx or PHP-FPM configuration is tested (C(nginx -t), C(php-fpmX.Y -t)) and rolled back when
     invalid. The result says which services need a reload or restart. Lines with
@@ -158,10 +158,14 @@ class Node:
             raise Failure("php_version must look like 8.2")
         pct = self.p["redis_maxmemory_percent"]
         self.redis_maxmemory = mem_total_bytes() * pct // 100
+        # Every site is its own copy of WordPress for OPcache (it keys on paths): a node with
+        # dozens of sites needs far more than PHP's 128 MB default, or it recompiles all the time.
+        self.opcache_mb = max(128, min(1024, mem_total_bytes() // 4 // (1024 * 1024)))
 
     def subst(self, text):
         return (text.replace("@@PHP_VERSION@@", self.php)
-                    .replace("@@REDIS_MAXMEMORY@@", str(self.redis_maxmemory)))
+                    .replace("@@REDIS_MAXMEMORY@@", str(self.redis_maxmemory))
+                    .replace("@@OPCACHE_MB@@", str(self.opcache_mb)))
 
     @staticmethod
     def ids(item):
