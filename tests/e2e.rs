@@ -1081,7 +1081,7 @@ fn fifty_converged_environments_resync_without_playbooks() {
     let mut probes: Vec<(u64, u64, u64)> = Vec::new();
     let mut http_checked: Vec<u64> = Vec::new();
     let mut seen = before["probe_rounds"].as_u64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(240);
     let after = loop {
         let m = api.get("/api/metrics");
         if m["probe_rounds"].as_u64().unwrap() > seen {
@@ -1096,10 +1096,13 @@ fn fifty_converged_environments_resync_without_playbooks() {
                 ));
             }
         }
-        if m["resync_rounds"].as_u64().unwrap() >= rounds + 10 {
+        if m["resync_rounds"].as_u64().unwrap() >= rounds + 10 && probes.len() >= 10 {
             break m;
         }
-        assert!(Instant::now() < deadline, "10 resync rounds: {m}");
+        assert!(
+            Instant::now() < deadline,
+            "10 resync and 10 probe rounds: {m}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     // Let the last round's reconciles finish.
@@ -1134,6 +1137,15 @@ fn fifty_converged_environments_resync_without_playbooks() {
         wall.0, wall.1, wall.2,
         node_cpu.0, node_cpu.1, node_cpu.2,
         ctl_cpu.0, ctl_cpu.1, ctl_cpu.2,
+    );
+    eprintln!(
+        "  each round (preview URLs requested / wall ms): {}",
+        http_checked
+            .iter()
+            .zip(&probes)
+            .map(|(h, p)| format!("{h}/{}", p.0))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     for site in &sites {
         let env = site["primary_environment_id"].as_str().unwrap();
