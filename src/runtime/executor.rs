@@ -442,6 +442,10 @@ async fn record(
                 let healthy = facts.get("healthy").and_then(Value::as_bool);
                 match job.job_type.as_str() {
                     "site_create" | "env_create" if ok => {
+                        // The run's own health check just requested the preview URL: the probe
+                        // need not repeat it soon (after many creations it would request them
+                        // all in one round).
+                        rt.http_checked_now(&env.id);
                         f.applied_generation = Some(job.generation);
                         f.data_missing = None;
                         f.healthy = Some(healthy.unwrap_or(true));

@@ -124,15 +124,13 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         }
     }
     let Ok(p) = result else { return Ok(()) };
-    {
-        // Requested now: next time after 5–10 probe intervals, spread so rounds stay even.
-        let mut due = rt.http_due.lock().expect("http_due lock");
-        due.retain(|id, _| p.environments.contains_key(id));
-        for (id, ep) in &p.environments {
-            if ep.http_checked {
-                let spread = 5.0 + rand::random::<f64>() * 5.0;
-                due.insert(id.clone(), now + rt.cfg.probe_interval.mul_f64(spread));
-            }
+    rt.http_due
+        .lock()
+        .expect("http_due lock")
+        .retain(|id, _| p.environments.contains_key(id));
+    for (id, ep) in &p.environments {
+        if ep.http_checked {
+            rt.http_checked_now(id);
         }
     }
     for env in envs {
@@ -202,6 +200,18 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         }
     }
     Ok(())
+}
+
+impl Runtime {
+    /// The environment's preview URL was just requested: next time after 5–10 probe intervals,
+    /// spread so that rounds stay even.
+    pub(super) fn http_checked_now(&self, environment_id: &str) {
+        let spread = 5.0 + rand::random::<f64>() * 5.0;
+        self.http_due.lock().expect("http_due lock").insert(
+            environment_id.to_string(),
+            std::time::Instant::now() + self.cfg.probe_interval.mul_f64(spread),
+        );
+    }
 }
 
 /// Consecutive failed preview-URL requests after which a converged environment is unhealthy.
