@@ -156,15 +156,17 @@ def serve(sock_path):
     def share_module_cache(local_tmp):
         # ansible-core caches each module's assembled payload (AnsiballZ) in the run's private
         # temporary directory, keyed by module name only. Runs forked from this server share one
-        # cache per version of the custom modules (path, size, mtime of ansible/library/*), so a
+        # cache per version of the custom modules (size, mtime of ansible/library/* and module_utils/*), so a
         # payload is assembled once instead of in every run; ansible-core itself does not change
         # while the server runs. Written atomically (temp file + rename) under a lock by ansible.
-        library = os.path.join(os.path.dirname(os.environ.get("ANSIBLE_CONFIG", "")), "library")
-        key = hashlib.sha256(("%s\0%s\0%s" % (ansible_version, sys.executable, library)).encode())
+        base = os.path.dirname(os.environ.get("ANSIBLE_CONFIG", ""))
+        key = hashlib.sha256(("%s\0%s\0%s" % (ansible_version, sys.executable, base)).encode())
         try:
-            for name in sorted(os.listdir(library)):
-                st = os.stat(os.path.join(library, name))
-                key.update(("%s:%d:%d;" % (name, st.st_size, st.st_mtime_ns)).encode())
+            for sub in ("library", "module_utils"):
+                d = os.path.join(base, sub)
+                for name in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+                    st = os.stat(os.path.join(d, name))
+                    key.update(("%s/%s:%d:%d;" % (sub, name, st.st_size, st.st_mtime_ns)).encode())
         except OSError:
             return
         shared = os.path.join(local_tmp_root, "pressluft-ansiballz-" + key.hexdigest()[:20])

@@ -106,16 +106,17 @@ import secrets
 import shutil
 import signal
 import socket
-import ssl
 import stat
 import subprocess
 import tempfile
 import threading
 import time
 from datetime import datetime, timezone
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pressluft_checks import (
+    check_http, http_get, last_json_line, run_helper, wait_for_nginx, with_retry)
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 DB_IDENT_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -127,6 +128,7 @@ SALT_ALPHABET = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
                  "!#$%&()*+,-./:;<=>?@[]^_`{|}~")
 WEB_GROUP = "www-data"
 NGINX_DIR = "/etc/nginx/sites-enabled"
+FASTCGI_CACHE_DIR = "/var/cache/nginx/pressluft"
 MANAGED = "Managed by Pressluft (pressluft_environment); changes are overwritten."
 CONFIG_LOCK = "/run/lock/pressluft-config.lock"
 # A reload this module asks for is recorded here before the handler runs, and the handler removes
@@ -137,8 +139,6 @@ DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
 # Not copied into a release (rsync-style paths relative to the WordPress source).
 RELEASE_EXCLUDE = ("wp-config.php", ".htaccess", "wp-content/uploads")
 COPY_WORKERS = 3
-WP_LINK = 'rel="https://api.w.org/"'
-MAX_REDIRECTS = 5
 
 
 class Failure(Exception):
@@ -204,6 +204,7 @@ class Env:
         if not re.match(r"^[A-Za-z0-9_:.-]{1,128}$", self.redis_prefix):
             raise Failure("redis_prefix has unexpected characters")
         self.nginx_conf = os.path.join(NGINX_DIR, "pressluft-env-%s.conf" % self.env_id)
+        self.cache_dir = os.path.join(FASTCGI_CACHE_DIR, self.env_id)
         self.fpm_socket = "/run/php/pressluft-%s.sock" % self.user
         self.gecos = "Pressluft environment %s" % self.env_id
 
@@ -647,24 +648,33 @@ class Env:
     def render_nginx(self):
         p = self.p
         cache = ""
+        cache_zone = ""
         if p["fastcgi_cache_enabled"]:
+            # Each environment has its own zone and directory: purging one site never touches
+            # another's pages, and removing the environment removes its cache.
+            zone = "pl_" + self.env_id.replace("-", "")
+            cache_zone = (
+                "fastcgi_cache_path %s levels=1:2 keys_zone=%s:10m max_size=256m inactive=60m "
+                "use_temp_path=off;\n" % (self.cache_dir, zone))
             cache = """
-    # FastCGI page cache (fastcgi_cache_enabled = 1)
+    # FastCGI page cache (fastcgi_cache_enabled = 1); anonymous GET/HEAD only
     set $skip_cache 0;
     if ($request_method = POST) { set $skip_cache 1; }
+    if ($query_string != "") { set $skip_cache 1; }
     if ($http_cookie ~* "wordpress_logged_in|comment_author|wp-postpass") { set $skip_cache 1; }
     if ($http_cookie ~* "woocommerce_items_in_cart|woocommerce_cart_hash|wp_woocommerce_session") { set $skip_cache 1; }
-    if ($request_uri ~* "/wp-admin|/wp-login|/wp-cron|/xmlrpc|/wp-json") { set $skip_cache 1; }
-    fastcgi_cache WORDPRESS;
+    if ($request_uri ~* "/wp-admin|/wp-login|/wp-cron|/xmlrpc|/wp-json|/cart|/checkout|/my-account") { set $skip_cache 1; }
+    fastcgi_cache %s;
     fastcgi_cache_key "$scheme$request_method$host$request_uri";
+    fastcgi_cache_valid 200 301 302 60m;
     fastcgi_cache_bypass $skip_cache;
     fastcgi_no_cache $skip_cache;
     add_header X-FastCGI-Cache $upstream_cache_status always;
-"""
+""" % zone
         listen6 = "\n    listen [::]:80;" if os.path.exists("/proc/net/if_inet6") else ""
         return """# nginx server block of Pressluft environment {env} (site {site}), preview host.
 # {managed}
-server {{
+{cache_zone}server {{
     listen 80;{listen6}
     server_name {host};
     root {root}/current;
@@ -717,7 +727,8 @@ server {{
     }}
 }}
 """.format(env=self.env_id, site=self.site_id, managed=MANAGED, host=self.preview_host,
-           root=self.root, mb=p["client_max_body_size_mb"], cache=cache, sock=self.fpm_socket,
+           root=self.root, mb=p["client_max_body_size_mb"], cache=cache, cache_zone=cache_zone,
+           sock=self.fpm_socket,
            listen6=listen6)
 
     def converge_config(self, pool, nginx):
@@ -905,7 +916,10 @@ server {{
         self.timed("database", self.drop_database)
         # 4. object cache keys with the environment's prefix (never FLUSHDB/FLUSHALL)
         self.timed("redis", self.drop_redis_keys)
-        # 5. files
+        # 5. files (and the environment's page cache)
+        if os.path.lexists(self.cache_dir):
+            self.remove_path(self.cache_dir)
+            self.change("removed %s" % self.cache_dir)
         if os.path.lexists(self.root):
             self.timed("files", self.remove_path, self.root)
             self.change("removed %s" % self.root)
@@ -1176,137 +1190,6 @@ def clear_pending(name, env_id):
         pass
 
 
-def last_json_line(text):
-    for line in reversed((text or "").strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-# --- health checks: the same code as library/pressluft_health.py (modules cannot share code
-# --- without module_utils); keep the two in step.
-class _SNIConnection(http.client.HTTPSConnection):
-    """HTTPS to a fixed address with the SNI / certificate name of the URL's host."""
-
-    def __init__(self, address, port, server_name, context, timeout):
-        super().__init__(address, port, timeout=timeout, context=context)
-        self._server_name = server_name
-        self._ctx = context
-
-    def connect(self):
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
-
-
-def http_get(url, address, timeout, validate_certs, method="GET"):
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host_header = parts.hostname + ("" if parts.port is None else ":%d" % parts.port)
-    if parts.scheme == "https":
-        ctx = ssl.create_default_context()
-        if not validate_certs:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        conn = _SNIConnection(address, port, parts.hostname, ctx, timeout)
-    else:
-        conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    try:
-        conn.request(method, path, headers={"Host": host_header, "User-Agent": "Pressluft-Health/1",
-                                            "Accept": "text/html,*/*", "Connection": "close"})
-        resp = conn.getresponse()
-        body = resp.read(2 * 1024 * 1024)
-        return resp.status, resp.headers, body
-    finally:
-        conn.close()
-
-
-def wait_for_nginx(url, address, limit):
-    """Until nginx answers for the URL's host at all (a static path, no PHP), at most `limit` s."""
-    parts = urlsplit(url)
-    probe = "%s://%s/.well-known/acme-challenge/pressluft-reload-probe" % (parts.scheme, parts.netloc)
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            http_get(probe, address, 2, False, method="HEAD")
-            return True
-        except (OSError, http.client.HTTPException, ssl.SSLError):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-
-
-def check_http(url, address, timeout, validate_certs):
-    start = urlsplit(url)
-    current = url
-    hops = []
-    for _ in range(MAX_REDIRECTS + 1):
-        status, headers, body = http_get(current, address, timeout, validate_certs)
-        hops.append({"url": current, "status": status})
-        if status in (301, 302, 303, 307, 308):
-            location = headers.get("Location")
-            if not location:
-                return False, "redirect without Location from %s" % current, hops
-            nxt = urljoin(current, location)
-            n = urlsplit(nxt)
-            if (n.hostname or "").lower() != (start.hostname or "").lower():
-                return False, "redirected to another host: %s" % nxt, hops
-            current = nxt
-            continue
-        final = urlsplit(current)
-        if status != 200:
-            return False, "HTTP %d from %s" % (status, current), hops
-        if final.scheme != start.scheme:
-            return False, "final URL %s is not on the scheme of %s" % (current, url), hops
-        links = " ".join(headers.get_all("Link") or [])
-        text = body.decode("utf-8", errors="replace")
-        if WP_LINK in links or "/wp-content/" in text or "/wp-includes/" in text:
-            return True, "HTTP 200 with WordPress content", hops
-        return False, "HTTP 200 without WordPress content at %s" % current, hops
-    return False, "more than %d redirects" % MAX_REDIRECTS, hops
-
-
-def run_helper(user, php, helper, path, command, timeout):
-    if shutil.which("runuser"):
-        argv = ["runuser", "-u", user, "--"]
-    else:
-        argv = ["sudo", "-n", "-u", user, "--"]
-    argv += [php, helper, "--path=" + path, command]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
-                          stdin=subprocess.DEVNULL)
-    result = last_json_line(proc.stdout)
-    if not isinstance(result, dict):
-        return False, "no JSON result (rc=%d): %s" % (proc.returncode, (proc.stderr or proc.stdout).strip()[-300:])
-    if proc.returncode != 0 or result.get("ok") is not True:
-        return False, result.get("error") or "helper failed (rc=%d)" % proc.returncode
-    return True, result
-
-
-def with_retry(fn, retries, delay=1.0):
-    started = time.monotonic()
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            ok, detail, *extra = fn()
-        except subprocess.TimeoutExpired:
-            ok, detail, extra = False, "timed out", []
-        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-            ok, detail, extra = False, "%s: %s" % (type(exc).__name__, exc), []
-        if ok or attempts > retries:
-            out = {"ok": ok, "detail": detail, "attempts": attempts,
-                   "elapsed_ms": int((time.monotonic() - started) * 1000)}
-            if extra:
-                out["hops"] = extra[0]
-            return out
-        time.sleep(delay)
-# --- end of the health-check code shared with pressluft_health.py
 
 
 def carry_pending_reloads(env):

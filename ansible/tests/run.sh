@@ -259,6 +259,20 @@ headers_c=$(curl -sS -D - -o /dev/null -H "Host: ${host[c]}" http://127.0.0.1/)
 ! grep -qi '^X-FastCGI-Cache:' <<<"$headers_c" || fail "c: FastCGI cache header although fastcgi_cache_enabled is false"
 grep -qi '^X-Frame-Options: SAMEORIGIN' <<<"$headers_c" || fail "c: security headers missing"
 ok "security headers; X-FastCGI-Cache only where the cache is enabled"
+cache_status() { # host [curl args...]: the X-FastCGI-Cache value of GET /
+    local h=$1; shift
+    curl -sS -D - -o /dev/null -H "Host: $h" "$@" http://127.0.0.1/ | tr -d '\r' \
+        | awk -F': ' 'tolower($1) == "x-fastcgi-cache" {print $2}'
+}
+cache_status "${host[a]}" >/dev/null
+[ "$(cache_status "${host[a]}")" = HIT ] || fail "a: repeated anonymous GET / is not a cache HIT"
+[ "$(cache_status "${host[a]}" -H 'Cookie: wordpress_logged_in_0123=x')" = BYPASS ] \
+    || fail "a: a logged-in request is not a BYPASS"
+[ "$(curl -sS -D - -o /dev/null -H "Host: ${host[a]}" 'http://127.0.0.1/?s=x' | tr -d '\r' \
+    | awk -F': ' 'tolower($1) == "x-fastcgi-cache" {print $2}')" = BYPASS ] || fail "a: a query string is not a BYPASS"
+cache_a=/var/cache/nginx/pressluft/$(jv "$work/a.json" environment_id)
+[ -n "$(find "$cache_a" -type f 2>/dev/null | head -1)" ] || fail "a: no page in its own cache directory $cache_a"
+ok "page cache: anonymous GET / cached (HIT), logged-in and query-string requests BYPASS, pages in the environment's own directory"
 set +e
 curl -sS --max-time 5 -o /dev/null -H "Host: unknown.invalid" http://127.0.0.1/ 2>/dev/null
 rc=$?
@@ -390,6 +404,7 @@ for e in a b c; do
     set -e
     [ "$rc" = 52 ] || fail "$e: preview host still served (curl rc $rc)"
 done
+[ ! -e "$cache_a" ] || fail "a: page cache directory $cache_a left behind"
 [ ! -e "$(dirname "${root[a]}")" ] || fail "site directory of a and c left behind"
 [ ! -e "$(dirname "${root[b]}")" ] || fail "site directory of b left behind"
 ok "users, groups, pools, server blocks, databases, DB users, files gone; hosts no longer served"

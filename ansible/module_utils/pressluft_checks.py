@@ -1,0 +1,146 @@
+"""Health checks shared by the pressluft_environment and pressluft_health modules (spec
+node-runtime section 10): the HTTP check through the node's nginx (redirects followed on the same
+host, WordPress content required) and the PHP helper's checks as the environment's user."""
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from urllib.parse import urljoin, urlsplit
+
+WP_LINK = 'rel="https://api.w.org/"'
+MAX_REDIRECTS = 5
+
+
+def last_json_line(text):
+    for line in reversed((text or "").strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+class _SNIConnection(http.client.HTTPSConnection):
+    """HTTPS to a fixed address with the SNI / certificate name of the URL's host."""
+
+    def __init__(self, address, port, server_name, context, timeout):
+        super().__init__(address, port, timeout=timeout, context=context)
+        self._server_name = server_name
+        self._ctx = context
+
+    def connect(self):
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
+
+
+def http_get(url, address, timeout, validate_certs, method="GET"):
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host_header = parts.hostname + ("" if parts.port is None else ":%d" % parts.port)
+    if parts.scheme == "https":
+        ctx = ssl.create_default_context()
+        if not validate_certs:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        conn = _SNIConnection(address, port, parts.hostname, ctx, timeout)
+    else:
+        conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        conn.request(method, path, headers={"Host": host_header, "User-Agent": "Pressluft-Health/1",
+                                            "Accept": "text/html,*/*", "Connection": "close"})
+        resp = conn.getresponse()
+        body = resp.read(2 * 1024 * 1024)
+        return resp.status, resp.headers, body
+    finally:
+        conn.close()
+
+
+def wait_for_nginx(url, address, limit):
+    """Until nginx answers for the URL's host at all (a static path, no PHP), at most `limit` s."""
+    parts = urlsplit(url)
+    probe = "%s://%s/.well-known/acme-challenge/pressluft-reload-probe" % (parts.scheme, parts.netloc)
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            http_get(probe, address, 2, False, method="HEAD")
+            return True
+        except (OSError, http.client.HTTPException, ssl.SSLError):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+
+def check_http(url, address, timeout, validate_certs):
+    start = urlsplit(url)
+    current = url
+    hops = []
+    for _ in range(MAX_REDIRECTS + 1):
+        status, headers, body = http_get(current, address, timeout, validate_certs)
+        hops.append({"url": current, "status": status})
+        if status in (301, 302, 303, 307, 308):
+            location = headers.get("Location")
+            if not location:
+                return False, "redirect without Location from %s" % current, hops
+            nxt = urljoin(current, location)
+            n = urlsplit(nxt)
+            if (n.hostname or "").lower() != (start.hostname or "").lower():
+                return False, "redirected to another host: %s" % nxt, hops
+            current = nxt
+            continue
+        final = urlsplit(current)
+        if status != 200:
+            return False, "HTTP %d from %s" % (status, current), hops
+        if final.scheme != start.scheme:
+            return False, "final URL %s is not on the scheme of %s" % (current, url), hops
+        links = " ".join(headers.get_all("Link") or [])
+        text = body.decode("utf-8", errors="replace")
+        if WP_LINK in links or "/wp-content/" in text or "/wp-includes/" in text:
+            return True, "HTTP 200 with WordPress content", hops
+        return False, "HTTP 200 without WordPress content at %s" % current, hops
+    return False, "more than %d redirects" % MAX_REDIRECTS, hops
+
+
+def run_helper(user, php, helper, path, command, timeout):
+    if shutil.which("runuser"):
+        argv = ["runuser", "-u", user, "--"]
+    else:
+        argv = ["sudo", "-n", "-u", user, "--"]
+    argv += [php, helper, "--path=" + path, command]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
+                          stdin=subprocess.DEVNULL)
+    result = last_json_line(proc.stdout)
+    if not isinstance(result, dict):
+        return False, "no JSON result (rc=%d): %s" % (proc.returncode, (proc.stderr or proc.stdout).strip()[-300:])
+    if proc.returncode != 0 or result.get("ok") is not True:
+        return False, result.get("error") or "helper failed (rc=%d)" % proc.returncode
+    return True, result
+
+
+def with_retry(fn, retries, delay=1.0):
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            ok, detail, *extra = fn()
+        except subprocess.TimeoutExpired:
+            ok, detail, extra = False, "timed out", []
+        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+            ok, detail, extra = False, "%s: %s" % (type(exc).__name__, exc), []
+        if ok or attempts > retries:
+            out = {"ok": ok, "detail": detail, "attempts": attempts,
+                   "elapsed_ms": int((time.monotonic() - started) * 1000)}
+            if extra:
+                out["hops"] = extra[0]
+            return out
+        time.sleep(delay)
