@@ -459,6 +459,77 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     ));
     assert!(!readable, "user of A can read B's wp-config.php");
 
+    // 3a. Page cache on beta (a spec change, reconciled): anonymous pages are cached, a logged-in
+    //     request bypasses the cache, and a purge (node query) empties beta's cache only.
+    let cache_status = |host: &str, extra: &[&str]| -> String {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-D",
+                "-",
+                "-H",
+                &format!("Host: {host}"),
+            ])
+            .args(extra)
+            .arg("http://127.0.0.1/")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("x-fastcgi-cache:")
+                    .map(|v| v.trim().to_uppercase())
+            })
+            .unwrap_or_default()
+    };
+    let env_b_path = format!("/api/environments/{env_b_id}");
+    let sv = api.get(&env_b_path)["state_version"].as_i64().unwrap();
+    let (s, v) = api.call(
+        "PATCH",
+        &env_b_path,
+        Some(json!({"state_version": sv, "fastcgi_cache_enabled": true})),
+    );
+    // 200 when production environments already have it (the default), 202 when it changed
+    assert!(s == 200 || s == 202, "{s} {v}");
+    assert_eq!(v["fastcgi_cache_enabled"], true, "{v}");
+    let generation = v["generation"].as_i64().unwrap();
+    api.wait_for(
+        "beta converged with its page cache",
+        &env_b_path,
+        Duration::from_secs(180),
+        |_, v| ready(v) && v["observed_generation"].as_i64() == Some(generation),
+    );
+    cache_status(&host_b, &[]);
+    assert_eq!(
+        cache_status(&host_b, &[]),
+        "HIT",
+        "a repeated anonymous GET is cached"
+    );
+    assert_eq!(
+        cache_status(&host_b, &["-H", "Cookie: wordpress_logged_in_e2e=1"]),
+        "BYPASS"
+    );
+    cache_status(&host_a, &[]);
+    let alpha_cached = cache_status(&host_a, &[]);
+    let (s, purged) = api.call("POST", &format!("{env_b_path}/cache/purge"), None);
+    assert_eq!(s, 200, "{purged}");
+    assert!(purged["purged_pages"].as_u64().unwrap() >= 1, "{purged}");
+    assert_eq!(cache_status(&host_b, &[]), "MISS", "purged");
+    assert_eq!(cache_status(&host_b, &[]), "HIT");
+    assert_eq!(
+        cache_status(&host_a, &[]),
+        alpha_cached,
+        "purging beta leaves alpha's cache alone"
+    );
+    let audit = api.get("/api/audit?limit=100");
+    assert!(
+        audit.to_string().contains("environment.cache_purge"),
+        "the purge is audited"
+    );
+
     // 3b. Magic login: a one-time link on the preview host signs in to wp-admin once, within 60 s.
     /// Follows `url` like a browser (cookie jar, redirects) with the preview host resolved to this
     /// machine: (final status, final URL, body).

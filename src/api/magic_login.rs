@@ -187,7 +187,7 @@ async fn query(st: &AppState, env: &environments::Model) -> Result<MagicLoginRes
 }
 
 /// SSH to the node with Pressluft's key and the pinned host key (never trust on first use here).
-async fn target(st: &AppState, node: &nodes::Model) -> Result<Target, ApiError> {
+pub(super) async fn target(st: &AppState, node: &nodes::Model) -> Result<Target, ApiError> {
     let port = u16::try_from(node.ssh_port)
         .ok()
         .filter(|p| *p > 0)
@@ -206,7 +206,7 @@ async fn target(st: &AppState, node: &nodes::Model) -> Result<Target, ApiError> 
 
 /// Maps an SSH failure to `node_unreachable` with Pressluft's own words; the low-level cause
 /// goes to the server log only.
-fn ssh_error(node: &nodes::Model, e: SshError) -> ApiError {
+pub(super) fn ssh_error(node: &nodes::Model, e: SshError) -> ApiError {
     tracing::warn!(node = %node.id, host = %node.hostname, port = node.ssh_port, error = %e, "magic login: SSH failed");
     let msg = match e {
         SshError::Timeout(_) => "the node did not answer over SSH within 10 seconds",
@@ -315,7 +315,7 @@ fn all_hex(s: &str) -> bool {
 }
 
 /// Lower-case hyphenated UUID: `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`.
-fn is_uuid(s: &str) -> bool {
+pub(super) fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts

@@ -13,6 +13,7 @@ pub mod validate;
 
 mod audit;
 mod backups;
+mod cache_purge;
 mod domains;
 mod environments;
 mod events;
@@ -102,6 +103,7 @@ type Apis = (
     sites::SitesApi,
     environments::EnvironmentsApi,
     magic_login::MagicLoginApi,
+    cache_purge::CachePurgeApi,
     nodes::NodesApi,
     domains::DomainsApi,
     backups::BackupsApi,
@@ -119,6 +121,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             sites::SitesApi,
             environments::EnvironmentsApi,
             magic_login::MagicLoginApi,
+            cache_purge::CachePurgeApi,
             nodes::NodesApi,
             domains::DomainsApi,
             backups::BackupsApi,

@@ -213,6 +213,11 @@ pub enum Command {
         /// Environment id.
         environment: String,
     },
+    /// Delete an environment's cached pages on its node; prints how many.
+    PurgeCache {
+        /// Environment id.
+        environment: String,
+    },
     /// Print a job's log; `--follow` keeps printing until the job ends.
     Logs {
         job: String,
@@ -560,6 +565,17 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
                     code: "bad_response".into(),
                     message: "the server's answer has no login_url".into(),
                 })
+        }
+        Command::PurgeCache { environment } => {
+            let id = resolve(&c, Kind::Environments, &environment).await?;
+            let (_, v) = c
+                .request(
+                    Method::POST,
+                    &format!("/api/environments/{id}/cache/purge"),
+                    None,
+                )
+                .await?;
+            Ok(format!("purged {} cached pages", v["purged_pages"]))
         }
         Command::Logs { job, follow } => logs(&c, &job, follow).await,
         Command::Events { site, follow } => {
