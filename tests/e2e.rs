@@ -264,6 +264,21 @@ fn prerequisites() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether this machine can run the end-to-end tests; with `PRESSLUFT_E2E` set it must.
+fn should_run() -> bool {
+    match prerequisites() {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("PRESSLUFT_E2E").is_none(),
+                "PRESSLUFT_E2E is set but: {why}"
+            );
+            eprintln!("end-to-end test not run: {why} (scripts/test.sh runs it as root)");
+            false
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -274,12 +289,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn local_node_sites_isolation_deletion_failure_and_crash() {
-    if let Err(why) = prerequisites() {
-        assert!(
-            std::env::var_os("PRESSLUFT_E2E").is_none(),
-            "PRESSLUFT_E2E is set but: {why}"
-        );
-        eprintln!("end-to-end test not run: {why} (scripts/test.sh runs it as root)");
+    if !should_run() {
         return;
     }
     let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
@@ -1102,12 +1112,7 @@ fn playbook_runs(metrics: &Value) -> u64 {
 #[test]
 fn fifty_converged_environments_resync_without_playbooks() {
     const SITES: usize = 50;
-    if let Err(why) = prerequisites() {
-        assert!(
-            std::env::var_os("PRESSLUFT_E2E").is_none(),
-            "PRESSLUFT_E2E is set but: {why}"
-        );
-        eprintln!("end-to-end test not run: {why} (scripts/test.sh runs it as root)");
+    if !should_run() {
         return;
     }
     let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());

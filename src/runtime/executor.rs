@@ -426,15 +426,13 @@ async fn record(
             if o.error_code == Some(JobErrorCode::AnsibleHostUnreachable) {
                 f.reachable = Some(false);
             }
-            let mut q = nodes::Entity::update_many()
-                .col_expr(nodes::Column::Observed, Expr::value(observed::render(&f)))
-                .col_expr(nodes::Column::ObservedAt, Expr::value(clock::now()));
-            if f.reachable == Some(true) {
-                q = q.col_expr(nodes::Column::LastSeenAt, Expr::value(clock::now()));
-            }
-            q.filter(nodes::Column::Id.eq(node.id.as_str()))
-                .exec(&tx)
-                .await?;
+            store::nodes::record_observed(
+                &tx,
+                &node.id,
+                observed::render(&f),
+                f.reachable == Some(true),
+            )
+            .await?;
         }
         "environment" => {
             if let Some(env) = store::resources::environment_by_id(&tx, &job.resource_id).await? {

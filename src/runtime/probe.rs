@@ -109,15 +109,16 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         (a, b) => a != b,
     };
     if comparable != before || disk_moved {
-        let mut q = nodes::Entity::update_many()
-            .col_expr(nodes::Column::Observed, Expr::value(observed::render(&nf)))
-            .col_expr(nodes::Column::ObservedAt, Expr::value(clock::now()));
-        if nf.reachable == Some(true) {
-            q = q.col_expr(nodes::Column::LastSeenAt, Expr::value(clock::now()));
-        }
-        q.filter(nodes::Column::Id.eq(node.id.as_str()))
-            .exec(&rt.db)
-            .await?;
+        store::gated(
+            &rt.db,
+            store::nodes::record_observed(
+                &rt.db,
+                &node.id,
+                observed::render(&nf),
+                nf.reachable == Some(true),
+            ),
+        )
+        .await?;
         if comparable != before {
             tracing::info!(node = %node.id, reachable = ?nf.reachable, services_down = ?nf.services_down, "probe: node changed");
             rt.enqueue(Kind::Node, &node.id);

@@ -110,3 +110,21 @@ pub async fn set_host_key(db: &impl ConnectionTrait, id: &str, host_key: &str) -
     }
     Ok(())
 }
+
+/// Stores what was observed about a node; `last_seen_at` moves only when it answered.
+pub async fn record_observed(
+    db: &impl ConnectionTrait,
+    id: &str,
+    observed_json: String,
+    answered: bool,
+) -> Result<()> {
+    let now = clock::now();
+    let mut q = nodes::Entity::update_many()
+        .col_expr(nodes::Column::Observed, Expr::value(observed_json))
+        .col_expr(nodes::Column::ObservedAt, Expr::value(now.clone()));
+    if answered {
+        q = q.col_expr(nodes::Column::LastSeenAt, Expr::value(now));
+    }
+    q.filter(nodes::Column::Id.eq(id)).exec(db).await?;
+    Ok(())
+}
