@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::observed::{self, EnvFacts, NodeFacts};
 use super::{jobs, kind_of, Result, Runtime, RuntimeError};
+use crate::ids;
 use crate::runner::{RunRequest, Runner, Target};
-use crate::store::entity::{environments, jobs as job_rows, nodes};
+use crate::store::entity::{jobs as job_rows, nodes};
 use crate::store::{self, events::NewEvent};
-use crate::{clock, ids};
 
 /// Jobs that change the whole node: exclusive on it.
 fn node_wide(job_type: &str) -> bool {
@@ -467,14 +467,7 @@ async fn record(
                     }
                     _ => {}
                 }
-                environments::Entity::update_many()
-                    .col_expr(
-                        environments::Column::Observed,
-                        Expr::value(observed::render(&f)),
-                    )
-                    .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
-                    .filter(environments::Column::Id.eq(env.id.as_str()))
-                    .exec(&tx)
+                store::resources::record_environment_observed(&tx, &env.id, observed::render(&f))
                     .await?;
             }
         }

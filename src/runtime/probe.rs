@@ -3,15 +3,14 @@
 //! operator, and no playbook when nothing differs).
 use std::sync::Arc;
 
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::observed::{self, EnvFacts, NodeFacts};
 use super::Runtime;
 use crate::notify::Kind;
 use crate::prober::{self, Probed};
+use crate::store;
 use crate::store::entity::{environments, nodes};
-use crate::{clock, store};
 
 pub(super) async fn probe_loop(rt: Arc<Runtime>) {
     loop {
@@ -166,16 +165,13 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         f.healthy = Some(ep.present() && config_matches && serving);
         f.data_missing = ep.missing_data().map(str::to_string);
         if f != before {
-            crate::store::gated(
+            store::gated(
                 &rt.db,
-                environments::Entity::update_many()
-                    .col_expr(
-                        environments::Column::Observed,
-                        Expr::value(observed::render(&f)),
-                    )
-                    .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
-                    .filter(environments::Column::Id.eq(env.id.as_str()))
-                    .exec(&rt.db),
+                store::resources::record_environment_observed(
+                    &rt.db,
+                    &env.id,
+                    observed::render(&f),
+                ),
             )
             .await?;
         }

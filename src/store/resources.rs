@@ -532,3 +532,18 @@ pub async fn list_backups(
         .all(db)
         .await?)
 }
+
+/// Stores what was observed about an environment (the runtime's facts JSON) with its time.
+pub async fn record_environment_observed(
+    db: &impl ConnectionTrait,
+    id: &str,
+    observed_json: String,
+) -> Result<()> {
+    environments::Entity::update_many()
+        .col_expr(environments::Column::Observed, Expr::value(observed_json))
+        .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
+        .filter(environments::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
