@@ -33,6 +33,8 @@ packages=(
     php8.2-mbstring php8.2-curl php8.2-zip php8.2-gd php mariadb-server redis-server
     wordpress wordpress-theme-twentytwentythree rsync unzip curl sudo python3-pymysql
     python3-venv
+    # TLS (certbot on nodes; pebble + challtestsrv as the ACME server of the tests), backups
+    certbot pebble zstd
     # the versionless metapackages node-provision checks for (portable to Ubuntu's PHP 8.3)
     php-fpm php-cli php-mysql php-redis php-xml php-mbstring php-curl php-zip php-gd
 )

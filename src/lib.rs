@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod dns;
 pub mod ids;
 pub mod local_node;
 pub mod notify;

@@ -10,6 +10,8 @@ pub enum Kind {
     Environment,
     Domain,
     Backup,
+    Restore,
+    Schedule,
     Job,
 }
 
@@ -21,6 +23,8 @@ impl Kind {
             Kind::Environment => "environment",
             Kind::Domain => "domain",
             Kind::Backup => "backup",
+            Kind::Restore => "restore",
+            Kind::Schedule => "backup_schedule",
             Kind::Job => "job",
         }
     }

@@ -82,7 +82,9 @@ impl NodeProbe {
 pub struct Probed {
     pub environment_id: String,
     pub site_id: String,
+    /// The host WordPress is served on (the site URL's), requested over HTTPS when `https`.
     pub host: String,
+    pub https: bool,
     /// Request the preview URL this round (a WordPress bootstrap, the costly part of a probe).
     pub http: bool,
 }
@@ -101,7 +103,7 @@ pub enum ProbeError {
 
 /// Runs when the SSH user is root; other users run it through `sudo -n`.
 const SCRIPT: &str = r#"
-import glob, hashlib, http.client, json, os, shutil, subprocess, sys, time
+import glob, hashlib, http.client, json, os, shutil, socket, ssl, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 def up(*names):
     return any(subprocess.run(["pgrep", "-x", n], capture_output=True).returncode == 0 for n in names)
@@ -111,7 +113,7 @@ try:
     dbs = set(subprocess.run(["mariadb", "-N", "-e", "SHOW DATABASES"], capture_output=True, text=True, timeout=5).stdout.split())
 except Exception:
     dbs = set()
-def config_hash(block, pools):
+def config_hash(block, pools, dropin):
     try:
         with open(block, "rb") as f:
             nginx = f.read()
@@ -119,9 +121,26 @@ def config_hash(block, pools):
             pool = f.read()
     except (OSError, IndexError):
         return None
-    return hashlib.sha256(nginx + b"\0" + pool).hexdigest()
+    data = nginx + b"\0" + pool
+    if os.path.isfile(dropin):
+        try:
+            with open(dropin, "rb") as f:
+                data += b"\0" + f.read()
+        except OSError:
+            return None
+    return hashlib.sha256(data).hexdigest()
+def connect(host, https):
+    if not https:
+        return http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
+    # the certificate may come from a CA this node does not trust (tests): no chain check
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection(host, 443, timeout=5, context=ctx)
+    c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 443), timeout=5), server_hostname=host)
+    return c
 def one(arg):
-    env, site, host, want_http = arg.split("|")
+    env, site, host, want_http, https = arg.split("|")
     user = "pl_" + env.replace("-", "")[-16:]
     root = "/var/www/sites/%s/%s" % (site, env)
     cur = os.path.join(root, "current")
@@ -131,14 +150,14 @@ def one(arg):
          "server_block": os.path.isfile(block), "pool": bool(pools),
          "database": user in dbs, "uploads": os.path.isdir(os.path.join(root, "shared", "uploads")),
          "http_status": 0, "http_wordpress": False, "http_checked": want_http == "1",
-         "config_hash": config_hash(block, pools)}
+         "config_hash": config_hash(block, pools, os.path.join(cur, "wp-content", "object-cache.php"))}
     for attempt in ((0, 1) if want_http == "1" else ()):
         # HEAD first: WordPress answers it after template_redirect (which sends the api.w.org
         # Link header) without rendering the theme, a fraction of a page view. GET when that
         # header is missing (e.g. removed by a plugin).
         for method in ("HEAD", "GET"):
             try:
-                c = http.client.HTTPConnection("127.0.0.1", 80, timeout=5)
+                c = connect(host, https == "1")
                 c.request(method, "/", headers={"Host": host, "User-Agent": "pressluft-probe"})
                 r = c.getresponse()
                 body = r.read(262144).decode("utf-8", "replace")
@@ -185,11 +204,12 @@ pub fn command(envs: &[Probed], sudo: bool) -> Result<String, ProbeError> {
             253,
         )?;
         args.push(format!(
-            "'{}|{}|{}|{}'",
+            "'{}|{}|{}|{}|{}'",
             e.environment_id,
             e.site_id,
             e.host,
-            if e.http { 1 } else { 0 }
+            if e.http { 1 } else { 0 },
+            if e.https { 1 } else { 0 }
         ));
     }
     debug_assert!(
@@ -226,6 +246,7 @@ mod tests {
             environment_id: id.into(),
             site_id: "01a20882-8ec1-70ec-b907-21a1856348a9".into(),
             host: host.into(),
+            https: false,
             http: true,
         }
     }

@@ -7,6 +7,8 @@ use crate::store::{self, StoreError};
 
 pub const DEFAULT_BACKUP_LOCAL_DIR: &str = "/var/backups/pressluft";
 pub const DEFAULT_FRESH_WINDOW_MINUTES: i64 = 60;
+pub const DEFAULT_ACME_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const DEFAULT_TLS_RENEW_BEFORE_DAYS: i64 = 30;
 
 /// Keys whose values are secrets.
 pub const SECRET_KEYS: [&str; 2] = ["dns01_credentials_json", "backup_s3_secret_access_key"];

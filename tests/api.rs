@@ -1013,7 +1013,7 @@ async fn domains_and_backups() {
         .call(
             Method::POST,
             &format!("/api/environments/{env}/domains"),
-            Some(json!({"hostname": "Shop.Example.com"})),
+            Some(json!({"hostname": "shop.example.com."})),
             &me,
         )
         .await;
@@ -1032,6 +1032,8 @@ async fn domains_and_backups() {
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
     for bad in [
+        "Shop.Example.com",
+        "*.example.com",
         "localhost",
         "1.2.3.4",
         "exa mple.com",
@@ -1427,4 +1429,142 @@ fn committed_openapi_document_is_current() {
         committed == generated,
         "openapi/openapi.yaml is stale: run `PRESSLUFT_UPDATE_OPENAPI=1 cargo test --test api committed_openapi` and commit it"
     );
+}
+
+/// Issue 6: primary (exactly one), www redirect clashes, TLS modes, wildcards, custom certificates
+/// (the key is write-only), and the primary's deletion rule.
+#[tokio::test]
+async fn domain_rules() {
+    let app = TestApp::new().await;
+    let me = app.token().await;
+    let s = app.create_site(&me, "rules").await;
+    let env = s["primary_environment_id"].as_str().unwrap().to_string();
+    let post = |body: Value| {
+        let app = &app;
+        let me = &me;
+        let env = env.clone();
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/environments/{env}/domains"),
+                Some(body),
+                me,
+            )
+            .await
+        }
+    };
+    // the first domain is primary, and cannot be declared otherwise
+    let r = post(json!({"hostname": "a.example.com", "primary": false})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let r = post(json!({"hostname": "a.example.com", "www_redirect": true})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["primary"], true);
+    assert_eq!(r.body["tls_mode"], "acme");
+    assert_eq!(r.body["www_redirect"], true);
+    let a = r.body["id"].as_str().unwrap().to_string();
+    let e = app
+        .call(Method::GET, &format!("/api/environments/{env}"), None, &me)
+        .await;
+    assert_eq!(e.body["primary_domain_id"], a.as_str());
+    // www. of a redirecting domain is taken
+    let r = post(json!({"hostname": "www.a.example.com"})).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"), "{:?}", r.body);
+    // a second domain is not primary unless asked; asking moves the primary
+    let r = post(json!({"hostname": "b.example.com", "tls_mode": "none"})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["primary"], false);
+    let b = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/domains/{b}"),
+            Some(json!({"state_version": 1, "primary": true})),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["primary"], true);
+    let r = app
+        .call(Method::GET, &format!("/api/domains/{a}"), None, &me)
+        .await;
+    assert_eq!(r.body["primary"], false, "exactly one primary");
+    // a primary cannot be unset, nor deleted while another domain remains
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/domains/{b}"),
+            Some(json!({"state_version": 2, "primary": false})),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/domains/{b}?state_version=2"),
+            None,
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    // wildcards only with a custom certificate, never primary; bad modes and pairs refused
+    for (body, field) in [
+        (json!({"hostname": "*.example.org"}), "hostname"),
+        (json!({"hostname": "*.example.org", "tls_mode": "custom", "certificate_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n", "primary": true}), "primary"),
+        (json!({"hostname": "c.example.com", "tls_mode": "letsencrypt"}), "tls_mode"),
+        (json!({"hostname": "c.example.com", "tls_mode": "custom"}), "certificate_pem"),
+        (json!({"hostname": "c.example.com", "certificate_pem": "-----BEGIN CERTIFICATE-----\n"}), "certificate_pem"),
+        (json!({"hostname": "c.example.com", "tls_mode": "custom", "certificate_pem": "nope", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}), "certificate_pem"),
+        (json!({"hostname": "c.example.com", "tls_mode": "custom", "certificate_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "private_key_pem": "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----\n"}), "private_key_pem"),
+        (json!({"hostname": "www.c.example.com", "www_redirect": true}), "www_redirect"),
+    ] {
+        let r = post(body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {:?}", r.body);
+        assert_eq!(r.body["details"]["field"], field, "{body}: {:?}", r.body);
+    }
+    let key = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n";
+    let r = post(json!({
+        "hostname": "*.example.org",
+        "tls_mode": "custom",
+        "certificate_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+        "private_key_pem": key,
+    }))
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["tls_mode"], "custom");
+    let w = r.body["id"].as_str().unwrap().to_string();
+    for path in [
+        format!("/api/domains/{w}"),
+        format!("/api/environments/{env}/domains"),
+        "/api/events?limit=100".to_string(),
+        "/api/audit?limit=100".to_string(),
+    ] {
+        let r = app.call(Method::GET, &path, None, &me).await;
+        assert!(
+            !r.body.to_string().contains("TOPSECRETKEYMATERIAL"),
+            "the key leaked through {path}"
+        );
+    }
+    let n: i64 = app
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM secrets WHERE id = 'domain/{w}/private_key'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(n, 1, "the key is kept in the secret store");
+    // deleting the non-primary first, then the primary, is fine
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/domains/{a}?state_version=1"),
+            None,
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
 }

@@ -1250,3 +1250,703 @@ fn fifty_converged_environments_resync_without_playbooks() {
         );
     }
 }
+
+/// `KEY=VALUE` lines printed by a test-server script.
+fn script_settings(cmd: &str) -> std::collections::HashMap<String, String> {
+    let (ok, out) = sh(cmd);
+    assert!(ok, "{cmd} failed: {out}");
+    out.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('\'').to_string()))
+        .collect()
+}
+
+/// `curl` over HTTPS to this node with SNI for `host`, trusting `ca` only; (status, headers, body).
+fn curl_https(host: &str, path: &str, ca: &str) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-D",
+            "-",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+            ca,
+            "--resolve",
+            &format!("{host}:443:127.0.0.1"),
+            &format!("https://{host}{path}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (all, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let (headers, body) = all.split_once("\r\n\r\n").unwrap_or((all, ""));
+    (
+        code.trim().parse().unwrap_or(0),
+        headers.to_ascii_lowercase(),
+        body.to_string(),
+    )
+}
+
+/// The serial (lower-case hex) of the certificate this node's nginx serves for `host`.
+fn served_serial(host: &str) -> String {
+    let (ok, out) = sh(&format!(
+        "echo | openssl s_client -connect 127.0.0.1:443 -servername {host} 2>/dev/null \
+         | openssl x509 -noout -serial"
+    ));
+    assert!(ok, "no certificate served for {host}: {out}");
+    out.trim_start_matches("serial=")
+        .trim()
+        .trim_start_matches('0')
+        .to_ascii_lowercase()
+}
+
+fn db_of(env_id: &str) -> String {
+    let hex: String = env_id.chars().filter(|c| *c != '-').collect();
+    format!("pl_{}", &hex[hex.len() - 16..]).to_ascii_lowercase()
+}
+
+fn option_value(env_id: &str, name: &str) -> String {
+    let (ok, out) = sh(&format!(
+        "mariadb -N -B -e \"SELECT option_value FROM \\`{}\\`.wp_options WHERE option_name='{name}'\"",
+        db_of(env_id)
+    ));
+    assert!(ok, "reading option {name}: {out}");
+    out
+}
+
+fn domain_jobs(api: &Api, env_id: &str, domain_id: &str) -> Vec<Value> {
+    api.get(&format!("/api/jobs?environment_id={env_id}&limit=100"))["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["resource_id"] == domain_id)
+        .cloned()
+        .collect()
+}
+
+/// Issue 6: a domain gets a certificate from a real ACME server (pebble, HTTP-01 through this
+/// node's nginx), WordPress is served over HTTPS on it with HTTP redirecting, the site URL is
+/// rewritten (serialized values stay valid), a shortened renewal window renews the certificate
+/// without any operator action, a domain whose DNS points elsewhere makes no ACME request, and
+/// removing the domains falls back to the preview URL and removes the certificate.
+#[test]
+fn domain_with_acme_tls_renewal_dns_check_and_removal() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let acme = script_settings("scripts/acme-test-server.sh start");
+    let ca_file = acme["ACME_CA_FILE"].clone();
+    // pebble's issuing root, to verify what nginx serves
+    let roots = std::env::temp_dir().join(format!("pebble-roots-{}.pem", std::process::id()));
+    let (ok, out) = sh(&format!(
+        "curl -sS --cacert {ca_file} {} -o {}",
+        acme["ACME_ROOTS_URL"],
+        roots.display()
+    ));
+    assert!(ok, "pebble roots: {out}");
+    let roots = roots.display().to_string();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({
+            "acme_directory_url": acme["ACME_DIRECTORY_URL"],
+            "acme_ca_file": ca_file,
+            "acme_email": "ops@pressluft.test",
+            "dns_resolver": "127.0.0.1:8053",
+        })),
+    );
+    assert_eq!(s, 200, "{v}");
+
+    let (s, site) = api.call(
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Shop", "slug": "tls-shop"})),
+    );
+    assert_eq!(s, 202, "{site}");
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let env_id = site["primary_environment_id"].as_str().unwrap().to_string();
+    let env = api.wait_for(
+        "site ready",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(600),
+        |_, v| ready(v),
+    );
+    let preview = env["preview_url"].as_str().unwrap().trim_end_matches('/').to_string();
+    eprintln!("site ready at {preview}");
+    // a nested serialized option holding the old URL
+    let (ok, ser) = sh(&format!(
+        "php -r 'echo serialize([\"a\" => [\"url\" => \"{preview}/x\", \"n\" => [1, \"{preview}\"]], \"s\" => \"keep\"]);'"
+    ));
+    assert!(ok);
+    let (ok, out) = sh(&format!(
+        "mariadb -e \"INSERT INTO \\`{}\\`.wp_options (option_name, option_value, autoload) VALUES ('pl_e2e_nested', '{}', 'no')\"",
+        db_of(&env_id),
+        ser.replace('"', "\\\"")
+    ));
+    assert!(ok, "insert option: {out}");
+
+    // 1. a domain whose DNS points at the node: certificate, HTTPS, redirect, site URL
+    let host = "shop.pressluft.test";
+    let (s, d) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/domains"),
+        Some(json!({"hostname": host})),
+    );
+    assert_eq!(s, 202, "{d}");
+    assert_eq!(d["primary"], true, "the first domain is primary: {d}");
+    let did = d["id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    let d = api.wait_for(
+        "domain ready",
+        &format!("/api/domains/{did}"),
+        Duration::from_secs(600),
+        |_, v| ready(v),
+    );
+    eprintln!("domain ready after {:?}: {}", t.elapsed(), d["certificate"]);
+    let serial = d["certificate"]["serial"].as_str().unwrap().to_string();
+    assert!(
+        d["certificate"]["issuer"].as_str().unwrap().to_lowercase().contains("pebble"),
+        "issued by pebble: {d}"
+    );
+    assert_eq!(served_serial(host), serial.trim_start_matches('0'));
+    api.wait_for(
+        "environment ready with the domain",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(300),
+        |_, v| ready(v),
+    );
+    let (code, headers, body) = curl_https(host, "/", &roots);
+    assert_eq!(code, 200, "HTTPS front page: {headers}\n{body:.300}");
+    assert!(body.contains("/wp-content/") || body.contains("/wp-includes/"));
+    assert!(headers.contains("strict-transport-security"), "{headers}");
+    let (ok, loc) = sh(&format!(
+        "curl -sS -o /dev/null -w '%{{http_code}} %{{redirect_url}}' -H 'Host: {host}' 'http://127.0.0.1/some/page?x=1'"
+    ));
+    assert!(ok);
+    assert_eq!(loc, format!("301 https://{host}/some/page?x=1"));
+    assert_eq!(option_value(&env_id, "home"), format!("https://{host}"));
+    assert_eq!(option_value(&env_id, "siteurl"), format!("https://{host}"));
+    let nested = option_value(&env_id, "pl_e2e_nested");
+    let (ok, out) = sh(&format!(
+        "php -r '$v = unserialize(base64_decode(\"{}\")); echo $v === false ? \"BROKEN\" : json_encode($v, JSON_UNESCAPED_SLASHES);'",
+        base64_encode(nested.as_bytes())
+    ));
+    assert!(ok);
+    assert_eq!(
+        out,
+        format!("{{\"a\":{{\"url\":\"https://{host}/x\",\"n\":[1,\"https://{host}\"]}},\"s\":\"keep\"}}"),
+        "serialized option rewritten and valid"
+    );
+
+    // 2. DNS elsewhere: not Ready, DNS_NOT_POINTING, and no job (so no ACME request) at all
+    let other = "elsewhere.pressluft.test";
+    let (ok, out) = sh(&format!(
+        "curl -sS -X POST -d '{{\"host\":\"{other}.\",\"addresses\":[\"192.0.2.1\"]}}' {}/add-a",
+        acme["ACME_DNS_MANAGEMENT_URL"]
+    ));
+    assert!(ok, "challtestsrv add-a: {out}");
+    let (s, o) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/domains"),
+        Some(json!({"hostname": other})),
+    );
+    assert_eq!(s, 202, "{o}");
+    assert_eq!(o["primary"], false);
+    let oid = o["id"].as_str().unwrap().to_string();
+    let o = api.wait_for(
+        "DNS_NOT_POINTING",
+        &format!("/api/domains/{oid}"),
+        Duration::from_secs(120),
+        |_, v| v["last_error_code"] == "DNS_NOT_POINTING",
+    );
+    assert!(o["dns"]["detail"].as_str().unwrap().contains("192.0.2.1"), "{o}");
+    std::thread::sleep(Duration::from_secs(5));
+    let o = api.get(&format!("/api/domains/{oid}"));
+    assert!(!ready(&o), "{o}");
+    assert!(domain_jobs(&api, &env_id, &oid).is_empty(), "no job for {other}");
+
+    // 3. renewal by reconciliation: a window longer than the certificate's lifetime
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({"tls_renew_before_days": 3650})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let d = api.wait_for(
+        "renewed certificate",
+        &format!("/api/domains/{did}"),
+        Duration::from_secs(600),
+        |_, v| v["certificate"]["serial"].as_str().is_some_and(|s| s != serial),
+    );
+    let new_serial = d["certificate"]["serial"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while served_serial(host) != new_serial.trim_start_matches('0') {
+        assert!(Instant::now() < deadline, "the renewed certificate is not served");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        domain_jobs(&api, &env_id, &did)
+            .iter()
+            .any(|j| j["reason"] == "renew" && j["status"] == "succeeded"),
+        "a renew job ran"
+    );
+    let (s, _) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({"tls_renew_before_days": 30})),
+    );
+    assert_eq!(s, 200);
+    eprintln!("renewed: {serial} → {new_serial}");
+
+    // 4. removal: the primary cannot go while another domain remains; then both go
+    let d = api.get(&format!("/api/domains/{did}"));
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/domains/{did}?state_version={}", d["state_version"]),
+        None,
+    );
+    assert_eq!(s, 409, "{v}");
+    let o = api.get(&format!("/api/domains/{oid}"));
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/domains/{oid}?state_version={}", o["state_version"]),
+        None,
+    );
+    assert_eq!(s, 202, "{v}");
+    api.wait_for(
+        "other domain gone",
+        &format!("/api/domains/{oid}"),
+        Duration::from_secs(120),
+        |s, _| s == 404,
+    );
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/domains/{did}?state_version={}", d["state_version"]),
+        None,
+    );
+    assert_eq!(s, 202, "{v}");
+    api.wait_for(
+        "primary domain gone",
+        &format!("/api/domains/{did}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    api.wait_for(
+        "environment ready on its preview URL",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(300),
+        |_, v| ready(v) && v["primary_domain_id"].is_null(),
+    );
+    assert_eq!(option_value(&env_id, "home"), preview);
+    let (ok, _) = sh(&format!("grep -rq {host} /etc/nginx/sites-enabled/"));
+    assert!(!ok, "no server block mentions {host} any more");
+    assert!(
+        !std::path::Path::new(&format!("/etc/pressluft/tls/{did}")).exists(),
+        "certificate removed from the node"
+    );
+    let (code, _) = curl(&host_of(&preview), "/");
+    assert_eq!(code, 200);
+
+    // clean up the node
+    let site = api.get(&format!("/api/sites/{site_id}"));
+    let (s, _) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={}", site["state_version"]),
+        None,
+    );
+    assert_eq!(s, 202);
+    api.wait_for(
+        "site deleted",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Issue 7 on the real node with a local S3 server (`scripts/s3-test-server.sh`): a post and an
+/// upload backed up to S3, deleted, restored (pre-restore backup taken, site Ready, 409 while
+/// restoring); a flipped byte on the target → RESTORE_CHECKSUM_MISMATCH before anything changes;
+/// an unhealthy restore → RESTORE_ROLLED_BACK serving the previous content; the S3 server stopped
+/// mid-upload → BACKUP_STORAGE_FAILED without a manifest; `kill -9` during a backup → the next
+/// attempt completes; a schedule with keep_last 3 run 5 times → 3 manifests on the target; a drill
+/// sets `verified_at` and removes its scratch environment.
+#[test]
+fn backups_to_s3_restore_faults_retention_and_drill() {
+    if !should_run() {
+        return;
+    }
+    for needed in ["ansible/library/pressluft_backup.py", "scripts/s3-test-server.sh"] {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(needed);
+        assert!(p.exists(), "{needed} missing: the node side of backups is not there");
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let s3 = format!("{}/scripts/s3-test-server.sh", env!("CARGO_MANIFEST_DIR"));
+    let (ok, out) = sh(&format!("{s3} start"));
+    assert!(ok, "s3 test server: {out}");
+    let s3v = |k: &str| -> String {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} not in {out}"))
+            .to_string()
+    };
+    let (bucket, data_dir) = (s3v("S3_BUCKET"), s3v("S3_DATA_DIR"));
+    let prefix = format!("e2e-{}", std::process::id());
+    eprintln!("[backups] S3 test server up ({:?})", t0.elapsed());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = free_port();
+    let mut srv = Server::start(&data, port);
+    let mut api = Api::connect(port);
+    wait_local_node_active(&api);
+    eprintln!("[backups] local node active ({:?})", t0.elapsed());
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({
+            "backup_storage_type": "s3",
+            "backup_s3_endpoint": s3v("S3_ENDPOINT"),
+            "backup_s3_bucket": bucket,
+            "backup_s3_region": s3v("S3_REGION"),
+            "backup_s3_path_prefix": prefix,
+            "backup_s3_force_path_style": true,
+            "backup_s3_access_key_id": s3v("S3_ACCESS_KEY_ID"),
+            "backup_s3_secret_access_key": s3v("S3_SECRET_ACCESS_KEY"),
+        })),
+    );
+    assert_eq!(s, 200, "settings: {v}");
+    let secret = s3v("S3_SECRET_ACCESS_KEY");
+    assert!(!v.to_string().contains(&secret), "the S3 secret is in the settings answer");
+
+    // A site with a post and an upload.
+    let slug = format!("bk{}", std::process::id() % 100_000);
+    let (s, site) = api.call(
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Backed Up", "slug": slug})),
+    );
+    assert_eq!(s, 202, "{site}");
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let env_id = site["primary_environment_id"].as_str().unwrap().to_string();
+    let env_path = format!("/api/environments/{env_id}");
+    let env = api.wait_for("site ready", &env_path, Duration::from_secs(600), |_, v| ready(v));
+    eprintln!("[backups] site ready ({:?})", t0.elapsed());
+    let host = host_of(env["preview_url"].as_str().unwrap());
+    let root = format!("/var/www/sites/{site_id}/{env_id}");
+    let hex: String = env_id.chars().filter(|c| *c != '-').collect();
+    let db = format!("pl_{}", &hex[hex.len() - 16..]).to_ascii_lowercase();
+    let sql = |q: &str| -> String {
+        let (ok, out) = sh(&format!("mariadb -N -e \"{q}\" {db}"));
+        assert!(ok, "sql {q}: {out}");
+        out
+    };
+    let now_sql = "NOW()";
+    sql(&format!(
+        "INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered, post_type) VALUES (1, {now_sql}, {now_sql}, 'kept safe', 'E2E backup post', '', 'publish', 'e2e-backup-post', '', '', {now_sql}, {now_sql}, '', 'post')"
+    ));
+    let upload = format!("{root}/shared/uploads/e2e-upload.txt");
+    std::fs::write(&upload, "uploaded before the backup\n").unwrap();
+    let posts = || sql("SELECT COUNT(*) FROM wp_posts WHERE post_name='e2e-backup-post'");
+    assert_eq!(posts(), "1");
+    assert_eq!(curl(&host, "/wp-content/uploads/e2e-upload.txt").0, 200);
+
+    let backup = |api: &Api, scope: &str| -> Value {
+        let (s, b) = api.call(
+            "POST",
+            &format!("/api/environments/{env_id}/backups"),
+            Some(json!({"backup_scope": scope})),
+        );
+        assert_eq!(s, 202, "{b}");
+        b
+    };
+    let wait_backup = |api: &Api, id: &str, status: &str| -> Value {
+        api.wait_for(
+            &format!("backup {id} {status}"),
+            &format!("/api/backups/{id}"),
+            Duration::from_secs(600),
+            |_, v| v["status"] == status || (v["status"] == "failed" && status != "failed"),
+        )
+    };
+    let wait_restore = |api: &Api, id: &str| -> Value {
+        api.wait_for(
+            &format!("restore {id} finished"),
+            &format!("/api/restores/{id}"),
+            Duration::from_secs(900),
+            |_, v| v["status"] == "succeeded" || v["status"] == "failed",
+        )
+    };
+    let object = |b: &Value, name: &str| -> std::path::PathBuf {
+        std::path::Path::new(&data_dir)
+            .join(&bucket)
+            .join(b["storage_path"].as_str().unwrap())
+            .join(name)
+    };
+
+    // 1. Backup to S3, delete the post and the upload, restore: both back.
+    let b1 = backup(&api, "full");
+    let b1_id = b1["id"].as_str().unwrap().to_string();
+    let b1 = wait_backup(&api, &b1_id, "completed");
+    assert_eq!(b1["status"], "completed", "{b1}");
+    eprintln!("[backups] full backup to S3 completed ({:?})", t0.elapsed());
+    let manifest = &b1["manifest"];
+    let artifacts = manifest["artifacts"].as_array().expect("manifest artifacts");
+    for name in ["database.sql.zst", "files.tar.zst", "uploads.tar.zst"] {
+        let a = artifacts.iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("{name} in {manifest}"));
+        assert_eq!(a["sha256"].as_str().unwrap().len(), 64, "{a}");
+        let size = std::fs::metadata(object(&b1, name)).unwrap().len();
+        assert_eq!(a["size"].as_u64(), Some(size), "{name}: size on the target");
+    }
+    assert!(object(&b1, "manifest.json").exists());
+    assert!(manifest["wordpress_version"].is_string() && manifest["php_version"].is_string(), "{manifest}");
+    assert_eq!(b1["checksum"].as_str().unwrap().len(), 64);
+    assert!(!b1.to_string().contains(&secret));
+
+    sql("DELETE FROM wp_posts WHERE post_name='e2e-backup-post'");
+    std::fs::remove_file(&upload).unwrap();
+    assert_eq!(posts(), "0");
+    let (s, r1) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/restores"),
+        Some(json!({"backup_id": b1_id})),
+    );
+    assert_eq!(s, 202, "{r1}");
+    let r1_id = r1["id"].as_str().unwrap().to_string();
+    // While it runs, other mutations of the environment are refused.
+    let sv = api.get(&env_path)["state_version"].as_i64().unwrap();
+    let (s, v) = api.call("PATCH", &env_path, Some(json!({"state_version": sv, "name": "Renamed"})));
+    assert_eq!((s, v["code"].as_str()), (409, Some("resource_in_use")), "{v}");
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/restores"),
+        Some(json!({"backup_id": b1_id})),
+    );
+    assert_eq!((s, v["code"].as_str()), (409, Some("resource_in_use")), "{v}");
+    let r1 = wait_restore(&api, &r1_id);
+    assert_eq!(r1["status"], "succeeded", "{r1}");
+    eprintln!("[backups] restore succeeded ({:?})", t0.elapsed());
+    assert_eq!(posts(), "1", "the post is back");
+    let (code, body) = curl(&host, "/wp-content/uploads/e2e-upload.txt");
+    assert_eq!((code, body.trim()), (200, "uploaded before the backup"), "the upload is back");
+    let pre_id = r1["pre_backup_id"].as_str().expect("pre-restore backup").to_string();
+    let pre = api.get(&format!("/api/backups/{pre_id}"));
+    assert_eq!((pre["status"].as_str(), pre["reason"].as_str()), (Some("completed"), Some("pre_restore")), "{pre}");
+    assert!(object(&pre, "manifest.json").exists());
+    api.wait_for("site ready after the restore", &env_path, Duration::from_secs(300), |_, v| ready(v));
+
+    // 2. One byte flipped on the target: refused before anything is touched.
+    let current_before = sh(&format!("readlink {root}/current")).1;
+    sql(&format!(
+        "INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered, post_type) VALUES (1, {now_sql}, {now_sql}, 'x', 'Marker', '', 'publish', 'e2e-marker', '', '', {now_sql}, {now_sql}, '', 'post')"
+    ));
+    let dump = object(&b1, "database.sql.zst");
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&dump, &bytes).unwrap();
+    let (s, r2) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/restores"),
+        Some(json!({"backup_id": b1_id})),
+    );
+    assert_eq!(s, 202, "{r2}");
+    let r2 = wait_restore(&api, r2["id"].as_str().unwrap());
+    assert_eq!(
+        (r2["status"].as_str(), r2["error_code"].as_str()),
+        (Some("failed"), Some("RESTORE_CHECKSUM_MISMATCH")),
+        "{r2}"
+    );
+    assert_eq!(sh(&format!("readlink {root}/current")).1, current_before, "current untouched");
+    assert_eq!(sql("SELECT COUNT(*) FROM wp_posts WHERE post_name='e2e-marker'"), "1", "database untouched");
+    bytes[mid] ^= 0x01;
+    std::fs::write(&dump, &bytes).unwrap();
+    eprintln!("[backups] corrupted artifact refused with RESTORE_CHECKSUM_MISMATCH ({:?})", t0.elapsed());
+
+    // 3. A restore whose result is unhealthy is rolled back: a must-use plugin that fails
+    //    outside the release it was backed up from.
+    let release = current_before.trim_start_matches("releases/").to_string();
+    let fatal = format!("{root}/current/wp-content/mu-plugins/pl-e2e-fatal.php");
+    std::fs::write(
+        &fatal,
+        format!("<?php\nif (strpos(realpath(__DIR__), '/releases/{release}/') === false) {{ pl_e2e_undefined_function(); }}\n"),
+    )
+    .unwrap();
+    assert_eq!(curl(&host, "/").0, 200, "the plugin is harmless in its own release");
+    let b_bad = backup(&api, "full");
+    let b_bad_id = b_bad["id"].as_str().unwrap().to_string();
+    assert_eq!(wait_backup(&api, &b_bad_id, "completed")["status"], "completed");
+    std::fs::remove_file(&fatal).unwrap();
+    std::fs::write(format!("{root}/shared/uploads/e2e-previous.txt"), "previous content\n").unwrap();
+    let (s, r3) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/restores"),
+        Some(json!({"backup_id": b_bad_id})),
+    );
+    assert_eq!(s, 202, "{r3}");
+    let r3 = wait_restore(&api, r3["id"].as_str().unwrap());
+    assert_eq!(
+        (r3["status"].as_str(), r3["error_code"].as_str()),
+        (Some("failed"), Some("RESTORE_ROLLED_BACK")),
+        "{r3}"
+    );
+    assert!(!std::path::Path::new(&fatal).exists(), "the failing plugin is gone after the rollback");
+    let (code, body) = curl(&host, "/wp-content/uploads/e2e-previous.txt");
+    assert_eq!((code, body.trim()), (200, "previous content"), "previous content served");
+    let (code, _) = curl(&host, "/");
+    assert_eq!(code, 200, "the site answers after the rollback");
+    api.wait_for("site ready after the rollback", &env_path, Duration::from_secs(300), |_, v| ready(v));
+    eprintln!("[backups] unhealthy restore rolled back ({:?})", t0.elapsed());
+
+    // 4. The S3 server stopped in the middle of an upload.
+    let big = format!("{root}/shared/uploads/e2e-big.bin");
+    assert!(sh(&format!("head -c 150M /dev/urandom > {big}")).0);
+    let b_cut = backup(&api, "full");
+    let b_cut_id = b_cut["id"].as_str().unwrap().to_string();
+    let dir = object(&b_cut, "");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !(dir.exists() && std::fs::read_dir(&dir).map(|d| d.count() > 0).unwrap_or(false)) {
+        assert!(Instant::now() < deadline, "no object of the backup appeared on the target");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sh(&format!("{s3} stop")).0);
+    eprintln!("[backups] S3 server stopped during the upload ({:?})", t0.elapsed());
+    let cut = wait_backup(&api, &b_cut_id, "failed");
+    assert!(sh(&format!("{s3} start")).0);
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(
+        (cut["status"].as_str(), cut["last_error_code"].as_str()),
+        (Some("failed"), Some("BACKUP_STORAGE_FAILED")),
+        "{cut}"
+    );
+    assert!(cut["manifest"].is_null() && cut["completed_at"].is_null(), "{cut}");
+    assert!(!object(&cut, "manifest.json").exists(), "no manifest of a failed backup");
+
+    // 5. kill -9 of the control plane during a backup: the next attempt completes.
+    let b_k = backup(&api, "full");
+    let b_k_id = b_k["id"].as_str().unwrap().to_string();
+    api.wait_for(
+        "backup job running",
+        &format!("/api/jobs?limit=20"),
+        Duration::from_secs(300),
+        |_, v| {
+            v["items"].as_array().is_some_and(|a| {
+                a.iter().any(|j| j["resource_id"] == b_k_id.as_str() && j["status"] == "running")
+            })
+        },
+    );
+    srv.kill9();
+    eprintln!("[backups] control plane killed during a backup ({:?})", t0.elapsed());
+    // Whatever the killed run left on the node finishes or dies on its own; a rerun converges.
+    std::thread::sleep(Duration::from_secs(2));
+    let port2 = free_port();
+    srv = Server::start(&data, port2);
+    api = Api::connect(port2);
+    let jobs = api.get("/api/jobs?limit=50");
+    assert!(
+        !jobs["items"].as_array().unwrap().iter().any(|j| j["resource_id"] == b_k_id.as_str() && j["status"] == "running"
+            && j["locked_by"].as_str().is_some_and(|w| !w.ends_with(&format!(":{}", std::process::id())))),
+        "a job of the killed process is still running: {jobs}"
+    );
+    let bk = wait_backup(&api, &b_k_id, "completed");
+    assert_eq!(bk["status"], "completed", "{bk}");
+    eprintln!("[backups] backup completed after the restart ({:?})", t0.elapsed());
+
+    // 6. A schedule with keep_last 3, run 5 times: 3 backups left on the target.
+    let (s, sched) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/backup-schedules"),
+        Some(json!({"interval_minutes": 1440, "backup_scope": "db", "keep_last": 3})),
+    );
+    assert_eq!(s, 201, "{sched}");
+    let sched_id = sched["id"].as_str().unwrap().to_string();
+    let mut scheduled = Vec::new();
+    for _ in 0..5 {
+        let (s, b) = api.call(
+            "POST",
+            &format!("/api/environments/{env_id}/backup-schedules/{sched_id}/run"),
+            None,
+        );
+        assert_eq!(s, 202, "{b}");
+        let id = b["id"].as_str().unwrap().to_string();
+        assert_eq!(wait_backup(&api, &id, "completed")["status"], "completed");
+        scheduled.push(b);
+    }
+    let all = api.wait_for(
+        "retention applied",
+        &format!("/api/backups?environment_id={env_id}&limit=1000"),
+        Duration::from_secs(300),
+        |_, v| {
+            let of_schedule: Vec<&Value> = v["items"].as_array().unwrap().iter().filter(|b| b["schedule_id"] == sched_id.as_str()).collect();
+            of_schedule.iter().filter(|b| b["status"] == "completed").count() == 3
+                && of_schedule.iter().filter(|b| b["status"] == "expired" && !b["deleted_at"].is_null()).count() == 2
+        },
+    );
+    let manifests = scheduled.iter().filter(|b| object(b, "manifest.json").exists()).count();
+    assert_eq!(manifests, 3, "exactly 3 scheduled backups on the target: {all}");
+    for b in &scheduled[..2] {
+        assert!(!object(b, "").exists() || std::fs::read_dir(object(b, "")).unwrap().count() == 0, "expired artifacts removed");
+    }
+    let (_, completed) = api.call("GET", &format!("/api/backups?environment_id={env_id}&status=completed&limit=1000"), None);
+    assert!(completed["items"].as_array().unwrap().iter().all(|b| b["status"] == "completed"));
+    eprintln!("[backups] retention keeps 3 of 5 ({:?})", t0.elapsed());
+
+    // 7. A drill of the first backup: verified, scratch environment removed.
+    let (s, drill) = api.call("POST", &format!("/api/backups/{b1_id}/drill"), None);
+    assert_eq!(s, 202, "{drill}");
+    let scratch = drill["environment_id"].as_str().unwrap().to_string();
+    let drill = wait_restore(&api, drill["id"].as_str().unwrap());
+    assert_eq!(drill["status"], "succeeded", "{drill}");
+    assert!(api.get(&format!("/api/backups/{b1_id}"))["verified_at"].is_string());
+    assert!(api.get(&env_path)["last_verified_backup_at"].is_string());
+    api.wait_for(
+        "scratch environment removed",
+        &format!("/api/environments/{scratch}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    eprintln!("[backups] drill verified the backup and removed its scratch environment ({:?})", t0.elapsed());
+
+    // No S3 secret anywhere it could leak.
+    let (_, events) = api.call("GET", "/api/events?limit=1000", None);
+    assert!(!events.to_string().contains(&secret), "S3 secret in events");
+    let (_, jobs) = api.call("GET", "/api/jobs?limit=1000", None);
+    assert!(!jobs.to_string().contains(&secret), "S3 secret in jobs");
+    let server_log = std::fs::read_to_string(&srv.log).unwrap_or_default();
+    assert!(!server_log.contains(&secret), "S3 secret in the server log");
+
+    // Clean up: the site goes (its environments' backup rows with it).
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].as_i64().unwrap();
+    let (s, _) = api.call("DELETE", &format!("/api/sites/{site_id}?state_version={sv}"), None);
+    assert!(s == 202 || s == 200);
+    api.wait_for("site deleted", &format!("/api/sites/{site_id}"), Duration::from_secs(300), |s, _| s == 404);
+    let _ = std::fs::remove_dir_all(std::path::Path::new(&data_dir).join(&bucket).join(&prefix));
+    eprintln!("[backups] done in {:?}", t0.elapsed());
+}

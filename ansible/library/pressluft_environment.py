@@ -61,8 +61,31 @@ options:
   db_user: {type: str, description: "Default: the Linux user name."}
   db_password: {type: str, no_log: true, description: Required for state=present.}
   redis_prefix: {type: str, description: "Default: pressluft_<environment_id>:"}
+  site_url:
+    type: str
+    description: >-
+      The URL WordPress must have as C(home) / C(siteurl) (and C(WP_HOME) / C(WP_SITEURL)), e.g.
+      C(https://shop.example.test); scheme, host and optional port only. Default I(preview_url).
+      After the install step the raw C(home) option is compared with it (a trailing slash ignored);
+      when it differs the helper's serialized-safe C(search-replace) rewrites the old URL to it in
+      the whole database, C(home) / C(siteurl) are set, and the environment's Redis keys (its prefix)
+      and page cache are emptied.
+  domains:
+    type: list
+    elements: dict
+    default: []
+    description: >-
+      Custom domains served by this environment's server block file, each C({id, hostname, primary,
+      www_redirect, tls}). C(tls) means the certificate is installed at
+      C(<tls_dir>/<id>/fullchain.pem) and C(privkey.pem) (domain-add); when both files are there the
+      domain gets a 443 block (HTTP redirects to HTTPS), otherwise only a port-80 block (ACME
+      challenge + site or redirect) and its id is reported in C(domains_without_certificate).
+      The primary domain serves the site, the others answer 301 to I(site_url).
+  fastcgi_cache_ttl_seconds: {type: int, default: 3600, description: "1..604800: fastcgi_cache_valid and inactive"}
   fastcgi_cache_enabled: {type: bool, default: false}
-  redis_cache_enabled: {type: bool, default: false}
+  redis_cache_enabled: {type: bool, default: false, description: "WP_REDIS_DISABLED = not enabled; places Pressluft's object-cache drop-in (removes it when false)"}
+  object_cache_src: {type: str, default: /usr/local/lib/pressluft/pressluft-object-cache.php}
+  tls_dir: {type: str, default: /etc/pressluft/tls}
   wordpress_source_dir: {type: str, default: /usr/share/wordpress}
   login_plugin_src: {type: str, default: /usr/local/lib/pressluft/pressluft-login.php}
   table_prefix: {type: str, default: wp_}
@@ -75,7 +98,7 @@ options:
   wp_admin_email: {type: str, description: "Administrator e-mail (required with install)"}
   wp_admin_password: {type: str, no_log: true, description: "Administrator password (required with install; stdin of the helper)"}
   health_check: {type: bool, default: false, description: "state=present: run the health checks after everything else"}
-  health_url: {type: str, description: "URL to check; default I(preview_url)"}
+  health_url: {type: str, description: "URL to check; default I(site_url). Certificates are not verified (test CAs)"}
   health_timeout: {type: float, default: 10}
   health_retries: {type: int, default: 1}
   helper: {type: str, default: /usr/local/lib/pressluft/pressluft-helper.php}
@@ -139,6 +162,14 @@ DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
 # Not copied into a release (rsync-style paths relative to the WordPress source).
 RELEASE_EXCLUDE = ("wp-config.php", ".htaccess", "wp-content/uploads")
 COPY_WORKERS = 3
+# A custom domain: lower-case DNS name with at least two labels, the last not numeric (no IP
+# addresses); a leading `*.` only for TLS domains (checked separately).
+DOMAIN_RE = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+                       r"(?=[a-z0-9-]*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+ACME_WEBROOT = "/var/www/acme"
+# Pressluft's object-cache drop-in carries this marker; only such a file is ever removed.
+DROPIN_MARKER = b"Pressluft object-cache drop-in (pressluft-object-cache)"
+HSTS = 'add_header Strict-Transport-Security "max-age=31536000" always;'
 
 
 class Failure(Exception):
@@ -330,6 +361,7 @@ class Env:
             raise Failure("preview_host %r is not a valid host name" % self.preview_host)
         if p["db_password"] is None or p["db_password"] == "":
             raise Failure("db_password is required for state=present")
+        self._validate_web()
         src = p["wordpress_source_dir"]
         if not os.path.isfile(os.path.join(src, "wp-load.php")):
             raise Failure("wordpress_source_dir %s holds no WordPress (wp-load.php missing)" % src)
@@ -355,12 +387,59 @@ class Env:
             self.timed("config", self.converge_config, pool, nginx)
             self.pool_text, self.nginx_text = pool, nginx
             release = self.finish_release(copy, uid, web_gid)
+            self.timed("object_cache", self.converge_dropin, release)
         finally:
             if copy["copy"] is not None:
                 # never leave cp running behind a failure (the .tmp- copy is removed next run)
                 finish_copy(copy["copy"])
             self.timings["release"] = int((time.monotonic() - started) * 1000)
         return release
+
+    def _validate_web(self):
+        """site_url, domains and the page cache TTL, checked before anything is rendered."""
+        p = self.p
+        self.site_url = normalize_url(p["site_url"] or self.preview_url, "site_url")
+        ttl = p["fastcgi_cache_ttl_seconds"]
+        if ttl is None or not 1 <= ttl <= 604800:
+            raise Failure("fastcgi_cache_ttl_seconds must be between 1 and 604800, got %r" % ttl)
+        self.cache_ttl = ttl
+        self.tls_dir = os.path.normpath(p["tls_dir"])
+        domains, names, primaries = [], {self.preview_host}, 0
+        for raw in p["domains"] or []:
+            d = dict(raw)
+            if not UUID_RE.match(str(d.get("id") or "")):
+                raise Failure("domains: id must be a UUID, got %r" % d.get("id"))
+            d["id"] = d["id"].lower()
+            if len(d["id"]) != 36:
+                raise Failure("domains: id %r must be a UUID with dashes" % d["id"])
+            host = d.get("hostname") or ""
+            if not isinstance(host, str) or len(host) > 253 or not DOMAIN_RE.match(host):
+                raise Failure("domains: hostname %r is not a lower-case DNS name" % host)
+            for key in ("primary", "www_redirect", "tls"):
+                d[key] = bool(d.get(key))
+            if host.startswith("*."):
+                if not d["tls"]:
+                    raise Failure("domains: the wildcard %r needs tls" % host)
+                if d["primary"] or d["www_redirect"]:
+                    raise Failure("domains: the wildcard %r can be neither primary nor www_redirect" % host)
+            wanted = [host] + (["www." + host] if d["www_redirect"] else [])
+            for name in wanted:
+                if name in names:
+                    raise Failure("domains: host name %s is used twice (or is the preview host)" % name)
+                names.add(name)
+            primaries += d["primary"]
+            if d["tls"]:
+                cert_dir = os.path.join(self.tls_dir, d["id"])
+                d["cert"] = os.path.join(cert_dir, "fullchain.pem")
+                d["key"] = os.path.join(cert_dir, "privkey.pem")
+                d["has_cert"] = os.path.isfile(d["cert"]) and os.path.isfile(d["key"])
+            else:
+                d["has_cert"] = False
+            domains.append(d)
+        if primaries > 1:
+            raise Failure("domains: at most one domain can be primary")
+        self.domains = domains
+        self.domains_without_certificate = [d["id"] for d in domains if d["tls"] and not d["has_cert"]]
 
     def ensure_user(self):
         try:
@@ -495,8 +574,8 @@ class Env:
             "",
             "$table_prefix = %s;" % php_str(p["table_prefix"]),
             "",
-            "define( 'WP_HOME', %s );" % php_str(self.preview_url),
-            "define( 'WP_SITEURL', %s );" % php_str(self.preview_url),
+            "define( 'WP_HOME', %s );" % php_str(self.site_url),
+            "define( 'WP_SITEURL', %s );" % php_str(self.site_url),
             "define( 'WP_ENVIRONMENT_TYPE', %s );" % php_str(wp_env),
             "",
             "define( 'WP_REDIS_HOST', '127.0.0.1' );",
@@ -607,6 +686,145 @@ class Env:
         if changed:
             self.change("mu-plugin pressluft-login.php")
 
+    # --- object-cache drop-in ------------------------------------------------------------------
+    def dropin_path(self, release=None):
+        base = os.path.join(self.root, "releases", release) if release else os.path.join(self.root, "current")
+        return os.path.join(base, "wp-content", "object-cache.php")
+
+    def converge_dropin(self, release):
+        """Pressluft's drop-in as wp-content/object-cache.php of the live release when
+        redis_cache_enabled, else removed (only when it is Pressluft's). A hand-deleted or edited
+        drop-in is put back. Redis keys of the environment are emptied whenever the drop-in comes
+        or goes: what Redis holds from before may be stale."""
+        path = self.dropin_path(release)
+        if self.check and not os.path.isdir(os.path.dirname(path)):
+            self.dropin_present = bool(self.p["redis_cache_enabled"])
+            return
+        old = None
+        if os.path.lexists(path):
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as fh:
+                    old = fh.read()
+            else:
+                old = b""
+        if self.p["redis_cache_enabled"]:
+            src = self.p["object_cache_src"]
+            if not os.path.isfile(src):
+                raise Failure("%s missing: run node-provision first" % src)
+            with open(src, "rb") as fh:
+                content = fh.read()
+            if DROPIN_MARKER not in content:
+                raise Failure("%s is not Pressluft's object-cache drop-in" % src)
+            if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+                self.remove_path(path)
+            changed, _ = self.write_file(path, content.decode("utf-8"), 0o640, self.uid, self.web_gid)
+            if changed:
+                if old is None:
+                    self.change("object-cache drop-in placed")
+                elif DROPIN_MARKER in old:
+                    self.change("object-cache drop-in restored")
+                else:
+                    self.change("object-cache drop-in replaced a foreign object-cache.php")
+                if old is None or old != content:
+                    self.drop_redis_keys()
+            self.dropin_present = True
+            return
+        self.dropin_present = False
+        if old is not None and DROPIN_MARKER in old:
+            self.remove_path(path)
+            self.change("object-cache drop-in removed")
+            self.drop_redis_keys()
+
+    def config_hash(self):
+        """SHA-256 of the server block file + NUL + the pool file (+ NUL + wp-content/object-cache.php
+        of the live release when that file exists): what the probe computes from the node."""
+        data = self.nginx_text.encode("utf-8") + b"\0" + self.pool_text.encode("utf-8")
+        path = self.dropin_path()
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                data += b"\0" + fh.read()
+        return sha256(data)
+
+    # --- site URL -----------------------------------------------------------------------------
+    def options_table(self):
+        return "`%s`.`%s`" % (self.db_name, self.p["table_prefix"] + "options")
+
+    def raw_options(self):
+        """home and siteurl as stored (None when WordPress' options table is missing)."""
+        table = self.p["table_prefix"] + "options"
+        out = self.mariadb("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s;\n"
+                           % (sql_str(self.db_name), sql_str(table)))
+        if not int(out.strip() or 0):
+            return None
+        out = self.mariadb("SELECT option_name, option_value FROM %s WHERE option_name IN ('home', 'siteurl');\n"
+                           % self.options_table())
+        values = {}
+        for line in out.splitlines():
+            name, _, value = line.partition("\t")
+            values[name] = value
+        return values
+
+    def converge_site_url(self):
+        """home / siteurl = site_url: the helper's search-replace from the old home over the whole
+        database when they differ, then both options set, the Redis keys and the page cache emptied."""
+        result = {"site_url": None, "site_url_changed": False, "site_url_previous": None}
+        options = self.raw_options()
+        if options is None or "home" not in options:
+            return result  # not installed: the health check says so
+        home = options.get("home", "")
+        siteurl = options.get("siteurl", "")
+        result["site_url"] = home.rstrip("/") or None
+        want = self.site_url
+        if home.rstrip("/") == want and siteurl.rstrip("/") == want:
+            return result
+        result.update(site_url=want, site_url_changed=True, site_url_previous=home.rstrip("/") or None)
+        if self.check:
+            self.change("site URL %s -> %s" % (home, want))
+            return result
+        old = home.rstrip("/")
+        if old != want and re.match(r"^https?://[^/\s\"'<>\\]+$", old):
+            php = "php%s" % self.php if shutil.which("php%s" % self.php) else "php"
+            argv = ["runuser", "-u", self.user, "--", php, self.p["helper"], "--path=%s/current" % self.root,
+                    "search-replace", "--old", old, "--new", want]
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, cwd="/", timeout=1800,
+                                      stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise Failure("search-replace %s -> %s timed out" % (old, want))
+            res = last_json_line(proc.stdout)
+            if not isinstance(res, dict) or res.get("ok") is not True:
+                detail = (res or {}).get("error") or (proc.stderr or proc.stdout).strip()[-500:]
+                errors = (res or {}).get("errors") or []
+                raise Failure("search-replace %s -> %s failed: %s %s" % (old, want, detail, "; ".join(errors[:5])))
+            self.change("search-replace %s -> %s: %s rows, %s replacements"
+                        % (old, want, res.get("rows_changed"), res.get("replacements")))
+        # both options exactly site_url, whatever they were
+        self.mariadb("UPDATE %s SET option_value=%s WHERE option_name IN ('home', 'siteurl') AND option_value<>%s;\n"
+                     % (self.options_table(), sql_str(want), sql_str(want)))
+        self.change("home and siteurl set to %s" % want)
+        self.drop_redis_keys()
+        self.purge_page_cache()
+        return result
+
+    def purge_page_cache(self):
+        if not os.path.isdir(self.cache_dir):
+            return
+        entries = os.listdir(self.cache_dir)
+        if not entries:
+            return
+        self.change("page cache %s emptied" % self.cache_dir)
+        if self.check:
+            return
+        for name in entries:
+            path = os.path.join(self.cache_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
     # --- PHP-FPM pool and nginx server block --------------------------------------------------
     def render_pool(self):
         r = self.root
@@ -646,16 +864,89 @@ class Env:
         ])
 
     def render_nginx(self):
+        """The environment's one server block file: the preview host, then per custom domain its
+        port-80 block and (with a certificate) its 443 blocks. The site's body (root, WAF, headers,
+        page cache, locations, PHP) is rendered once and shared by the preview and primary blocks."""
         p = self.p
-        cache = ""
         cache_zone = ""
         if p["fastcgi_cache_enabled"]:
             # Each environment has its own zone and directory: purging one site never touches
             # another's pages, and removing the environment removes its cache.
-            zone = "pl_" + self.env_id.replace("-", "")
             cache_zone = (
-                "fastcgi_cache_path %s levels=1:2 keys_zone=%s:10m max_size=256m inactive=60m "
-                "use_temp_path=off;\n" % (self.cache_dir, zone))
+                "fastcgi_cache_path %s levels=1:2 keys_zone=%s:10m max_size=256m inactive=%ds "
+                "use_temp_path=off;\n" % (self.cache_dir, "pl_" + self.env_id.replace("-", ""), self.cache_ttl))
+        ipv6 = os.path.exists("/proc/net/if_inet6")
+        listen80 = "    listen 80;\n" + ("    listen [::]:80;\n" if ipv6 else "")
+        out = ["""# nginx server block of Pressluft environment {env} (site {site}), preview host.
+# {managed}
+{cache_zone}server {{
+{listen80}    server_name {host};
+{body}}}
+""".format(env=self.env_id, site=self.site_id, managed=MANAGED, cache_zone=cache_zone,
+           listen80=listen80, host=self.preview_host, body=self.render_site_body())]
+        if not self.domains:
+            return "".join(out)
+        # nginx 1.25.1 replaced `listen ... http2` with the `http2` directive
+        new_http2 = nginx_version() >= (1, 25, 1)
+        flag = "" if new_http2 else " http2"
+        listen443 = ("    listen 443 ssl%s;\n" % flag + ("    listen [::]:443 ssl%s;\n" % flag if ipv6 else "")
+                     + ("    http2 on;\n" if new_http2 else ""))
+        acme = ("    location ^~ /.well-known/acme-challenge/ {\n"
+                "        root %s;\n"
+                "        default_type text/plain;\n"
+                "        try_files $uri =404;\n"
+                "    }\n" % ACME_WEBROOT)
+
+        def block(comment, names, listen, inner):
+            return "\n# %s\nserver {\n%s    server_name %s;\n%s}\n" % (comment, listen, " ".join(names), inner)
+
+        def redirect80(target):
+            return acme + "    location / {\n        return 301 %s$request_uri;\n    }\n" % target
+
+        def tls(d):
+            return ("    ssl_certificate %s;\n"
+                    "    ssl_certificate_key %s;\n"
+                    "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+                    "    ssl_prefer_server_ciphers off;\n"
+                    "    ssl_session_cache shared:pressluft_tls:10m;\n"
+                    "    ssl_session_timeout 1d;\n"
+                    "    ssl_session_tickets off;\n"
+                    "    %s\n" % (d["cert"], d["key"], HSTS))
+
+        for d in self.domains:
+            host = d["hostname"]
+            www = "www." + host
+            # a wildcard redirects to the name that was asked for
+            canonical = "$host" if host.startswith("*.") else host
+            label = "domain %s %s%s" % (d["id"], host, " (primary)" if d["primary"] else "")
+            if d["tls"] and d["has_cert"]:
+                out.append(block(label + ": HTTP -> HTTPS", [host] + ([www] if d["www_redirect"] else []),
+                                 listen80, redirect80("https://" + canonical)))
+                if d["primary"]:
+                    out.append(block(label + ": HTTPS, serves the site", [host], listen443,
+                                     tls(d) + self.render_site_body()))
+                else:
+                    out.append(block(label + ": HTTPS -> site URL", [host], listen443,
+                                     tls(d) + "    return 301 %s$request_uri;\n" % self.site_url))
+                if d["www_redirect"]:
+                    out.append(block(label + ": HTTPS www -> HTTPS", [www], listen443,
+                                     tls(d) + "    return 301 https://%s$request_uri;\n" % host))
+                continue
+            note = " (certificate missing: HTTP only)" if d["tls"] else ""
+            if d["primary"]:
+                out.append(block(label + ": HTTP, serves the site" + note, [host], listen80,
+                                 self.render_site_body()))
+            else:
+                out.append(block(label + ": HTTP -> site URL" + note, [host], listen80,
+                                 redirect80(self.site_url)))
+            if d["www_redirect"]:
+                out.append(block(label + ": HTTP www -> HTTP", [www], listen80, redirect80("http://" + host)))
+        return "".join(out)
+
+    def render_site_body(self):
+        p = self.p
+        cache = ""
+        if p["fastcgi_cache_enabled"]:
             cache = """
     # FastCGI page cache (fastcgi_cache_enabled = 1); anonymous GET/HEAD only
     set $skip_cache 0;
@@ -666,18 +957,12 @@ class Env:
     if ($request_uri ~* "/wp-admin|/wp-login|/wp-cron|/xmlrpc|/wp-json|/cart|/checkout|/my-account") { set $skip_cache 1; }
     fastcgi_cache %s;
     fastcgi_cache_key "$scheme$request_method$host$request_uri";
-    fastcgi_cache_valid 200 301 302 60m;
+    fastcgi_cache_valid 200 301 302 %ds;
     fastcgi_cache_bypass $skip_cache;
     fastcgi_no_cache $skip_cache;
     add_header X-FastCGI-Cache $upstream_cache_status always;
-""" % zone
-        listen6 = "\n    listen [::]:80;" if os.path.exists("/proc/net/if_inet6") else ""
-        return """# nginx server block of Pressluft environment {env} (site {site}), preview host.
-# {managed}
-{cache_zone}server {{
-    listen 80;{listen6}
-    server_name {host};
-    root {root}/current;
+""" % ("pl_" + self.env_id.replace("-", ""), self.cache_ttl)
+        return """    root {root}/current;
     index index.php index.html;
     client_max_body_size {mb}m;
 
@@ -690,28 +975,28 @@ class Env:
     include /etc/nginx/pressluft/security-headers.conf;
 {cache}
     location ^~ /.well-known/acme-challenge/ {{
-        root /var/www/acme;
+        root {acme};
         default_type text/plain;
         try_files $uri =404;
     }}
     # dotfiles (.git, .env, .htaccess, ...)
-    location ~ /\\. {{
+    location ~ /\. {{
         deny all;
     }}
     # never execute PHP from uploads
-    location ~* ^/wp-content/uploads/.*\\.(?:php[0-9]?|phtml|phar|pht)$ {{
+    location ~* ^/wp-content/uploads/.*\.(?:php[0-9]?|phtml|phar|pht)$ {{
         deny all;
     }}
-    location ~* ^/(?:wp-config\\.php|readme\\.html|license\\.txt)$ {{
+    location ~* ^/(?:wp-config\.php|readme\.html|license\.txt)$ {{
         deny all;
     }}
-    location ~* \\.(?:sql|bak|old|orig|swp|log)$ {{
+    location ~* \.(?:sql|bak|old|orig|swp|log)$ {{
         deny all;
     }}
     location / {{
         try_files $uri $uri/ /index.php?$args;
     }}
-    location ~ \\.php$ {{
+    location ~ \.php$ {{
         try_files $uri =404;
         include fastcgi_params;
         fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
@@ -720,16 +1005,13 @@ class Env:
         fastcgi_pass unix:{sock};
         fastcgi_read_timeout 120s;
     }}
-    location ~* \\.(?:css|js|mjs|gif|jpe?g|png|webp|avif|svg|ico|woff2?|ttf)$ {{
+    location ~* \.(?:css|js|mjs|gif|jpe?g|png|webp|avif|svg|ico|woff2?|ttf)$ {{
         expires 7d;
         access_log off;
         try_files $uri =404;
     }}
-}}
-""".format(env=self.env_id, site=self.site_id, managed=MANAGED, host=self.preview_host,
-           root=self.root, mb=p["client_max_body_size_mb"], cache=cache, cache_zone=cache_zone,
-           sock=self.fpm_socket,
-           listen6=listen6)
+""".format(root=self.root, mb=p["client_max_body_size_mb"], cache=cache, acme=ACME_WEBROOT,
+           sock=self.fpm_socket)
 
     def converge_config(self, pool, nginx):
         # One writer at a time per node: a concurrent run must not test (and roll back) its own
@@ -787,7 +1069,7 @@ class Env:
         argv = ["runuser", "-u", self.user, "--", "php%s" % self.php, p["helper"],
                 "--path=%s/current" % self.root, "install",
                 "--title=%s" % (p["site_title"] or ""), "--admin-user=%s" % (p["wp_admin_login"] or ""),
-                "--admin-email=%s" % (p["wp_admin_email"] or ""), "--url=%s" % self.preview_url]
+                "--admin-email=%s" % (p["wp_admin_email"] or ""), "--url=%s" % self.site_url]
         try:
             proc = subprocess.run(argv, input=p["wp_admin_password"] or "", capture_output=True, text=True,
                                   cwd="/", timeout=600)
@@ -834,7 +1116,9 @@ class Env:
         current = os.path.join(self.root, "current")
 
         def http_check():
-            return check_http(url, "127.0.0.1", timeout, True)
+            # through this node's nginx with the URL's Host / SNI; the chain is not verified (a
+            # certificate from a test CA, or one not trusted by this node, still serves the site)
+            return check_http(url, "127.0.0.1", timeout, False)
 
         def installed_check():
             ok, res = run_helper(self.user, php, p["helper"], current, "is-installed", timeout)
@@ -1003,6 +1287,32 @@ class Env:
             self.run(["groupdel", self.user], check=False)
         except KeyError:
             pass
+
+
+def normalize_url(url, name):
+    """scheme://host[:port] (lower-case host, no path, query or credentials): safe inside nginx
+    configuration (`return 301 <url>$request_uri`), PHP and SQL."""
+    if not isinstance(url, str) or re.search(r"[\s\"'<>\\;{}$`]", url):
+        raise Failure("%s must be an http(s) URL, got %r" % (name, url))
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise Failure("%s has an invalid port: %r" % (name, url))
+    host = (parts.hostname or "").lower()
+    if (parts.scheme not in ("http", "https") or not HOST_RE.match(host) or parts.username
+            or parts.password or parts.query or parts.fragment or parts.path not in ("", "/")):
+        raise Failure("%s must be scheme://host[:port] (http or https, no path), got %r" % (name, url))
+    return "%s://%s%s" % (parts.scheme, host, "" if port is None else ":%d" % port)
+
+
+def nginx_version():
+    try:
+        proc = subprocess.run(["nginx", "-v"], capture_output=True, text=True)
+    except OSError:
+        return (0, 0, 0)
+    m = re.search(r"nginx/([0-9]+)\.([0-9]+)\.([0-9]+)", proc.stderr + proc.stdout)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
 def detect_php_version():
@@ -1223,6 +1533,17 @@ def main():
             redis_prefix=dict(type="str"),
             fastcgi_cache_enabled=dict(type="bool", default=False),
             redis_cache_enabled=dict(type="bool", default=False),
+            site_url=dict(type="str"),
+            domains=dict(type="list", elements="dict", default=[], options=dict(
+                id=dict(type="str", required=True),
+                hostname=dict(type="str", required=True),
+                primary=dict(type="bool", default=False),
+                www_redirect=dict(type="bool", default=False),
+                tls=dict(type="bool", default=False),
+            )),
+            fastcgi_cache_ttl_seconds=dict(type="int", default=3600),
+            object_cache_src=dict(type="str", default="/usr/local/lib/pressluft/pressluft-object-cache.php"),
+            tls_dir=dict(type="str", default="/etc/pressluft/tls"),
             wordpress_source_dir=dict(type="str", default="/usr/share/wordpress"),
             login_plugin_src=dict(type="str", default="/usr/local/lib/pressluft/pressluft-login.php"),
             table_prefix=dict(type="str", default="wp_"),
@@ -1264,11 +1585,15 @@ def main():
                 "fpm_pool": env.pool_conf,
                 "fpm_socket": env.fpm_socket,
                 "nginx_server_block": env.nginx_conf,
-                "config_hash": sha256(env.nginx_text + "\0" + env.pool_text),
                 "preview_host": env.preview_host,
                 "preview_url": env.preview_url,
                 "fastcgi_cache_enabled": module.params["fastcgi_cache_enabled"],
+                "fastcgi_cache_ttl_seconds": env.cache_ttl,
                 "redis_cache_enabled": module.params["redis_cache_enabled"],
+                "object_cache_dropin": env.dropin_present,
+                "domains": [{k: d[k] for k in ("id", "hostname", "primary", "www_redirect", "tls", "has_cert")}
+                            for d in env.domains],
+                "domains_without_certificate": env.domains_without_certificate,
                 "wordpress_version": wordpress_version(release_dir),
                 "wordpress_installed": env.wordpress_installed,
             })
@@ -1292,6 +1617,9 @@ def main():
                 facts["wordpress_install"] = env.timed("install", env.install_wordpress)
                 if warmup is not None:
                     warmup.join(10)
+            # after the install: WordPress' home / siteurl = site_url (search-replace when not)
+            facts.update(env.timed("site_url", env.converge_site_url))
+            facts["config_hash"] = env.config_hash()
         else:
             env.absent()
             facts["environment_present"] = False
@@ -1299,7 +1627,7 @@ def main():
             carry_pending_reloads(env)
         result = {}
         if module.params["state"] == "present" and module.params["health_check"]:
-            url = module.params["health_url"] or env.preview_url
+            url = module.params["health_url"] or env.site_url
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
                 raise Failure("health_url must be an http(s) URL")
             checks = env.timed("health", env.health, url)

@@ -44,7 +44,7 @@ export ANSIBLE_CONFIG="$ansible_dir/ansible.cfg"
 export ANSIBLE_FORCE_COLOR=0
 cd "$ansible_dir"
 
-playbooks=(node-provision site-create env-create env-delete health-check)
+playbooks=(node-provision site-create env-create env-delete health-check domain-add domain-remove)
 
 # ------------------------------------------------------------------------------------------------
 if [ "$run_static" = 1 ]; then
@@ -381,6 +381,7 @@ expect_fact health-ghost healthy false
 expect_fact health-ghost health_checks.http.ok false
 ok "every playbook again: changed=0; health-check reports healthy / unhealthy"
 
+source "$here/e2e-domains.sh"
 # ---- deletion ----------------------------------------------------------------------------------
 for e in a b c; do
     play "delete-$e" env-delete "$e"

@@ -6,6 +6,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial_schema;
 mod m20261123_000002_job_reason;
+mod m20261205_000003_domains;
+mod m20261205_000004_backups;
 
 pub struct Migrator;
 
@@ -15,6 +17,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial_schema::Migration),
             Box::new(m20261123_000002_job_reason::Migration),
+            Box::new(m20261205_000003_domains::Migration),
+            Box::new(m20261205_000004_backups::Migration),
         ]
     }
 }

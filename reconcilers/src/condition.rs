@@ -165,6 +165,18 @@ pub mod reason {
     pub const SPEC_CHANGED: &str = "SpecChanged";
     /// Applied, but the probe no longer finds the environment on its node (drift).
     pub const MISSING_ON_NODE: &str = "MissingOnNode";
+    /// An environment's domains, certificates or site URL changed.
+    pub const ROUTES_CHANGED: &str = "RoutesChanged";
+    /// A domain's DNS answer does not include its node's address.
+    pub const DNS_NOT_POINTING: &str = "DnsNotPointing";
+    /// A domain's certificate is being obtained or replaced.
+    pub const ISSUING: &str = "Issuing";
+    /// A domain's certificate is inside the renewal window.
+    pub const RENEWING: &str = "Renewing";
+    /// A domain is installed and its environment serves it.
+    pub const SERVING: &str = "Serving";
+    /// A domain waits for its environment to render (or stop rendering) it.
+    pub const WAITING_FOR_ENVIRONMENT: &str = "WaitingForEnvironment";
     /// The last health check failed.
     pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
     /// No health check result is known for the applied generation.

@@ -159,7 +159,9 @@ pub(crate) fn reconciling(
                     inputs.failure.map_or("an error", JobErrorCode::as_str),
                     ctx.retry_delay_ms,
                 ),
-                WaitReason::HostsEnvironments | WaitReason::EnvironmentsRemaining => match work {
+                WaitReason::HostsEnvironments
+                | WaitReason::EnvironmentsRemaining
+                | WaitReason::DomainServed => match work {
                     Work::Blocked { message, .. } => message.clone(),
                     _ => String::new(),
                 },

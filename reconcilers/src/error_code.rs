@@ -26,6 +26,33 @@ str_enum! {
         /// The playbook exited 0 but the health checks that follow a converge failed (or the
         /// environment it reports on is unhealthy). Retried: a fresh converge often repairs it.
         HealthCheckFailed => "HEALTH_CHECK_FAILED",
+        /// The domain's DNS answer does not include the node's address: no ACME request is made.
+        /// Rechecked; the operator fixes the DNS record.
+        DnsNotPointing => "DNS_NOT_POINTING",
+        /// The ACME server could not validate the HTTP-01 challenge (or refused the order).
+        AcmeChallengeFailed => "ACME_CHALLENGE_FAILED",
+        /// The ACME server's rate limit: retried only after a long backoff.
+        AcmeRateLimited => "ACME_RATE_LIMITED",
+        /// The ACME directory could not be reached.
+        AcmeUnavailable => "ACME_UNAVAILABLE",
+        /// An uploaded certificate/key pair is unusable (key does not match, name not covered,
+        /// expired, encrypted key). Retrying cannot help: the operator uploads another.
+        CertificateInvalid => "CERTIFICATE_INVALID",
+        /// The database dump or the file archive could not be produced on the node.
+        BackupDumpFailed => "BACKUP_DUMP_FAILED",
+        /// The storage target refused or lost an upload (partial artifacts are removed).
+        BackupStorageFailed => "BACKUP_STORAGE_FAILED",
+        /// An artifact read back from the target did not match its checksum.
+        BackupVerifyFailed => "BACKUP_VERIFY_FAILED",
+        /// A restore's backup failed verification before anything was touched. Not retried.
+        RestoreChecksumMismatch => "RESTORE_CHECKSUM_MISMATCH",
+        /// The restore's backup cannot be read from its target.
+        RestoreStorageUnreadable => "RESTORE_STORAGE_UNREADABLE",
+        /// The restored environment failed its health check and was rolled back to the
+        /// pre-restore backup. Not retried.
+        RestoreRolledBack => "RESTORE_ROLLED_BACK",
+        /// The restore failed on the node (and the rollback could not complete).
+        RestoreFailed => "RESTORE_FAILED",
     }
 }
 
@@ -51,8 +78,20 @@ impl JobErrorCode {
             | Self::AnsiblePlayError
             | Self::AnsibleHostFailed
             | Self::AnsibleHostUnreachable
-            | Self::HealthCheckFailed => true,
-            Self::JobTimeout
+            | Self::HealthCheckFailed
+            | Self::DnsNotPointing
+            | Self::AcmeChallengeFailed
+            | Self::AcmeRateLimited
+            | Self::AcmeUnavailable
+            | Self::BackupDumpFailed
+            | Self::BackupStorageFailed
+            | Self::BackupVerifyFailed
+            | Self::RestoreStorageUnreadable
+            | Self::RestoreFailed => true,
+            Self::CertificateInvalid
+            | Self::RestoreChecksumMismatch
+            | Self::RestoreRolledBack
+            | Self::JobTimeout
             | Self::AnsibleSyntaxError
             | Self::AnsibleUnexpectedError
             | Self::AnsibleUnknownExit => false,
@@ -71,6 +110,18 @@ impl JobErrorCode {
             Self::AnsibleUnexpectedError => "AnsibleUnexpectedError",
             Self::AnsibleUnknownExit => "AnsibleUnknownExit",
             Self::HealthCheckFailed => "HealthCheckFailed",
+            Self::DnsNotPointing => "DnsNotPointing",
+            Self::AcmeChallengeFailed => "AcmeChallengeFailed",
+            Self::AcmeRateLimited => "AcmeRateLimited",
+            Self::AcmeUnavailable => "AcmeUnavailable",
+            Self::CertificateInvalid => "CertificateInvalid",
+            Self::BackupDumpFailed => "BackupDumpFailed",
+            Self::BackupStorageFailed => "BackupStorageFailed",
+            Self::BackupVerifyFailed => "BackupVerifyFailed",
+            Self::RestoreChecksumMismatch => "RestoreChecksumMismatch",
+            Self::RestoreStorageUnreadable => "RestoreStorageUnreadable",
+            Self::RestoreRolledBack => "RestoreRolledBack",
+            Self::RestoreFailed => "RestoreFailed",
         }
     }
 }

@@ -20,7 +20,7 @@
 //!
 //! * Shared vocabulary: [`condition`], [`phase`], [`error_code`], [`job`], [`plan`].
 //! * Shared rules: [`backoff_policy`] (how long to wait), [`attempts`] (whether to try again).
-//! * One reconciler per kind: [`node`], [`environment`], [`site`].
+//! * One reconciler per kind: [`node`], [`environment`], [`site`], [`domain`].
 //!
 //! Fixture builders (`EnvSpec::fixture().deleting()`, …) are compiled for this crate's tests and,
 //! with the `fixtures` feature, for the runtime's tests.
@@ -29,14 +29,18 @@ mod str_enum;
 
 pub mod attempts;
 pub mod backoff_policy;
+pub mod backup;
 pub mod condition;
 mod decision;
+pub mod domain;
 pub mod environment;
 pub mod error_code;
 pub mod job;
 pub mod node;
 pub mod phase;
 pub mod plan;
+pub mod restore;
+pub mod schedule;
 pub mod site;
 
 pub use condition::{Condition, ConditionStatus, ConditionType, Conditions};

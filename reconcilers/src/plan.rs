@@ -41,6 +41,8 @@ str_enum! {
         HostsEnvironments => "HostsEnvironments",
         /// A site cannot go while it has environments.
         EnvironmentsRemaining => "EnvironmentsRemaining",
+        /// A domain being removed is still rendered by its environment.
+        DomainServed => "DomainServed",
     }
 }
 

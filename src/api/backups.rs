@@ -61,13 +61,15 @@ pub struct BackupsApi;
 
 #[OpenApi(tag = "Tag::Backups")]
 impl BackupsApi {
-    /// List backups, oldest first; filter by environment.
+    /// List backups, oldest first; filter by environment and status.
     #[oai(path = "/backups", method = "get", operation_id = "listBackups")]
     async fn list(
         &self,
         req: &Request,
         _auth: Auth,
         environment_id: Query<Option<String>>,
+        /// pending, running, completed, failed or expired.
+        status: Query<Option<String>>,
         limit: Query<Option<u64>>,
         cursor: Query<Option<String>>,
     ) -> Result<Json<BackupPage>, ListError> {
@@ -76,7 +78,20 @@ impl BackupsApi {
             .0
             .map(|e| validate::uuid("environment_id", &e))
             .transpose()?;
-        page(st, env.as_deref(), limit.0, cursor.0)
+        let status = status
+            .0
+            .map(|s| {
+                s.parse::<reconcilers::backup::BackupPhase>()
+                    .map(|p| p.as_str())
+                    .map_err(|_| {
+                        ApiError::invalid(
+                            "status",
+                            "status must be pending, running, completed, failed or expired",
+                        )
+                    })
+            })
+            .transpose()?;
+        page(st, env.as_deref(), status, limit.0, cursor.0)
             .await
             .map(Json)
             .map_err(Into::into)
@@ -102,7 +117,7 @@ impl BackupsApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
-        page(st, Some(&env_id), limit.0, cursor.0)
+        page(st, Some(&env_id), None, limit.0, cursor.0)
             .await
             .map(Json)
             .map_err(Into::into)
@@ -131,6 +146,7 @@ impl BackupsApi {
         if env.deletion_requested_at.is_some() {
             return Err(ApiError::Conflict("the environment is being deleted".into()).into());
         }
+        super::environments::refuse_while_restoring(&tx, &env_id).await?;
         let storage = settings::backup_storage(&tx)
             .await
             .map_err(ApiError::from)?;
@@ -143,6 +159,8 @@ impl BackupsApi {
                 storage_base: &storage.base,
                 site_id: &env.site_id,
                 retention_until: clock::from_now(RETENTION),
+                reason: "operator",
+                schedule_id: None,
             },
         )
         .await
@@ -347,11 +365,70 @@ impl BackupsApi {
             &clock::now(),
         ))))
     }
+
+    /// Drill a backup: restore it into a temporary scratch environment of its site, health-check
+    /// it, remove the scratch environment; on success the backup gets `verified_at`. Answers 202
+    /// with the drill's Restore (follow it under `/api/restores/{id}`).
+    #[oai(
+        path = "/backups/:id/drill",
+        method = "post",
+        operation_id = "drillBackup"
+    )]
+    async fn drill(
+        &self,
+        req: &Request,
+        auth: Auth,
+        id: Path<String>,
+    ) -> Result<super::restores::RestoreAccepted, WriteError> {
+        let st = state(req)?;
+        let id = validate::uuid("id", &id.0)?;
+        let tx = st.begin().await?;
+        let b = load(&tx, &id).await?;
+        super::restores::check_restorable(&b, &clock::now())?;
+        let env = resources::environment_by_id(&tx, &b.environment_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
+        if env.deletion_requested_at.is_some() {
+            return Err(ApiError::Conflict("the environment is being deleted".into()).into());
+        }
+        let r = store::backups::create_drill(&tx, &b, &env)
+            .await
+            .map_err(ApiError::from)?;
+        store::events::append(
+            &tx,
+            NewEvent {
+                resource_type: "restore",
+                resource_id: &r.id,
+                site_id: Some(&env.site_id),
+                environment_id: Some(&r.environment_id),
+                reason: "Created",
+                message: format!("restore drill of backup {id}"),
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::audit::append(
+            &tx,
+            &auth.principal().actor(),
+            "backup.drill",
+            "backup",
+            &id,
+            "accepted",
+        )
+        .await
+        .map_err(ApiError::from)?;
+        st.commit(tx).await?;
+        st.notifier.changed(Kind::Environment, &r.environment_id);
+        st.notifier.changed(Kind::Restore, &r.id);
+        Ok(super::restores::RestoreAccepted::Accepted(Json(r.into())))
+    }
 }
 
 async fn page(
     st: &super::AppState,
     env: Option<&str>,
+    status: Option<&str>,
     limit: Option<u64>,
     cursor: Option<String>,
 ) -> Result<BackupPage, ApiError> {
@@ -360,7 +437,7 @@ async fn page(
         after: super::cursor(cursor)?,
         limit,
     };
-    let rows = resources::list_backups(&st.db, env, &p).await?;
+    let rows = store::backups::list(&st.db, env, status, &p).await?;
     let next = next_cursor(&rows, limit, |r| &r.id);
     let now = clock::now();
     Ok(BackupPage {

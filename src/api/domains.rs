@@ -9,6 +9,7 @@ use sea_orm::sea_query::Expr;
 use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Domain, DomainPage};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use super::text::Text;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
@@ -21,8 +22,20 @@ use crate::store::{self, StoreError};
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct CreateDomain {
-    /// Fully qualified host name, unique across the installation.
+    /// Fully qualified, lower-case host name, unique across the installation. A leading `*.`
+    /// (wildcard) only with `tls_mode` `custom`.
     pub hostname: Text,
+    /// Make it the environment's primary domain (its site URL). The first domain of an
+    /// environment is always primary.
+    pub primary: Option<bool>,
+    /// Redirect `www.<hostname>` to the hostname (the certificate covers both).
+    pub www_redirect: Option<bool>,
+    /// `acme` (default), `custom` or `none`.
+    pub tls_mode: Option<Text>,
+    /// `custom` only: the certificate chain (PEM).
+    pub certificate_pem: Option<Text>,
+    /// `custom` only: the unencrypted private key (PEM). Write-only: kept encrypted, never returned.
+    pub private_key_pem: Option<Text>,
 }
 
 #[derive(Debug, Object)]
@@ -31,6 +44,13 @@ pub struct UpdateDomain {
     /// The `state_version` you last read; a stale one answers 409 `conflict`.
     pub state_version: i64,
     pub hostname: Option<Text>,
+    /// `true` makes it the primary (the previous primary stops being primary). A primary cannot
+    /// be unset: make another domain primary instead.
+    pub primary: Option<bool>,
+    pub www_redirect: Option<bool>,
+    pub tls_mode: Option<Text>,
+    pub certificate_pem: Option<Text>,
+    pub private_key_pem: Option<Text>,
 }
 
 #[derive(ApiResponse)]
@@ -119,7 +139,17 @@ impl DomainsApi {
     ) -> Result<DomainWritten, WriteError> {
         let st = state(req)?;
         let env_id = validate::uuid("id", &id.0)?;
-        let hostname = validate::domain_hostname("hostname", &body.0.hostname)?;
+        let b = body.0;
+        let tls_mode = tls_mode(b.tls_mode.as_deref())?.unwrap_or("acme");
+        let hostname = validate::domain_name("hostname", &b.hostname, tls_mode == "custom")?;
+        let www_redirect = b.www_redirect.unwrap_or(false);
+        check_shape(&hostname, www_redirect, b.primary == Some(true))?;
+        let custom = custom_pair(
+            tls_mode,
+            b.certificate_pem.as_deref(),
+            b.private_key_pem.as_deref(),
+            true,
+        )?;
         let tx = st.begin().await?;
         let env = resources::environment_by_id(&tx, &env_id)
             .await
@@ -128,16 +158,42 @@ impl DomainsApi {
         if env.deletion_requested_at.is_some() {
             return Err(ApiError::Conflict("the environment is being deleted".into()).into());
         }
-        let d = resources::create_domain(&tx, &env_id, &hostname)
+        check_www_clash(&tx, &hostname, www_redirect, None).await?;
+        let first = env.primary_domain_id.is_none();
+        if first && b.primary == Some(false) {
+            return Err(ApiError::invalid(
+                "primary",
+                "the first domain of an environment is its primary domain",
+            )
+            .into());
+        }
+        if first && hostname.starts_with("*.") {
+            return Err(ApiError::invalid(
+                "hostname",
+                "a wildcard cannot be the primary domain (the site URL needs one host name)",
+            )
+            .into());
+        }
+        let d = resources::create_domain(&tx, &env_id, &hostname, www_redirect, tls_mode)
             .await
             .map_err(ApiError::from)?;
+        if let Some((cert, key)) = custom {
+            store_custom_pair(st, &tx, &d.id, cert, key).await?;
+        }
+        let primary = first || b.primary == Some(true);
+        if primary {
+            set_primary(&tx, &env_id, Some(&d.id)).await?;
+        }
         store::events::append(
             &tx,
             event(
                 &d,
                 &env.site_id,
                 "Created",
-                format!("domain {hostname} attached"),
+                format!(
+                    "domain {hostname} attached{} (TLS {tls_mode})",
+                    if primary { " as primary" } else { "" }
+                ),
             ),
         )
         .await
@@ -154,7 +210,16 @@ impl DomainsApi {
         .map_err(ApiError::from)?;
         st.commit(tx).await?;
         st.notifier.changed(Kind::Domain, &d.id);
-        Ok(DomainWritten::Accepted(Json(d.into())))
+        st.notifier.changed(Kind::Environment, &env_id);
+        let primary_id = if primary {
+            Some(d.id.clone())
+        } else {
+            env.primary_domain_id.clone()
+        };
+        Ok(DomainWritten::Accepted(Json(Domain::view(
+            d,
+            primary_id.as_deref(),
+        ))))
     }
 
     /// Read a domain.
@@ -167,7 +232,7 @@ impl DomainsApi {
     ) -> Result<Json<Domain>, GetError> {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
-        Ok(Json(load(&st.db, &id).await?.into()))
+        Ok(Json(view(&st.db, load(&st.db, &id).await?).await?))
     }
 
     /// Change a domain's host name. Needs the current `state_version`.
@@ -181,48 +246,93 @@ impl DomainsApi {
     ) -> Result<DomainWritten, WriteError> {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
-        let hostname = body
-            .0
-            .hostname
-            .as_deref()
-            .map(|h| validate::domain_hostname("hostname", h))
-            .transpose()?;
+        let b = body.0;
         let tx = st.begin().await?;
         let d = load(&tx, &id).await?;
-        if d.state_version != body.0.state_version {
+        if d.state_version != b.state_version {
             return Err(ApiError::from(StoreError::Stale).into());
         }
         if d.deletion_requested_at.is_some() {
             return Err(ApiError::Conflict("the domain is being removed".into()).into());
         }
-        let Some(hostname) = hostname.filter(|h| *h != d.hostname) else {
-            return Ok(DomainWritten::Unchanged(Json(d.into())));
-        };
-        resources::cas_update::<domains::Entity>(
-            &tx,
-            "domain",
-            &id,
-            body.0.state_version,
-            vec![
-                ("hostname", Expr::value(hostname.clone())),
-                ("status", Expr::value("pending")),
-            ],
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Duplicate(_) => {
-                ApiError::Conflict(format!("the hostname '{hostname}' is already attached"))
+        let env = resources::environment_by_id(&tx, &d.environment_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
+        let was_primary = env.primary_domain_id.as_deref() == Some(id.as_str());
+        let tls_mode = tls_mode(b.tls_mode.as_deref())?.unwrap_or(d.tls_mode.as_str()).to_string();
+        let hostname = match b.hostname.as_deref() {
+            Some(h) => validate::domain_name("hostname", h, tls_mode == "custom")?,
+            None if d.hostname.starts_with("*.") && tls_mode != "custom" => {
+                return Err(ApiError::invalid(
+                    "tls_mode",
+                    "a wildcard host name needs tls_mode custom",
+                )
+                .into())
             }
-            other => other.into(),
-        })?;
-        let site_id = site_of(&tx, &d.environment_id).await?;
+            None => d.hostname.clone(),
+        };
+        let www_redirect = b.www_redirect.unwrap_or(d.www_redirect);
+        if b.primary == Some(false) && was_primary {
+            return Err(ApiError::Conflict(
+                "a primary domain cannot be unset: make another domain of the environment primary"
+                    .into(),
+            )
+            .into());
+        }
+        let primary = was_primary || b.primary == Some(true);
+        check_shape(&hostname, www_redirect, primary)?;
+        let new_pair = b.certificate_pem.is_some() || b.private_key_pem.is_some();
+        let custom = custom_pair(
+            &tls_mode,
+            b.certificate_pem.as_deref(),
+            b.private_key_pem.as_deref(),
+            tls_mode != d.tls_mode || new_pair,
+        )?;
+        let mut changes: Vec<(&'static str, sea_orm::sea_query::SimpleExpr)> = Vec::new();
+        if hostname != d.hostname {
+            check_www_clash(&tx, &hostname, www_redirect, Some(&id)).await?;
+            changes.push(("hostname", Expr::value(hostname.clone())));
+        } else if www_redirect && !d.www_redirect {
+            check_www_clash(&tx, &hostname, www_redirect, Some(&id)).await?;
+        }
+        if www_redirect != d.www_redirect {
+            changes.push(("www_redirect", Expr::value(www_redirect)));
+        }
+        if tls_mode != d.tls_mode {
+            changes.push(("tls_mode", Expr::value(tls_mode.clone())));
+        }
+        let becomes_primary = primary && !was_primary;
+        if changes.is_empty() && custom.is_none() && !becomes_primary {
+            return Ok(DomainWritten::Unchanged(Json(
+                Domain::view(d, env.primary_domain_id.as_deref()),
+            )));
+        }
+        changes.push(("status", Expr::value("pending")));
+        resources::cas_update::<domains::Entity>(&tx, "domain", &id, b.state_version, changes)
+            .await
+            .map_err(|e| match e {
+                StoreError::Duplicate(_) => {
+                    ApiError::Conflict(format!("the hostname '{hostname}' is already attached"))
+                }
+                other => other.into(),
+            })?;
+        if let Some((cert, key)) = custom {
+            store_custom_pair(st, &tx, &id, cert, key).await?;
+        }
+        if becomes_primary {
+            set_primary(&tx, &d.environment_id, Some(&id)).await?;
+        }
         store::events::append(
             &tx,
             event(
                 &d,
-                &site_id,
+                &env.site_id,
                 "SpecChanged",
-                format!("domain renamed to {hostname}"),
+                format!(
+                    "domain {hostname} changed{}",
+                    if becomes_primary { "; now primary" } else { "" }
+                ),
             ),
         )
         .await
@@ -238,9 +348,11 @@ impl DomainsApi {
         .await
         .map_err(ApiError::from)?;
         let d = load(&tx, &id).await?;
+        let view = view(&tx, d).await?;
         st.commit(tx).await?;
         st.notifier.changed(Kind::Domain, &id);
-        Ok(DomainWritten::Accepted(Json(d.into())))
+        st.notifier.changed(Kind::Environment, &env.id);
+        Ok(DomainWritten::Accepted(Json(view)))
     }
 
     /// Remove a domain: marked for deletion, removed once the node no longer serves it.
@@ -265,7 +377,30 @@ impl DomainsApi {
             return Err(ApiError::from(StoreError::Stale).into());
         }
         if d.deletion_requested_at.is_some() {
-            return Ok(DomainWritten::Unchanged(Json(d.into())));
+            return Ok(DomainWritten::Unchanged(Json(view(&tx, d).await?)));
+        }
+        let env = resources::environment_by_id(&tx, &d.environment_id)
+            .await
+            .map_err(ApiError::from)?;
+        if env
+            .as_ref()
+            .is_some_and(|e| e.primary_domain_id.as_deref() == Some(id.as_str()))
+        {
+            let others = domains::Entity::find()
+                .filter(domains::Column::EnvironmentId.eq(d.environment_id.as_str()))
+                .filter(domains::Column::DeletionRequestedAt.is_null())
+                .filter(domains::Column::Id.ne(id.as_str()))
+                .count(&tx)
+                .await
+                .map_err(|e| ApiError::from(StoreError::from(e)))?;
+            if others > 0 {
+                return Err(ApiError::Conflict(format!(
+                    "{} is the primary domain and {others} other domain(s) remain: make another \
+                     one primary first",
+                    d.hostname
+                ))
+                .into());
+            }
         }
         resources::cas_update::<domains::Entity>(
             &tx,
@@ -299,9 +434,12 @@ impl DomainsApi {
         .await
         .map_err(ApiError::from)?;
         let d = load(&tx, &id).await?;
+        let env_id = d.environment_id.clone();
+        let view = view(&tx, d).await?;
         st.commit(tx).await?;
         st.notifier.changed(Kind::Domain, &id);
-        Ok(DomainWritten::Accepted(Json(d.into())))
+        st.notifier.changed(Kind::Environment, &env_id);
+        Ok(DomainWritten::Accepted(Json(view)))
     }
 }
 
@@ -318,8 +456,20 @@ async fn page(
     };
     let rows = resources::list_domains(&st.db, env, &p).await?;
     let next = next_cursor(&rows, limit, |r| &r.id);
+    let mut primaries: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        if !primaries.contains_key(&r.environment_id) {
+            let p = resources::environment_by_id(&st.db, &r.environment_id)
+                .await?
+                .and_then(|e| e.primary_domain_id);
+            primaries.insert(r.environment_id.clone(), p);
+        }
+        let p = primaries[&r.environment_id].clone();
+        items.push(Domain::view(r, p.as_deref()));
+    }
     Ok(DomainPage {
-        items: rows.into_iter().map(Into::into).collect(),
+        items,
         next_cursor: next,
     })
 }
@@ -351,4 +501,160 @@ async fn load(db: &impl sea_orm::ConnectionTrait, id: &str) -> Result<domains::M
     resources::domain_by_id(db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("domain not found".into()))
+}
+
+async fn view(db: &impl sea_orm::ConnectionTrait, d: domains::Model) -> Result<Domain, ApiError> {
+    let primary = resources::environment_by_id(db, &d.environment_id)
+        .await?
+        .and_then(|e| e.primary_domain_id);
+    Ok(Domain::view(d, primary.as_deref()))
+}
+
+fn tls_mode(v: Option<&str>) -> Result<Option<&'static str>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some("acme") => Ok(Some("acme")),
+        Some("custom") => Ok(Some("custom")),
+        Some("none") => Ok(Some("none")),
+        Some(_) => Err(ApiError::invalid(
+            "tls_mode",
+            "tls_mode must be acme, custom or none",
+        )),
+    }
+}
+
+/// Rules about the name alone.
+fn check_shape(hostname: &str, www_redirect: bool, primary: bool) -> Result<(), ApiError> {
+    if hostname.starts_with("*.") {
+        if www_redirect {
+            return Err(ApiError::invalid(
+                "www_redirect",
+                "a wildcard host name has no www. redirect",
+            ));
+        }
+        if primary {
+            return Err(ApiError::invalid(
+                "primary",
+                "a wildcard cannot be the primary domain (the site URL needs one host name)",
+            ));
+        }
+    }
+    if www_redirect && hostname.starts_with("www.") {
+        return Err(ApiError::invalid(
+            "www_redirect",
+            "the host name already starts with www.",
+        ));
+    }
+    Ok(())
+}
+
+/// `www.<name>` of a redirecting domain is served by it: no other domain may take that name.
+async fn check_www_clash(
+    db: &impl sea_orm::ConnectionTrait,
+    hostname: &str,
+    www_redirect: bool,
+    except: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut names = vec![];
+    if let Some(apex) = hostname.strip_prefix("www.") {
+        names.push((apex.to_string(), true));
+    }
+    if www_redirect {
+        names.push((format!("www.{hostname}"), false));
+    }
+    for (name, needs_redirect) in names {
+        if let Some(other) = resources::domain_by_hostname(db, &name).await? {
+            if Some(other.id.as_str()) == except || (needs_redirect && !other.www_redirect) {
+                continue;
+            }
+            return Err(ApiError::Conflict(format!(
+                "the hostname '{hostname}' clashes with the domain '{}' (www. redirect)",
+                other.hostname
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The uploaded certificate and key of a `custom` domain (required when `required`), checked for
+/// their PEM shape here; the node checks that they match and cover the name.
+fn custom_pair<'a>(
+    tls_mode: &str,
+    cert: Option<&'a str>,
+    key: Option<&'a str>,
+    required: bool,
+) -> Result<Option<(&'a str, &'a str)>, ApiError> {
+    if tls_mode != "custom" {
+        if cert.is_some() || key.is_some() {
+            return Err(ApiError::invalid(
+                if cert.is_some() { "certificate_pem" } else { "private_key_pem" },
+                "a certificate is uploaded only with tls_mode custom",
+            ));
+        }
+        return Ok(None);
+    }
+    match (cert, key) {
+        (None, None) if !required => Ok(None),
+        (Some(c), Some(k)) => {
+            if !c.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
+                return Err(ApiError::invalid(
+                    "certificate_pem",
+                    "certificate_pem must be a PEM certificate chain",
+                ));
+            }
+            let kt = k.trim_start();
+            if !(kt.starts_with("-----BEGIN ") && kt.lines().next().is_some_and(|l| l.ends_with("PRIVATE KEY-----"))) {
+                return Err(ApiError::invalid(
+                    "private_key_pem",
+                    "private_key_pem must be a PEM private key",
+                ));
+            }
+            if kt.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----") || kt.contains("Proc-Type: 4,ENCRYPTED") {
+                return Err(ApiError::invalid(
+                    "private_key_pem",
+                    "the private key must not be encrypted with a passphrase",
+                ));
+            }
+            Ok(Some((c, k)))
+        }
+        (None, _) => Err(ApiError::invalid(
+            "certificate_pem",
+            "tls_mode custom needs certificate_pem and private_key_pem",
+        )),
+        (_, None) => Err(ApiError::invalid(
+            "private_key_pem",
+            "tls_mode custom needs certificate_pem and private_key_pem",
+        )),
+    }
+}
+
+async fn store_custom_pair(
+    st: &super::AppState,
+    tx: &impl sea_orm::ConnectionTrait,
+    id: &str,
+    cert: &str,
+    key: &str,
+) -> Result<(), ApiError> {
+    store::secrets::put(tx, &st.secrets, &format!("domain/{id}/certificate"), cert).await?;
+    store::secrets::put(tx, &st.secrets, &format!("domain/{id}/private_key"), key).await?;
+    Ok(())
+}
+
+async fn set_primary(
+    db: &impl sea_orm::ConnectionTrait,
+    env_id: &str,
+    domain_id: Option<&str>,
+) -> Result<(), ApiError> {
+    use crate::store::entity::environments;
+    environments::Entity::update_many()
+        .col_expr(
+            environments::Column::PrimaryDomainId,
+            Expr::value(domain_id.map(str::to_string)),
+        )
+        .col_expr(environments::Column::UpdatedAt, Expr::value(crate::clock::now()))
+        .filter(environments::Column::Id.eq(env_id))
+        .exec(db)
+        .await
+        .map_err(|e| ApiError::from(StoreError::from(e)))?;
+    Ok(())
 }

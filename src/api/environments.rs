@@ -26,6 +26,8 @@ pub struct UpdateEnvironment {
     pub promotion_preset: Option<PromotionPreset>,
     pub fastcgi_cache_enabled: Option<bool>,
     pub redis_cache_enabled: Option<bool>,
+    /// How long the page cache keeps a page, in seconds (60 … 604800; default 3600).
+    pub fastcgi_cache_ttl_seconds: Option<i64>,
 }
 
 #[derive(ApiResponse)]
@@ -106,7 +108,11 @@ impl EnvironmentsApi {
     ) -> Result<Json<Environment>, GetError> {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
-        Ok(Json(load(&st.db, &id).await?.into()))
+        let mut env: Environment = load(&st.db, &id).await?.into();
+        env.last_verified_backup_at = store::backups::last_verified_at(&st.db, &id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Json(env))
     }
 
     /// Change an environment's spec. Needs the current `state_version`.
@@ -134,6 +140,7 @@ impl EnvironmentsApi {
         if env.deletion_requested_at.is_some() {
             return Err(ApiError::Conflict("the environment is being deleted".into()).into());
         }
+        refuse_while_restoring(&tx, &id).await?;
         let mut changes = Vec::new();
         if let Some(n) = name.filter(|n| *n != env.name) {
             changes.push(("name", Expr::value(n)));
@@ -155,6 +162,18 @@ impl EnvironmentsApi {
             .filter(|r| *r != env.redis_cache_enabled)
         {
             changes.push(("redis_cache_enabled", Expr::value(r)));
+        }
+        if let Some(t) = b.fastcgi_cache_ttl_seconds {
+            if !(60..=604_800).contains(&t) {
+                return Err(ApiError::invalid(
+                    "fastcgi_cache_ttl_seconds",
+                    "fastcgi_cache_ttl_seconds must be between 60 and 604800",
+                )
+                .into());
+            }
+            if t != env.fastcgi_cache_ttl_seconds {
+                changes.push(("fastcgi_cache_ttl_seconds", Expr::value(t)));
+            }
         }
         if changes.is_empty() {
             return Ok(EnvironmentWritten::Unchanged(Json(env.into())));
@@ -223,6 +242,7 @@ impl EnvironmentsApi {
             )
             .into());
         }
+        refuse_while_restoring(&tx, &id).await?;
         resources::mark_environment_deleted(&tx, &id, state_version.0)
             .await
             .map_err(ApiError::from)?;
@@ -312,6 +332,20 @@ impl EnvironmentsApi {
         st.notifier.changed(Kind::Environment, &id);
         st.notifier.changed(Kind::Site, &env.site_id);
         Ok(EnvironmentWritten::Accepted(Json(env.into())))
+    }
+}
+
+/// A restore in progress blocks every other mutation of its environment: 409 `resource_in_use`.
+pub async fn refuse_while_restoring(
+    db: &impl sea_orm::ConnectionTrait,
+    env_id: &str,
+) -> Result<(), ApiError> {
+    match store::backups::active_restore(db, env_id).await? {
+        Some(r) if !r.drill => Err(ApiError::ResourceInUse(format!(
+            "restore {} of this environment is in progress",
+            r.id
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -474,6 +474,7 @@ mod tests {
             last_drift_check_id: None,
             fastcgi_cache_enabled: true,
             redis_cache_enabled: false,
+            fastcgi_cache_ttl_seconds: 3600,
             update_scope: None,
             update_requested_at: None,
             cache_purge_requested_at: None,

@@ -21,6 +21,8 @@ mod jobs;
 mod magic_login;
 mod meta;
 mod nodes;
+mod restores;
+mod schedules;
 mod settings;
 mod sites;
 
@@ -107,6 +109,8 @@ type Apis = (
     nodes::NodesApi,
     domains::DomainsApi,
     backups::BackupsApi,
+    restores::RestoresApi,
+    schedules::SchedulesApi,
     jobs::JobsApi,
     events::EventsApi,
     audit::AuditApi,
@@ -125,6 +129,8 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             nodes::NodesApi,
             domains::DomainsApi,
             backups::BackupsApi,
+            restores::RestoresApi,
+            schedules::SchedulesApi,
             jobs::JobsApi,
             events::EventsApi,
             audit::AuditApi,

@@ -140,11 +140,15 @@ pub struct Environment {
     pub last_drift_check_id: Option<String>,
     pub fastcgi_cache_enabled: bool,
     pub redis_cache_enabled: bool,
+    pub fastcgi_cache_ttl_seconds: i64,
     pub update_scope: Option<String>,
     pub update_requested_at: Option<String>,
     pub cache_purge_requested_at: Option<String>,
     pub drift_check_requested_at: Option<String>,
     pub reset_requested_at: Option<String>,
+    /// When a restore drill last proved one of this environment's backups restorable (read
+    /// responses of one environment; absent in lists and write answers).
+    pub last_verified_backup_at: Option<String>,
     pub generation: i64,
     pub observed_generation: i64,
     pub conditions: Vec<Condition>,
@@ -178,11 +182,13 @@ impl From<environments::Model> for Environment {
             last_drift_check_id: m.last_drift_check_id,
             fastcgi_cache_enabled: m.fastcgi_cache_enabled,
             redis_cache_enabled: m.redis_cache_enabled,
+            fastcgi_cache_ttl_seconds: m.fastcgi_cache_ttl_seconds,
             update_scope: m.update_scope,
             update_requested_at: m.update_requested_at,
             cache_purge_requested_at: m.cache_purge_requested_at,
             drift_check_requested_at: m.drift_check_requested_at,
             reset_requested_at: m.reset_requested_at,
+            last_verified_backup_at: None,
             generation: m.generation,
             observed_generation: m.observed_generation,
             state_version: m.state_version,
@@ -247,9 +253,21 @@ pub struct Domain {
     pub id: String,
     pub environment_id: String,
     pub hostname: String,
+    /// The environment's primary domain: its site URL (exactly one per environment with domains).
+    pub primary: bool,
+    /// `www.<hostname>` redirects to the hostname.
+    pub www_redirect: bool,
+    /// `acme` (certificate by ACME HTTP-01, renewed by reconciliation), `custom` (uploaded) or
+    /// `none` (HTTP only).
+    pub tls_mode: String,
     /// The domain's phase: pending, active, failed, disabled.
     pub tls_status: String,
     pub tls_issuer: String,
+    pub last_error_code: Option<String>,
+    /// The last DNS answer (asked before any ACME request).
+    pub dns: Option<DomainDns>,
+    /// The certificate installed on the node.
+    pub certificate: Option<DomainCertificate>,
     pub generation: i64,
     pub observed_generation: i64,
     pub conditions: Vec<Condition>,
@@ -259,10 +277,50 @@ pub struct Domain {
     pub updated_at: String,
 }
 
-impl From<domains::Model> for Domain {
-    fn from(m: domains::Model) -> Self {
+#[derive(Debug, Clone, Object)]
+pub struct DomainDns {
+    pub addresses: Vec<String>,
+    pub points_to_node: bool,
+    pub detail: String,
+    pub checked_at: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct DomainCertificate {
+    pub issuer: String,
+    /// Lower-case hex.
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub names: Vec<String>,
+    pub obtained_at: String,
+}
+
+impl Domain {
+    /// The API view of a row; `primary_domain_id` is its environment's.
+    pub fn view(m: domains::Model, primary_domain_id: Option<&str>) -> Self {
+        let facts: crate::runtime::observed::DomainFacts =
+            crate::runtime::observed::parse(m.observed.as_deref());
         Domain {
             conditions: parse_conditions(&m.conditions),
+            primary: primary_domain_id == Some(m.id.as_str()),
+            www_redirect: m.www_redirect,
+            tls_mode: m.tls_mode,
+            last_error_code: m.last_error_code,
+            dns: facts.dns.map(|d| DomainDns {
+                addresses: d.addresses,
+                points_to_node: d.points_to_node,
+                detail: d.detail,
+                checked_at: d.checked_at,
+            }),
+            certificate: facts.certificate.map(|c| DomainCertificate {
+                issuer: c.issuer,
+                serial: c.serial,
+                not_before: c.not_before,
+                not_after: c.not_after,
+                names: c.names,
+                obtained_at: c.obtained_at,
+            }),
             id: m.id,
             environment_id: m.environment_id,
             hostname: m.hostname,
@@ -288,10 +346,22 @@ pub struct Backup {
     pub storage_type: String,
     pub storage_path: String,
     pub retention_until: String,
+    /// SHA-256 of the stored `manifest.json`.
     pub checksum: Option<String>,
     pub size_bytes: Option<i64>,
     pub completed_at: Option<String>,
     pub deleted_at: Option<String>,
+    /// Why it was taken: operator, schedule, pre_restore, drill, gate.
+    pub reason: String,
+    /// The schedule that took it.
+    pub schedule_id: Option<String>,
+    /// The manifest (format, scope, WordPress and PHP versions, site URL, artifacts with name,
+    /// size and sha256), once completed.
+    pub manifest: Option<serde_json::Value>,
+    /// When a restore drill last proved this backup restorable.
+    pub verified_at: Option<String>,
+    /// The error code of the last failed attempt.
+    pub last_error_code: Option<String>,
     pub generation: i64,
     pub observed_generation: i64,
     pub conditions: Vec<Condition>,
@@ -322,6 +392,11 @@ impl Backup {
             size_bytes: m.size_bytes,
             completed_at: m.completed_at,
             deleted_at: m.deleted_at,
+            reason: m.reason,
+            schedule_id: m.schedule_id,
+            manifest: m.manifest.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            verified_at: m.verified_at,
+            last_error_code: m.last_error_code,
             generation: m.generation,
             observed_generation: m.observed_generation,
             state_version: m.state_version,

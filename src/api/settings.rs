@@ -32,6 +32,18 @@ pub struct Settings {
     pub backup_s3_access_key_id: Option<String>,
     pub backup_s3_secret_access_key_set: bool,
     pub backup_fresh_window_minutes: i64,
+    /// ACME directory for domain certificates (Let's Encrypt production by default; staging or
+    /// any other ACME server such as a local test server).
+    pub acme_directory_url: String,
+    /// Account e-mail given to the ACME server (expiry notices); none when unset.
+    pub acme_email: Option<String>,
+    /// Path, on the nodes, of a CA bundle to trust for the ACME server's own HTTPS (test servers).
+    pub acme_ca_file: Option<String>,
+    /// `IP:PORT` of the DNS server asked whether a domain points at its node (default: the
+    /// system resolver).
+    pub dns_resolver: Option<String>,
+    /// Certificates are renewed when fewer days than this remain (default 30).
+    pub tls_renew_before_days: i64,
 }
 
 /// A change of settings: absent fields stay, `null` clears a setting.
@@ -54,6 +66,11 @@ pub struct SettingsChange {
     /// Write-only.
     pub backup_s3_secret_access_key: MaybeUndefined<Text>,
     pub backup_fresh_window_minutes: MaybeUndefined<i64>,
+    pub acme_directory_url: MaybeUndefined<Text>,
+    pub acme_email: MaybeUndefined<Text>,
+    pub acme_ca_file: MaybeUndefined<Text>,
+    pub dns_resolver: MaybeUndefined<Text>,
+    pub tls_renew_before_days: MaybeUndefined<i64>,
 }
 
 error_response!(GetError { Unauthorized = 401 });
@@ -141,6 +158,49 @@ impl SettingsApi {
                 ))
             }
         });
+        text!(acme_directory_url, |f, v| {
+            if v.starts_with("https://")
+                && v.len() <= 1024
+                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                Ok(v.to_string())
+            } else {
+                Err(ApiError::invalid(f, "acme_directory_url must be an https URL"))
+            }
+        });
+        text!(acme_email, validate::email);
+        text!(acme_ca_file, |f, v| {
+            if v.starts_with('/')
+                && !v.split('/').any(|p| p == "..")
+                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+                && v.len() <= 4096
+            {
+                Ok(v.to_string())
+            } else {
+                Err(ApiError::invalid(
+                    f,
+                    "acme_ca_file must be an absolute path without '..' or spaces",
+                ))
+            }
+        });
+        text!(dns_resolver, |f, v| match v.parse::<std::net::SocketAddr>() {
+            Ok(a) => Ok(a.to_string()),
+            Err(_) => Err(ApiError::invalid(f, "dns_resolver must be IP:PORT")),
+        });
+        match c.tls_renew_before_days {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => set(&mut all, "tls_renew_before_days", None),
+            MaybeUndefined::Value(d) if (1..=3650).contains(&d) => {
+                set(&mut all, "tls_renew_before_days", Some(d.to_string()))
+            }
+            MaybeUndefined::Value(_) => {
+                return Err(ApiError::invalid(
+                    "tls_renew_before_days",
+                    "must be between 1 and 3650",
+                )
+                .into())
+            }
+        }
         text!(backup_s3_bucket, plain);
         text!(backup_s3_region, plain);
         text!(backup_s3_path_prefix, plain);
@@ -306,5 +366,13 @@ fn render(all: &BTreeMap<String, String>) -> Settings {
         backup_fresh_window_minutes: get("backup_fresh_window_minutes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(keys::DEFAULT_FRESH_WINDOW_MINUTES),
+        acme_directory_url: get("acme_directory_url")
+            .unwrap_or_else(|| keys::DEFAULT_ACME_DIRECTORY_URL.into()),
+        acme_email: get("acme_email"),
+        acme_ca_file: get("acme_ca_file"),
+        dns_resolver: get("dns_resolver"),
+        tls_renew_before_days: get("tls_renew_before_days")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(keys::DEFAULT_TLS_RENEW_BEFORE_DAYS),
     }
 }

@@ -59,6 +59,28 @@ pub fn domain_hostname(field: &str, v: &str) -> Result<String> {
     Ok(h)
 }
 
+/// A domain's host name: a fully qualified, lower-case DNS name (not an IP address); a leading
+/// `*.` label only where wildcards are allowed.
+pub fn domain_name(field: &str, v: &str, wildcard_allowed: bool) -> Result<String> {
+    if v.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be lower case (got '{v}')"),
+        ));
+    }
+    if let Some(rest) = v.strip_prefix("*.") {
+        if !wildcard_allowed {
+            return Err(ApiError::invalid(
+                field,
+                "wildcard host names need tls_mode custom (a wildcard certificate cannot be \
+                 obtained through HTTP-01)",
+            ));
+        }
+        return domain_hostname(field, rest).map(|h| format!("*.{h}"));
+    }
+    domain_hostname(field, v)
+}
+
 /// A node address: a host name or an IP address.
 pub fn node_address(field: &str, v: &str) -> Result<String> {
     if v.parse::<std::net::IpAddr>().is_ok() {

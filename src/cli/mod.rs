@@ -1,5 +1,6 @@
 //! The command line: `serve`, `migrate`, `openapi`, and a kubectl-like client of the API
 //! (`login`, `get`, `describe`, `create`, `update`, `delete`, `reset`, `logs`).
+mod backups;
 pub mod client;
 mod output;
 
@@ -179,8 +180,58 @@ pub enum Command {
         /// Only those of this environment (id).
         #[arg(long)]
         environment: Option<String>,
+        /// Only those with this status (e.g. backups: completed, failed).
+        #[arg(long)]
+        status: Option<String>,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+    },
+    /// Back up an environment now.
+    Backup {
+        /// Environment id.
+        environment: String,
+        /// full, db or files.
+        #[arg(long, default_value = "full")]
+        scope: String,
+        /// Wait until the backup is completed (fails when it fails).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Restore a backup into an environment of the same site (a pre-restore backup is taken
+    /// first; an unhealthy result is rolled back).
+    Restore {
+        /// Environment id.
+        environment: String,
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Back up an environment on a schedule, with retention.
+    ScheduleBackups {
+        /// Environment id.
+        environment: String,
+        /// Interval: 30m, 1h, 1d.
+        #[arg(long, conflicts_with = "cron")]
+        every: Option<String>,
+        /// Five-field cron expression in UTC.
+        #[arg(long)]
+        cron: Option<String>,
+        #[arg(long, default_value = "full")]
+        scope: String,
+        #[arg(long)]
+        keep_last: Option<i64>,
+        #[arg(long)]
+        keep_days: Option<i64>,
+        /// Drill each new scheduled backup.
+        #[arg(long)]
+        drill: bool,
+    },
+    /// Restore a backup into a scratch environment, health-check it, remove it.
+    Drill {
+        backup: String,
+        #[arg(long)]
+        wait: bool,
     },
     /// Show one resource in full.
     Describe {
@@ -319,6 +370,21 @@ pub enum CreateCommand {
         environment: String,
         #[arg(long)]
         hostname: String,
+        /// Make it the environment's primary domain (its site URL).
+        #[arg(long)]
+        primary: bool,
+        /// Redirect www.<hostname> to it.
+        #[arg(long)]
+        www_redirect: bool,
+        /// acme (default), custom or none.
+        #[arg(long)]
+        tls_mode: Option<String>,
+        /// tls_mode custom: the certificate chain (PEM file).
+        #[arg(long)]
+        certificate_file: Option<std::path::PathBuf>,
+        /// tls_mode custom: the private key (PEM file); sent once, never shown again.
+        #[arg(long)]
+        private_key_file: Option<std::path::PathBuf>,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
     },
@@ -358,6 +424,9 @@ pub enum UpdateCommand {
         fastcgi_cache: Option<bool>,
         #[arg(long)]
         redis_cache: Option<bool>,
+        /// Page cache lifetime in seconds.
+        #[arg(long)]
+        cache_ttl: Option<i64>,
         #[arg(long)]
         state_version: Option<i64>,
         #[arg(short, long, value_enum, default_value = "table")]
@@ -486,6 +555,7 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
             kind,
             site,
             environment,
+            status,
             output,
         } => {
             let mut path = kind.path().to_string();
@@ -495,6 +565,9 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
             }
             if let Some(e) = environment {
                 q.push(format!("environment_id={}", urlencode(&e)));
+            }
+            if let Some(s) = status {
+                q.push(format!("status={}", urlencode(&s)));
             }
             if kind == Kind::Events && q.is_empty() {
                 q.push("limit=100".into());
@@ -578,6 +651,51 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
             Ok(format!("purged {} cached pages", v["purged_pages"]))
         }
         Command::Logs { job, follow } => logs(&c, &job, follow).await,
+        Command::Backup {
+            environment,
+            scope,
+            wait,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            backups::backup(&c, &env, &scope, wait).await
+        }
+        Command::Restore {
+            environment,
+            backup,
+            wait,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            let backup = resolve(&c, Kind::Backups, &backup).await?;
+            backups::restore(&c, &env, &backup, wait).await
+        }
+        Command::ScheduleBackups {
+            environment,
+            every,
+            cron,
+            scope,
+            keep_last,
+            keep_days,
+            drill,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            backups::schedule(
+                &c,
+                &env,
+                backups::ScheduleArgs {
+                    every,
+                    cron,
+                    scope,
+                    keep_last,
+                    keep_days,
+                    drill,
+                },
+            )
+            .await
+        }
+        Command::Drill { backup, wait } => {
+            let backup = resolve(&c, Kind::Backups, &backup).await?;
+            backups::drill(&c, &backup, wait).await
+        }
         Command::Events { site, follow } => {
             let filter = match site {
                 Some(s) => format!("&site_id={}", site_id(&c, &s).await?),
@@ -644,13 +762,38 @@ async fn create(c: &Client, cmd: CreateCommand) -> Result<String, ClientError> {
         CreateCommand::Domain {
             environment,
             hostname,
+            primary,
+            www_redirect,
+            tls_mode,
+            certificate_file,
+            private_key_file,
             output,
-        } => (
-            Kind::Domains,
-            format!("/api/environments/{environment}/domains"),
-            json!({ "hostname": hostname }),
-            output,
-        ),
+        } => {
+            let mut b = json!({ "hostname": hostname, "www_redirect": www_redirect });
+            if primary {
+                b["primary"] = json!(true);
+            }
+            if let Some(m) = tls_mode {
+                b["tls_mode"] = json!(m);
+            }
+            for (field, file) in [
+                ("certificate_pem", certificate_file),
+                ("private_key_pem", private_key_file),
+            ] {
+                if let Some(path) = file {
+                    let pem = std::fs::read_to_string(&path).map_err(|e| {
+                        ClientError::Config(path.display().to_string(), e.to_string())
+                    })?;
+                    b[field] = json!(pem);
+                }
+            }
+            (
+                Kind::Domains,
+                format!("/api/environments/{environment}/domains"),
+                b,
+                output,
+            )
+        }
         CreateCommand::Backup {
             environment,
             scope,
@@ -695,12 +838,13 @@ async fn update(c: &Client, cmd: UpdateCommand) -> Result<String, ClientError> {
             name,
             fastcgi_cache,
             redis_cache,
+            cache_ttl,
             state_version,
             output,
         } => (
             Kind::Environments,
             reference,
-            json!({ "name": name, "fastcgi_cache_enabled": fastcgi_cache, "redis_cache_enabled": redis_cache }),
+            json!({ "name": name, "fastcgi_cache_enabled": fastcgi_cache, "redis_cache_enabled": redis_cache, "fastcgi_cache_ttl_seconds": cache_ttl }),
             state_version,
             output,
         ),

@@ -277,6 +277,18 @@ impl Runner {
             (None, None) => Some(JobErrorCode::AnsibleUnknownExit),
         };
         let (facts, stats) = read_facts(&dir.facts());
+        // A playbook that knows why it failed says so in its facts (`error_code`, one of the
+        // registered codes): that code replaces the generic one of the exit status.
+        let error_code = match error_code {
+            Some(generic) if stopped.is_none() => Some(
+                facts
+                    .get("error_code")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|c| c.parse::<JobErrorCode>().ok())
+                    .unwrap_or(generic),
+            ),
+            other => other,
+        };
         tracing::debug!(
             playbook = %req.playbook,
             exit = ?exit_code,

@@ -57,6 +57,15 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         fastcgi_cache_enabled: env.fastcgi_cache_enabled,
         redis_cache_enabled: env.redis_cache_enabled,
     };
+    // Routes (domains, certificates, primary) changed since the last converge: render again.
+    let routes_outdated = env.deletion_requested_at.is_none() && {
+        let want = super::routes::desired(&rt.db, &env).await?.digest();
+        let have = facts
+            .routes_digest
+            .clone()
+            .unwrap_or_else(|| super::routes::Routes::preview_only(&env).digest());
+        want != have
+    };
     let obs = EnvObserved {
         node_ready,
         ever_ready: facts.ever_ready,
@@ -66,6 +75,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         latest_job: latest.as_ref().and_then(job_observation),
         handled_reset_at: facts.handled_reset_at.clone(),
         data_missing: facts.data_missing.clone(),
+        routes_outdated,
         conditions: conditions_of(&env.conditions),
     };
     let ctx = Context {
@@ -89,6 +99,23 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             &ctx.now,
         );
         plan.conditions = c.into_vec();
+    }
+    // A restore of this environment in progress: the phase says so, and no converge runs meanwhile
+    // (the restore's job replaces files and database). Drills restore into a scratch environment
+    // that must converge first.
+    if let Some(r) = crate::store::backups::active_restore(&rt.db, id)
+        .await?
+        .filter(|r| !r.drill && !spec.deletion_requested)
+    {
+        if plan.phase == reconcilers::Phase::Active {
+            plan.phase = reconcilers::Phase::Restoring;
+        }
+        if matches!(plan.action, Action::RunJob { .. }) {
+            tracing::debug!(environment = %id, restore = %r.id, "converge held back while restoring");
+            plan.action = Action::Wait {
+                reason: reconcilers::WaitReason::JobInProgress,
+            };
+        }
     }
 
     let ready = plan

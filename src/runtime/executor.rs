@@ -372,8 +372,98 @@ async fn vars(
         ] {
             v.insert(k.into(), val);
         }
+        let routes = super::routes::desired(&rt.db, &env).await?;
+        v.insert("routes_digest".into(), json!(routes.digest()));
+        v.insert("site_url".into(), json!(routes.site_url));
+        v.insert("domains".into(), json!(routes.domains));
+        // every domain of the environment, for the teardown's certificate removal
+        let domain_ids: Vec<String> = crate::store::entity::domains::Entity::find()
+            .filter(crate::store::entity::domains::Column::EnvironmentId.eq(env.id.as_str()))
+            .all(&rt.db)
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        v.insert("domain_ids".into(), json!(domain_ids));
+        v.insert(
+            "fastcgi_cache_ttl_seconds".into(),
+            json!(env.fastcgi_cache_ttl_seconds),
+        );
+    }
+    if job.resource_type == "domain" {
+        domain_vars(rt, job, &mut v, &mut secrets).await?;
+    }
+    if matches!(job.resource_type.as_str(), "backup" | "restore") {
+        super::backup::job_vars(rt, job, &mut v, &mut secrets).await?;
     }
     Ok((v, secrets))
+}
+
+/// Extra-vars of `domain_add` / `domain_remove`: the name, the TLS mode and where certificates
+/// come from (ACME settings, or the uploaded certificate and key from the secret store).
+async fn domain_vars(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+    v: &mut Map<String, Value>,
+    secrets: &mut Vec<String>,
+) -> Result<()> {
+    let d = store::resources::domain_by_id(&rt.db, &job.resource_id)
+        .await?
+        .ok_or_else(|| RuntimeError::Inconsistent(format!("domain {} is gone", job.resource_id)))?;
+    let all = store::settings::all(&rt.db).await?;
+    let facts: observed::DomainFacts = observed::parse(d.observed.as_deref());
+    let renew_before_days = all
+        .get("tls_renew_before_days")
+        .and_then(|x| x.parse::<i64>().ok())
+        .unwrap_or(crate::settings::DEFAULT_TLS_RENEW_BEFORE_DAYS);
+    // Renewal = a certificate of this generation inside the window: certbot must replace it.
+    let force_renew = facts.certificate.as_ref().is_some_and(|c| {
+        c.generation >= d.generation
+            && crate::clock::parse(&c.not_after).is_some_and(|t| {
+                t - time::OffsetDateTime::now_utc() < time::Duration::days(renew_before_days)
+            })
+    });
+    for (k, val) in [
+        ("domain_id", json!(d.id)),
+        ("hostname", json!(d.hostname)),
+        ("www_redirect", json!(d.www_redirect)),
+        ("tls_mode", json!(d.tls_mode)),
+        (
+            "acme_directory_url",
+            json!(all
+                .get("acme_directory_url")
+                .map(String::as_str)
+                .unwrap_or(crate::settings::DEFAULT_ACME_DIRECTORY_URL)),
+        ),
+        (
+            "acme_email",
+            json!(all.get("acme_email").cloned().unwrap_or_default()),
+        ),
+        (
+            "acme_ca_file",
+            json!(all.get("acme_ca_file").cloned().unwrap_or_default()),
+        ),
+        ("force_renew", json!(force_renew)),
+    ] {
+        v.insert(k.into(), val);
+    }
+    if d.tls_mode == "custom" && job.job_type == "domain_add" {
+        for (var, name) in [
+            ("custom_certificate_pem", "certificate"),
+            ("custom_private_key_pem", "private_key"),
+        ] {
+            let value = store::secrets::get(&rt.db, &rt.secrets, &format!("domain/{}/{name}", d.id))
+                .await?
+                .ok_or_else(|| {
+                    RuntimeError::Inconsistent(format!("domain {}: no uploaded {name}", d.id))
+                })?;
+            if name == "private_key" {
+                secrets.push(value.clone());
+            }
+            v.insert(var.into(), json!(value));
+        }
+    }
+    Ok(())
 }
 
 /// Stores the outcome: the job's status and log, and the facts on its resource — one transaction.
@@ -390,6 +480,8 @@ async fn record(
     } else {
         "succeeded"
     };
+    // Resources to look at once the outcome is committed.
+    let mut wake: Vec<(crate::notify::Kind, String)> = Vec::new();
     let tx = crate::store::begin_write(&rt.db).await?;
     jobs::finish(
         &tx,
@@ -437,6 +529,7 @@ async fn record(
         "environment" => {
             if let Some(env) = store::resources::environment_by_id(&tx, &job.resource_id).await? {
                 let mut f: EnvFacts = observed::parse(env.observed.as_deref());
+                let previously_served = f.served_domains.clone();
                 let healthy = facts.get("healthy").and_then(Value::as_bool);
                 match job.job_type.as_str() {
                     "site_create" | "env_create" if ok => {
@@ -453,6 +546,24 @@ async fn record(
                             .get("config_hash")
                             .and_then(Value::as_str)
                             .map(str::to_string);
+                        f.routes_digest = facts
+                            .get("routes_digest")
+                            .and_then(Value::as_str)
+                            .filter(|d| !d.is_empty())
+                            .map(str::to_string);
+                        f.served_domains = facts
+                            .get("served_domains")
+                            .and_then(Value::as_array)
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        // the domains it now serves (or stopped serving) move on
+                        for d in f.served_domains.iter().chain(&previously_served) {
+                            wake.push((crate::notify::Kind::Domain, d.clone()));
+                        }
                         f.facts = facts.clone();
                     }
                     "site_create" | "env_create" | "health_check" if healthy.is_some() => {
@@ -471,6 +582,61 @@ async fn record(
                     .await?;
             }
         }
+        "domain" => {
+            if let Some(d) = store::resources::domain_by_id(&tx, &job.resource_id).await? {
+                let mut f: observed::DomainFacts = observed::parse(d.observed.as_deref());
+                match job.job_type.as_str() {
+                    "domain_add" if ok => {
+                        let s = |k: &str| {
+                            facts
+                                .get(k)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        let changed = facts
+                            .get("certificate_changed")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true);
+                        let obtained_at = match (&f.certificate, changed) {
+                            (Some(c), false) => c.obtained_at.clone(),
+                            _ => crate::clock::now(),
+                        };
+                        f.certificate = Some(observed::CertificateFacts {
+                            generation: job.generation,
+                            issuer: s("certificate_issuer"),
+                            serial: s("certificate_serial"),
+                            not_before: s("certificate_not_before"),
+                            not_after: s("certificate_not_after"),
+                            names: facts
+                                .get("certificate_names")
+                                .and_then(Value::as_array)
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|x| x.as_str().map(str::to_string))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                            obtained_at,
+                            renewed_at: if job.reason == "renew" && changed {
+                                Some(crate::clock::now())
+                            } else {
+                                f.certificate.as_ref().and_then(|c| c.renewed_at.clone())
+                            },
+                        });
+                    }
+                    "domain_remove" if ok => f.certificate = None,
+                    _ => {}
+                }
+                store::resources::record_domain_observed(&tx, &d.id, observed::render(&f))
+                    .await?;
+                if let Some(env_id) = job.environment_id.as_deref() {
+                    // a new or renewed certificate changes what the environment renders
+                    wake.push((crate::notify::Kind::Environment, env_id.to_string()));
+                }
+            }
+        }
+        "backup" | "restore" => super::backup::record_facts(&tx, job, ok, &facts).await?,
         _ => {}
     }
     let (site_id, env_id) = (job.site_id.as_deref(), job.environment_id.as_deref());
@@ -498,5 +664,8 @@ async fn record(
     )
     .await?;
     tx.commit().await?;
+    for (kind, id) in wake {
+        rt.enqueue(kind, &id);
+    }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! workers call the pure reconcilers and execute their plans (jobs run `ansible-playbook` through
 //! the runner). One running mutation per site; node-wide work exclusive on its node; site jobs
 //! on a node in parallel up to a limit; a lease per resource; graceful shutdown.
+mod backup;
+mod domain;
 mod environment;
 mod executor;
 pub mod jobs;
@@ -10,6 +12,9 @@ mod node;
 pub mod observed;
 mod probe;
 pub mod queue;
+mod restore;
+pub mod routes;
+mod schedule;
 mod site;
 pub mod stats;
 
@@ -38,6 +43,7 @@ pub enum RuntimeError {
 }
 
 pub type Result<T> = std::result::Result<T, RuntimeError>;
+
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -90,6 +96,10 @@ pub struct Runtime {
     env_queue: WorkQueue<String>,
     node_queue: WorkQueue<String>,
     site_queue: WorkQueue<String>,
+    domain_queue: WorkQueue<String>,
+    backup_queue: WorkQueue<String>,
+    restore_queue: WorkQueue<String>,
+    schedule_queue: WorkQueue<String>,
     site_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     node_locks: Mutex<HashMap<String, NodeLock>>,
     running: Mutex<HashMap<String, CancellationToken>>,
@@ -122,6 +132,10 @@ impl Runtime {
             env_queue: WorkQueue::default(),
             node_queue: WorkQueue::default(),
             site_queue: WorkQueue::default(),
+            domain_queue: WorkQueue::default(),
+            backup_queue: WorkQueue::default(),
+            restore_queue: WorkQueue::default(),
+            schedule_queue: WorkQueue::default(),
             site_locks: Mutex::new(HashMap::new()),
             node_locks: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
@@ -151,10 +165,18 @@ impl Runtime {
                 tasks.spawn(rt.clone().worker(Kind::Node));
                 tasks.spawn(rt.clone().worker(Kind::Site));
             }
+            tasks.spawn(rt.clone().worker(Kind::Domain));
+            for kind in [Kind::Backup, Kind::Backup, Kind::Restore, Kind::Schedule] {
+                tasks.spawn(rt.clone().worker(kind));
+            }
             rt.shutdown.cancelled().await;
             rt.env_queue.close();
             rt.node_queue.close();
             rt.site_queue.close();
+            rt.domain_queue.close();
+            rt.backup_queue.close();
+            rt.restore_queue.close();
+            rt.schedule_queue.close();
             rt.jobs_tracker.close();
             if tokio::time::timeout(rt.cfg.shutdown_grace, rt.jobs_tracker.wait())
                 .await
@@ -176,6 +198,10 @@ impl Runtime {
             Kind::Environment => Some(&self.env_queue),
             Kind::Node => Some(&self.node_queue),
             Kind::Site => Some(&self.site_queue),
+            Kind::Domain => Some(&self.domain_queue),
+            Kind::Backup => Some(&self.backup_queue),
+            Kind::Restore => Some(&self.restore_queue),
+            Kind::Schedule => Some(&self.schedule_queue),
             _ => None,
         }
     }
@@ -239,7 +265,7 @@ impl Runtime {
     }
 
     async fn enqueue_all(&self) {
-        use crate::store::entity::{environments, nodes, sites};
+        use crate::store::entity::{domains, environments, nodes, sites};
         use sea_orm::{EntityTrait, QuerySelect};
         let db = &self.db;
         if let Ok(ids) = nodes::Entity::find()
@@ -269,6 +295,24 @@ impl Runtime {
         {
             ids.iter().for_each(|id| self.site_queue.add(id.clone()));
         }
+        if let Ok(ids) = domains::Entity::find()
+            .select_only()
+            .column(domains::Column::Id)
+            .into_tuple::<String>()
+            .all(db)
+            .await
+        {
+            ids.iter().for_each(|id| self.domain_queue.add(id.clone()));
+        }
+        if let Ok(ids) = backup::ids_to_watch(db).await {
+            ids.iter().for_each(|id| self.backup_queue.add(id.clone()));
+        }
+        if let Ok(ids) = crate::store::backups::restore_ids_in_progress(db).await {
+            ids.iter().for_each(|id| self.restore_queue.add(id.clone()));
+        }
+        if let Ok(ids) = crate::store::backups::schedule_ids(db).await {
+            ids.iter().for_each(|id| self.schedule_queue.add(id.clone()));
+        }
     }
 
     async fn worker(self: Arc<Self>, kind: Kind) {
@@ -286,6 +330,10 @@ impl Runtime {
                         Kind::Environment => environment::reconcile(&self, &id).await,
                         Kind::Node => node::reconcile(&self, &id).await,
                         Kind::Site => site::reconcile(&self, &id).await,
+                        Kind::Domain => domain::reconcile(&self, &id).await,
+                        Kind::Backup => backup::reconcile(&self, &id).await,
+                        Kind::Restore => restore::reconcile(&self, &id).await,
+                        Kind::Schedule => schedule::reconcile(&self, &id).await,
                         _ => Ok(None),
                     };
                     let _ = crate::store::gated(
@@ -358,12 +406,17 @@ impl Runtime {
     }
 }
 
+pub(crate) use schedule::{
+    declare_backup as declare_scheduled_backup, from_ts as schedule_from_ts, ts as schedule_ts,
+};
+
 pub(crate) fn kind_of(resource_type: &str) -> Kind {
     match resource_type {
         "node" => Kind::Node,
         "site" => Kind::Site,
         "domain" => Kind::Domain,
         "backup" => Kind::Backup,
+        "restore" => Kind::Restore,
         _ => Kind::Environment,
     }
 }

@@ -24,6 +24,45 @@ pub struct EnvFacts {
     /// What the last converge or health check reported (user, pool, release, checks, …).
     #[serde(default)]
     pub facts: Value,
+    /// Digest of the routes (domains, certificates, site URL) the last converge rendered.
+    #[serde(default)]
+    pub routes_digest: Option<String>,
+    /// The domains the last converge rendered.
+    #[serde(default)]
+    pub served_domains: Vec<String>,
+}
+
+/// A domain's observed state: its DNS answer and its installed certificate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainFacts {
+    #[serde(default)]
+    pub dns: Option<DnsFacts>,
+    #[serde(default)]
+    pub certificate: Option<CertificateFacts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsFacts {
+    pub addresses: Vec<String>,
+    pub points_to_node: bool,
+    pub detail: String,
+    pub checked_at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CertificateFacts {
+    /// The domain generation it was installed for.
+    pub generation: i64,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub names: Vec<String>,
+    /// When Pressluft last obtained or replaced it.
+    pub obtained_at: String,
+    /// When it was last renewed (replaced because it was inside the renewal window).
+    #[serde(default)]
+    pub renewed_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -45,16 +45,25 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         envs.iter()
             .map(|e| {
                 let f: EnvFacts = observed::parse(e.observed.as_deref());
+                // The URL the environment serves WordPress on: its site URL as the last converge
+                // rendered it (a primary domain over HTTPS), else the preview URL.
+                let url = f
+                    .facts
+                    .get("site_url")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or(&e.preview_url);
                 Probed {
                     environment_id: e.id.clone(),
                     site_id: e.site_id.clone(),
-                    host: e
-                        .preview_url
+                    host: url
                         .split("://")
                         .nth(1)
                         .unwrap_or("")
-                        .trim_end_matches('/')
+                        .split(['/', ':'])
+                        .next()
+                        .unwrap_or("")
                         .to_string(),
+                    https: url.starts_with("https://"),
                     http: http_due(due.get(&e.id), now, &f),
                 }
             })

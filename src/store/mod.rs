@@ -2,6 +2,7 @@
 //! what they answer. Handlers hold no SQL; every query takes the connection or a transaction.
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod entity;
 pub mod events;
 pub mod jobs;

@@ -268,6 +268,7 @@ pub async fn insert_environment(
             last_drift_check_id: Set(None),
             fastcgi_cache_enabled: Set(true),
             redis_cache_enabled: Set(true),
+            fastcgi_cache_ttl_seconds: Set(3600),
             update_scope: Set(None),
             update_requested_at: Set(None),
             cache_purge_requested_at: Set(None),
@@ -402,6 +403,8 @@ pub async fn create_domain(
     db: &impl ConnectionTrait,
     environment_id: &str,
     hostname: &str,
+    www_redirect: bool,
+    tls_mode: &str,
 ) -> Result<domains::Model> {
     let now = clock::now();
     let m = domains::ActiveModel {
@@ -409,6 +412,8 @@ pub async fn create_domain(
         environment_id: Set(environment_id.to_string()),
         hostname: Set(hostname.to_string()),
         tls_issuer: Set("letsencrypt".into()),
+        www_redirect: Set(www_redirect),
+        tls_mode: Set(tls_mode.to_string()),
         generation: Set(1),
         observed_generation: Set(0),
         status: Set("pending".into()),
@@ -469,10 +474,14 @@ pub struct NewBackup<'a> {
     pub environment_id: &'a str,
     pub backup_scope: &'a str,
     pub storage_type: &'a str,
-    /// Where the object goes: `{base}/{site}/{env}/{backup_id}.tar.gz`.
+    /// Where the artifacts go: the directory (local) or key prefix (s3)
+    /// `{base}/{site}/{env}/{backup_id}`.
     pub storage_base: &'a str,
     pub site_id: &'a str,
     pub retention_until: String,
+    /// `operator`, `schedule`, `pre_restore`, `drill` or `gate`.
+    pub reason: &'a str,
+    pub schedule_id: Option<&'a str>,
 }
 
 pub async fn create_backup(db: &impl ConnectionTrait, b: NewBackup<'_>) -> Result<backups::Model> {
@@ -480,9 +489,9 @@ pub async fn create_backup(db: &impl ConnectionTrait, b: NewBackup<'_>) -> Resul
     let id = ids::new_id();
     let base = b.storage_base.trim_end_matches('/');
     let storage_path = if base.is_empty() {
-        format!("{}/{}/{id}.tar.gz", b.site_id, b.environment_id)
+        format!("{}/{}/{id}", b.site_id, b.environment_id)
     } else {
-        format!("{base}/{}/{}/{id}.tar.gz", b.site_id, b.environment_id)
+        format!("{base}/{}/{}/{id}", b.site_id, b.environment_id)
     };
     let m = backups::ActiveModel {
         id: Set(id),
@@ -507,6 +516,10 @@ pub async fn create_backup(db: &impl ConnectionTrait, b: NewBackup<'_>) -> Resul
         observed_at: Set(None),
         created_at: Set(now.clone()),
         updated_at: Set(now),
+        reason: Set(b.reason.to_string()),
+        schedule_id: Set(b.schedule_id.map(str::to_string)),
+        manifest: Set(None),
+        verified_at: Set(None),
     };
     Ok(m.insert(db).await?)
 }
@@ -543,6 +556,20 @@ pub async fn record_environment_observed(
         .col_expr(environments::Column::Observed, Expr::value(observed_json))
         .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
         .filter(environments::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn record_domain_observed(
+    db: &impl ConnectionTrait,
+    id: &str,
+    observed_json: String,
+) -> Result<()> {
+    domains::Entity::update_many()
+        .col_expr(domains::Column::Observed, Expr::value(observed_json))
+        .col_expr(domains::Column::ObservedAt, Expr::value(clock::now()))
+        .filter(domains::Column::Id.eq(id))
         .exec(db)
         .await?;
     Ok(())

@@ -106,6 +106,10 @@ pub struct EnvObserved {
     /// reported as `Degraded` and left for a restore: data is never recreated empty.
     #[serde(default)]
     pub data_missing: Option<String>,
+    /// The environment's routes (its domains, their certificates, the site URL) differ from
+    /// what its last converge rendered: converge again without a generation bump.
+    #[serde(default)]
+    pub routes_outdated: bool,
     /// The conditions stored by the previous pass (their transition times are kept).
     pub conditions: Vec<Condition>,
 }
@@ -289,6 +293,9 @@ pub fn run_reason(desired: &EnvSpec, observed: &EnvObserved, failed_attempts: u3
         match observed.applied_generation {
             None => "create",
             Some(g) if g < desired.generation => "spec_change",
+            Some(_) if observed.routes_outdated && observed.exists_on_node != Some(false) => {
+                "routes"
+            }
             Some(_) => "drift",
         }
     }
@@ -356,6 +363,11 @@ fn converge_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
             converge,
             reason::MISSING_ON_NODE,
             "the environment is missing on its node; recreating it".into(),
+        ),
+        Some(_) if observed.routes_outdated => need(
+            converge,
+            reason::ROUTES_CHANGED,
+            "its domains, certificates or site URL changed; rendering them".into(),
         ),
         Some(_) => match observed.healthy {
             Some(true) => Work::Done,
@@ -464,6 +476,7 @@ impl EnvObserved {
             latest_job: None,
             handled_reset_at: None,
             data_missing: None,
+            routes_outdated: false,
             conditions: Vec::new(),
         }
     }

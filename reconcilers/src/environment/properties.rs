@@ -96,6 +96,7 @@ fn arb_observed(generation: i64) -> impl Strategy<Value = EnvObserved> {
                 latest_job,
                 handled_reset_at,
                 data_missing: None,
+                routes_outdated: false,
                 conditions: Vec::new(),
             },
         )

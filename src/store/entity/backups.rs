@@ -27,6 +27,13 @@ pub struct Model {
     pub observed_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// operator, schedule, pre_restore, drill, gate.
+    pub reason: String,
+    pub schedule_id: Option<String>,
+    /// The manifest the node reported (JSON): artifacts with size and SHA-256, versions.
+    pub manifest: Option<String>,
+    /// When a restore drill last proved this backup restorable.
+    pub verified_at: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

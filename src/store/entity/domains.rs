@@ -9,6 +9,9 @@ pub struct Model {
     pub environment_id: String,
     pub hostname: String,
     pub tls_issuer: String,
+    pub www_redirect: bool,
+    /// `acme`, `custom` or `none`.
+    pub tls_mode: String,
     pub generation: i64,
     pub observed_generation: i64,
     pub status: String,

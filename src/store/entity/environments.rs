@@ -24,6 +24,7 @@ pub struct Model {
     pub last_drift_check_id: Option<String>,
     pub fastcgi_cache_enabled: bool,
     pub redis_cache_enabled: bool,
+    pub fastcgi_cache_ttl_seconds: i64,
     pub update_scope: Option<String>,
     pub update_requested_at: Option<String>,
     pub cache_purge_requested_at: Option<String>,

@@ -4,6 +4,7 @@
 pub mod api_tokens;
 pub mod audit_logs;
 pub mod auth_sessions;
+pub mod backup_schedules;
 pub mod backups;
 pub mod domains;
 pub mod drift_baselines;

@@ -22,6 +22,9 @@ pub struct Model {
     pub observed_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A drill: the backup restored into a scratch environment that is removed afterwards.
+    pub drill: bool,
+    pub scratch_environment_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

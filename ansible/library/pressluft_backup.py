@@ -1,0 +1,1609 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Pressluft: create, delete and restore backups of one environment, in one module run on the node.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pressluft_backup
+short_description: Back up, delete backups of, and restore one Pressluft environment
+description:
+  - "I(action=create): writes the artifacts of I(backup_scope) to the storage target, streamed
+    (producer | zstd -> this module, which hashes the bytes with SHA-256 on the fly and hands them
+    to C(rclone rcat) or a file - no artifact is held in memory or, for S3, on the node's disk),
+    reads every artifact back from the target and compares size and SHA-256, and writes
+    C(manifest.json) last. C(database.sql.zst): C(mariadb-dump --single-transaction --quick
+    --routines --triggers --hex-blob --no-tablespaces) of I(db_name) as root over the socket (no
+    table locks for InnoDB). C(files.tar.zst): the current release's C(wp-content) without
+    C(uploads), C(cache), C(upgrade) and C(upgrade-temp-backup), plus every top-level entry of the
+    release that is not WordPress core (C(wp-admin), C(wp-includes), C(index.php), C(wp-*.php),
+    C(xmlrpc.php), C(license.txt), C(readme.html)) and not C(wp-config.php) (a link to
+    C(shared/wp-config.php), which holds credentials and is never backed up). WordPress core is
+    not in the backup: a restore takes it from the target's current release (the manifest records
+    C(wordpress_version)). C(uploads.tar.zst): C(shared/uploads). Both archives are made by GNU
+    tar running as the environment's Linux user (it reads nothing that user cannot read). Scope
+    C(db) = the database, C(files) = files + uploads, C(full) = all three."
+  - "A rerun for a backup whose manifest exists and whose artifacts verify changes nothing and
+    reports the same facts. A manifest that does not verify is removed and the backup made again.
+    A manifest of another backup id at I(storage_path) is never touched (BACKUP_STORAGE_FAILED).
+    Any failure removes what this run wrote (never leaving a manifest) and reports C(error_code)
+    BACKUP_DUMP_FAILED, BACKUP_STORAGE_FAILED or BACKUP_VERIFY_FAILED."
+  - "I(action=delete): removes C(manifest.json) first, then the artifacts (the fixed names, those
+    the manifest lists, partial files of an interrupted run) and, for C(local), the directory when
+    it is empty. Other files are left and reported as C(backup_leftovers). Nothing there: no change."
+  - "I(action=restore): (1) reads C(manifest.json) from the target, which must equal
+    I(backup_manifest), and verifies every artifact (S3: streamed into a private 0700 directory
+    under C(/var/lib/pressluft/restore); local: in place, the backup directory being root-only),
+    and checks the rollback backup's manifest when I(rollback_storage_path) is given - nothing in
+    the environment is touched before all of this passed (RESTORE_CHECKSUM_MISMATCH,
+    RESTORE_STORAGE_UNREADABLE). (2) Prepares, beside the live ones, a new release (the current
+    release's WordPress core + the files archive, extracted by tar as the environment's user) and a
+    new uploads directory; owners and modes as pressluft_environment sets them. (3) Drops all tables,
+    views and routines of I(db_name) and imports the dump (as root). (4) Swaps the uploads directory
+    in (renameat2 RENAME_EXCHANGE) and switches C(current) (atomic rename of a link). (5) When the
+    manifest's C(site_url) differs from I(site_url), runs the PHP helper's serialized-safe
+    C(search-replace) as the environment's user. (6) Deletes the environment's Redis keys (its
+    prefix only) and page cache files, reloads PHP-FPM (OPcache). (7) Health checks against
+    I(site_url). Unhealthy (or a step failed) and I(rollback_storage_path) given: the rollback
+    backup is verified and restored the same way, health-checked, and the run reports
+    RESTORE_ROLLED_BACK; without a rollback (or when the rollback cannot complete) RESTORE_FAILED.
+    The last 3 releases (and always C(current)) are kept."
+  - The task always exits normally for these known failures, with C(error_code) and C(error) in
+    C(pressluft_facts); the playbook fails the run afterwards. Invalid input fails the task.
+  - "S3 through C(rclone), configured only through environment variables (remote C(pls3), no config
+    file, C(AWS_*) and other C(RCLONE_*) variables removed): credentials are never on a command
+    line, in a file or in the output."
+options:
+  action: {type: str, required: true, choices: [create, delete, restore]}
+  backup_id: {type: str, description: "UUID; create, delete"}
+  restore_id: {type: str, description: "UUID; restore"}
+  site_id: {type: str, description: "create, restore"}
+  environment_id: {type: str, description: "create, restore"}
+  environment_root: {type: str, description: Must equal C(<sites_root>/<site_id>/<environment_id>) when given.}
+  sites_root: {type: str, default: /var/www/sites}
+  db_name: {type: str, description: "Default: the Linux user name."}
+  php_version: {type: str, description: "X.Y; empty: the version of the environment's pool."}
+  table_prefix: {type: str, description: "Default: read from shared/wp-config.php, else wp_"}
+  redis_prefix: {type: str, description: "Default: pressluft_<environment_id>:"}
+  site_url: {type: str, description: "create: recorded in the manifest; restore: the target's URL (rewrite target, health URL)"}
+  preview_url: {type: str, description: Used when I(site_url) is empty.}
+  backup_scope: {type: str, choices: [full, db, files], default: full}
+  storage_type: {type: str, choices: [local, s3], description: the backup's storage (restore - the backup to restore)}
+  storage_path: {type: str, description: "local - the backup's directory (created 0700 root); s3 - its key prefix in s3_bucket"}
+  s3_endpoint: {type: str}
+  s3_bucket: {type: str}
+  s3_region: {type: str, default: us-east-1}
+  s3_access_key_id: {type: str, no_log: true}
+  s3_secret_access_key: {type: str, no_log: true}
+  s3_path_style: {type: bool, default: true}
+  backup_manifest: {type: dict, description: "restore - the manifest recorded when the backup completed"}
+  rollback_storage_path: {type: str, description: "restore - the pre-restore backup of the target (same storage type and S3 settings)"}
+  rollback_manifest: {type: dict, description: "restore - its recorded manifest (required with rollback_storage_path)"}
+  wordpress_source_dir: {type: str, default: /usr/share/wordpress, description: "WordPress core when the target has no current release"}
+  login_plugin_src: {type: str, default: /usr/local/lib/pressluft/pressluft-login.php}
+  helper: {type: str, default: /usr/local/lib/pressluft/pressluft-helper.php}
+  health_timeout: {type: float, default: 10}
+  health_retries: {type: int, default: 1}
+"""
+
+RETURN = r"""
+pressluft_facts:
+  type: dict
+  description: >-
+    create - backup_id, backup_scope, backup_storage_type, backup_storage_path, backup_manifest,
+    backup_size_bytes, backup_checksum (SHA-256 of manifest.json's bytes), backup_created (false
+    for a verified no-op rerun), backup_timings_ms;
+    delete - backup_deleted (true), backup_id, backup_storage_path, backup_deleted_objects,
+    backup_leftovers;
+    restore - restore_id, backup_id, restore_verified, restore_healthy, restored_release,
+    rolled_back, rollback_release, rollback_healthy, healthy, health_url, health_checks,
+    health_checked_at, url_rewrite, restore_timings_ms;
+    failures - error_code, error.
+"""
+
+import concurrent.futures
+import ctypes
+import errno
+import glob
+import grp
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pressluft_checks import check_http, last_json_line, run_helper, with_retry
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+DB_ARTIFACT = "database.sql.zst"
+FILES_ARTIFACT = "files.tar.zst"
+UPLOADS_ARTIFACT = "uploads.tar.zst"
+ARTIFACTS = (DB_ARTIFACT, FILES_ARTIFACT, UPLOADS_ARTIFACT)
+SCOPES = {"db": (DB_ARTIFACT,), "files": (FILES_ARTIFACT, UPLOADS_ARTIFACT), "full": ARTIFACTS}
+PARTIAL = ".%s.partial"  # a local artifact while it is written
+CHUNK = 1024 * 1024
+MANIFEST_LIMIT = 1024 * 1024
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+DB_IDENT_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+RELEASE_RE = re.compile(r"^[0-9]{14}$")
+PHP_VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+$")
+WEB_GROUP = "www-data"
+FASTCGI_CACHE_DIR = "/var/cache/nginx/pressluft"
+RESTORE_TMP = "/var/lib/pressluft/restore"
+KEEP_RELEASES = 3
+CORE_TOP = ("wp-admin", "wp-includes", "index.php", "xmlrpc.php", "license.txt", "readme.html")
+CONTENT_EXCLUDE = ("wp-content/uploads", "wp-content/cache", "wp-content/upgrade",
+                   "wp-content/upgrade-temp-backup")
+# local storage never goes below these (nor is it / or a top-level directory)
+FORBIDDEN_LOCAL = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run",
+                   "/sbin", "/sys", "/usr", "/var/www", "/var/lib/mysql", "/var/cache/nginx")
+RCLONE_REMOTE = "pls3"
+RCLONE_FLAGS = ["-q", "--low-level-retries", "3", "--retries", "1", "--contimeout", "10s", "--timeout", "2m"]
+
+
+class Invalid(Exception):
+    """Bad input or a node that is not set up: the task fails."""
+
+
+class StorageError(Exception):
+    """The storage target could not be written or read."""
+
+
+class DumpError(Exception):
+    """The database dump or a file archive could not be produced."""
+
+
+class VerifyError(Exception):
+    """What was read back (or found) differs from what was expected."""
+
+
+class ApplyError(Exception):
+    """A restore step on the environment failed."""
+
+
+class Aborted(Exception):
+    """Another artifact of the same run failed."""
+
+
+class Known(Exception):
+    """A failure with an error code: reported in the facts, the playbook fails the run."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def now_iso():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def tail(fh, limit=600):
+    if fh is None:
+        return ""
+    try:
+        fh.seek(0)
+        data = fh.read()
+    except (OSError, ValueError):
+        return ""
+    return data.decode("utf-8", "replace").strip()[-limit:]
+
+
+class Timer:
+    def __init__(self):
+        self.ms = {}
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+
+    def run(self, name, fn, *args):
+        started = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            with self.lock:
+                self.ms[name] = self.ms.get(name, 0) + int((time.monotonic() - started) * 1000)
+
+    def done(self):
+        self.ms["total"] = int((time.monotonic() - self.started) * 1000)
+        return self.ms
+
+
+def as_user(uid, gid):
+    """Popen keyword arguments running a command as uid:gid (no supplementary groups, no PAM)."""
+    return {"user": uid, "group": gid, "extra_groups": [],
+            "env": {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "LC_ALL": "C", "HOME": "/nonexistent"}}
+
+
+class Pipeline:
+    """Commands chained stdout -> stdin. Each step: dict(argv, ok={0}, user=(uid, gid) or None).
+    `stdin` feeds the first command (a file object, default /dev/null); the last one's stdout is
+    `self.stdout` (a pipe) unless `stdout` is given. stderr of every step goes to a temporary file."""
+
+    def __init__(self, steps, stdin=None, stdout=subprocess.PIPE):
+        self.procs = []
+        src = stdin
+        try:
+            for i, step in enumerate(steps):
+                last = i == len(steps) - 1
+                err = tempfile.TemporaryFile()
+                kwargs = as_user(*step["user"]) if step.get("user") else {}
+                proc = subprocess.Popen(step["argv"], stdin=src if src is not None else subprocess.DEVNULL,
+                                        stdout=stdout if last else subprocess.PIPE, stderr=err,
+                                        cwd="/", **kwargs)
+                if i > 0:
+                    src.close()  # our copy of the pipe between two steps
+                src = proc.stdout
+                self.procs.append((step, proc, err))
+        except OSError as exc:
+            self.kill()
+            raise DumpError("cannot start %s: %s" % (steps[len(self.procs)]["argv"][0], exc))
+        self.stdout = self.procs[-1][1].stdout
+
+    def finish(self):
+        """Waits for all steps; the first one that failed, as a message (None when all went well)."""
+        if self.stdout is not None:
+            self.stdout.close()
+        failed = None
+        for step, proc, err in self.procs:
+            rc = proc.wait()
+            if failed is None and rc not in step.get("ok", (0,)):
+                failed = "%s failed (rc=%d): %s" % (os.path.basename(step["argv"][0]), rc, tail(err))
+            err.close()
+        return failed
+
+    def kill(self):
+        for _, proc, _ in self.procs:
+            if proc.poll() is None:
+                try:
+                    proc.terminate()  # runuser and friends forward SIGTERM to their child
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 5
+        for _, proc, _ in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for _, proc, err in self.procs:
+            if proc.stdout is not None:
+                try:
+                    proc.stdout.close()
+                except OSError:
+                    pass
+            err.close()
+
+
+# ------------------------------------------------------------------ storage ---------------------
+class LocalStorage:
+    kind = "local"
+
+    def __init__(self, path):
+        if not path or not path.startswith("/"):
+            raise Invalid("storage_path must be an absolute directory for local storage")
+        norm = os.path.normpath(path)
+        if norm.count("/") < 2:
+            raise Invalid("storage_path %s is too close to / for a backup directory" % norm)
+        for bad in FORBIDDEN_LOCAL:
+            if norm == bad or norm.startswith(bad + "/"):
+                raise Invalid("storage_path %s is below %s" % (norm, bad))
+        self.path = norm
+
+    def describe(self, name=None):
+        return os.path.join(self.path, name) if name else self.path
+
+    def list(self):
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StorageError("cannot list %s: %s" % (self.path, exc.strerror))
+        out = {}
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(self.path, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out[name] = st.st_size
+        return out
+
+    def exists(self):
+        return os.path.isdir(self.path)
+
+    def prepare(self):
+        """The directory (and missing parents) root-owned 0700."""
+        try:
+            missing = []
+            cur = self.path
+            while not os.path.lexists(cur):
+                missing.append(cur)
+                cur = os.path.dirname(cur)
+            for d in reversed(missing):
+                os.mkdir(d, 0o700)
+            st = os.lstat(self.path)
+            if not stat.S_ISDIR(st.st_mode):
+                raise StorageError("%s is not a directory" % self.path)
+            if (st.st_uid, st.st_gid) != (0, 0):
+                os.chown(self.path, 0, 0)
+            if stat.S_IMODE(st.st_mode) != 0o700:
+                os.chmod(self.path, 0o700)
+        except OSError as exc:
+            raise StorageError("cannot create %s: %s" % (self.path, exc.strerror))
+
+    def writer(self, name):
+        return LocalWriter(self.path, name)
+
+    def read_chunks(self, name, fn):
+        try:
+            with open(os.path.join(self.path, name), "rb") as fh:
+                while True:
+                    chunk = fh.read(CHUNK)
+                    if not chunk:
+                        return
+                    fn(chunk)
+        except OSError as exc:
+            raise StorageError("cannot read %s: %s" % (self.describe(name), exc.strerror))
+
+    def put(self, name, data):
+        w = self.writer(name)
+        try:
+            w.write(data)
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+
+    def get(self, name):
+        try:
+            with open(os.path.join(self.path, name), "rb") as fh:
+                return fh.read(MANIFEST_LIMIT)
+        except OSError as exc:
+            raise StorageError("cannot read %s: %s" % (self.describe(name), exc.strerror))
+
+    def delete(self, names):
+        for name in names:
+            for n in (name, PARTIAL % name):
+                try:
+                    os.unlink(os.path.join(self.path, n))
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise StorageError("cannot delete %s: %s" % (self.describe(n), exc.strerror))
+
+    def remove_dir(self):
+        """Removes the directory when empty; the names left in it otherwise."""
+        try:
+            os.rmdir(self.path)
+            return []
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return sorted(os.listdir(self.path))
+            raise StorageError("cannot remove %s: %s" % (self.path, exc.strerror))
+
+    def local_path(self, name):
+        return os.path.join(self.path, name)
+
+
+class LocalWriter:
+    def __init__(self, directory, name):
+        self.final = os.path.join(directory, name)
+        self.tmp = os.path.join(directory, PARTIAL % name)
+        try:
+            if os.path.lexists(self.tmp):
+                os.unlink(self.tmp)
+            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            self.fh = os.fdopen(fd, "wb")
+        except OSError as exc:
+            raise StorageError("cannot create %s: %s" % (self.tmp, exc.strerror))
+
+    def write(self, data):
+        try:
+            self.fh.write(data)
+        except OSError as exc:
+            raise StorageError("cannot write %s: %s" % (self.final, exc.strerror))
+
+    def commit(self):
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self.tmp, self.final)
+            dfd = os.open(os.path.dirname(self.final), os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise StorageError("cannot write %s: %s" % (self.final, exc.strerror))
+
+    def abort(self):
+        try:
+            self.fh.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
+class S3Storage:
+    kind = "s3"
+
+    def __init__(self, p, prefix):
+        for key in ("s3_endpoint", "s3_bucket", "s3_access_key_id", "s3_secret_access_key"):
+            if not p.get(key):
+                raise Invalid("%s is required for s3 storage" % key)
+        endpoint = urlsplit(p["s3_endpoint"])
+        if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+            raise Invalid("s3_endpoint must be an http(s) URL")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$", p["s3_bucket"]):
+            raise Invalid("s3_bucket has unexpected characters")
+        prefix = (prefix or "").strip("/")
+        parts = prefix.split("/")
+        if not prefix or any(part in ("", ".", "..") for part in parts):
+            raise Invalid("storage_path must be a key prefix like a/b/c (no empty, . or .. parts)")
+        if re.search(r"[\x00-\x1f\x7f]", prefix):
+            raise Invalid("storage_path has control characters")
+        self.bucket = p["s3_bucket"]
+        self.prefix = prefix
+        self.secrets = [v for v in (p["s3_secret_access_key"], p["s3_access_key_id"]) if v]
+        self.rclone = shutil.which("rclone")
+        if not self.rclone:
+            raise StorageError("rclone is not installed on the node (run node-provision)")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+        cfg = "RCLONE_CONFIG_%s_" % RCLONE_REMOTE.upper()
+        env.update({
+            "RCLONE_CONFIG": "/dev/null",
+            cfg + "TYPE": "s3",
+            cfg + "PROVIDER": "Other",
+            cfg + "ENDPOINT": p["s3_endpoint"],
+            cfg + "REGION": p.get("s3_region") or "us-east-1",
+            cfg + "ACCESS_KEY_ID": p["s3_access_key_id"],
+            cfg + "SECRET_ACCESS_KEY": p["s3_secret_access_key"],
+            cfg + "FORCE_PATH_STYLE": "true" if p.get("s3_path_style", True) is not False else "false",
+            # the bucket exists; creating it needs rights a backup key should not have
+            cfg + "NO_CHECK_BUCKET": "true",
+            # streamed uploads: 16 MiB parts (at most 10,000: 156 GiB per artifact)
+            cfg + "CHUNK_SIZE": "16Mi",
+        })
+        self.env = env
+
+    def redact(self, text):
+        for s in self.secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def describe(self, name=None):
+        return "s3://%s/%s%s" % (self.bucket, self.prefix, "/" + name if name else "")
+
+    def remote(self, name=None):
+        return "%s:%s/%s%s" % (RCLONE_REMOTE, self.bucket, self.prefix, "/" + name if name else "")
+
+    def argv(self, *args):
+        return [self.rclone] + RCLONE_FLAGS + list(args)
+
+    def run(self, what, args, data=None, timeout=600):
+        try:
+            proc = subprocess.run(self.argv(*args), input=data, capture_output=True, env=self.env,
+                                  cwd="/", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise StorageError("%s: rclone timed out" % what)
+        except OSError as exc:
+            raise StorageError("%s: cannot run rclone: %s" % (what, exc))
+        if proc.returncode != 0:
+            raise StorageError("%s failed: %s" % (what, self.redact(
+                proc.stderr.decode("utf-8", "replace").strip()[-600:] or "rclone rc=%d" % proc.returncode)))
+        return proc.stdout
+
+    def list(self):
+        out = self.run("listing %s" % self.describe(),
+                       ["lsjson", "--files-only", "--no-mimetype", "--no-modtime", self.remote()], timeout=120)
+        try:
+            items = json.loads(out.decode("utf-8") or "[]")
+        except ValueError:
+            raise StorageError("listing %s: unexpected rclone output" % self.describe())
+        return {i["Name"]: int(i.get("Size", -1)) for i in items if not i.get("IsDir")}
+
+    def exists(self):
+        return bool(self.list())
+
+    def prepare(self):
+        pass
+
+    def writer(self, name):
+        return S3Writer(self, name)
+
+    def read_chunks(self, name, fn):
+        err = tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen(self.argv("cat", self.remote(name)), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=err, env=self.env, cwd="/")
+        except OSError as exc:
+            err.close()
+            raise StorageError("cannot run rclone: %s" % exc)
+        try:
+            while True:
+                chunk = proc.stdout.read(CHUNK)
+                if not chunk:
+                    break
+                fn(chunk)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            err.close()
+            raise
+        proc.stdout.close()
+        rc = proc.wait()
+        message = self.redact(tail(err))
+        err.close()
+        if rc != 0:
+            raise StorageError("reading %s failed: %s" % (self.describe(name), message or "rclone rc=%d" % rc))
+
+    def put(self, name, data):
+        self.run("writing %s" % self.describe(name), ["rcat", self.remote(name)], data=data, timeout=300)
+
+    def get(self, name):
+        data = self.run("reading %s" % self.describe(name), ["cat", "--count", str(MANIFEST_LIMIT),
+                                                            self.remote(name)], timeout=120)
+        return data
+
+    def delete(self, names):
+        if names:
+            self.run("deleting from %s" % self.describe(), ["delete", self.remote(), "--files-from-raw", "-"],
+                     data=("\n".join(names) + "\n").encode("utf-8"), timeout=300)
+
+    def remove_dir(self):
+        return []
+
+    def local_path(self, name):
+        return None
+
+
+class S3Writer:
+    """`rclone rcat` fed through its stdin. Committed by closing stdin; aborted by killing rclone
+    (a streamed multipart upload is then never completed: no object appears)."""
+
+    def __init__(self, storage, name):
+        self.s = storage
+        self.name = name
+        self.err = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(storage.argv("rcat", storage.remote(name)), stdin=subprocess.PIPE,
+                                         stdout=subprocess.DEVNULL, stderr=self.err, env=storage.env, cwd="/")
+        except OSError as exc:
+            self.err.close()
+            raise StorageError("cannot run rclone: %s" % exc)
+
+    def _failed(self, what):
+        try:
+            rc = self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        message = self.s.redact(tail(self.err))
+        return StorageError("%s %s failed: %s" % (what, self.s.describe(self.name), message or "rclone rc=%d" % rc))
+
+    def write(self, data):
+        try:
+            self.proc.stdin.write(data)
+        except (BrokenPipeError, OSError):
+            raise self._failed("uploading")
+
+    def commit(self):
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        rc = self.proc.wait()
+        if rc != 0:
+            raise self._failed("uploading")
+        self.err.close()
+
+    def abort(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait()
+        self.err.close()
+
+
+def make_storage(kind, path, p):
+    if kind == "local":
+        return LocalStorage(path)
+    if kind == "s3":
+        return S3Storage(p, path)
+    raise Invalid("storage_type must be local or s3")
+
+
+def checksum(storage, name):
+    h = hashlib.sha256()
+    size = [0]
+
+    def take(chunk):
+        h.update(chunk)
+        size[0] += len(chunk)
+
+    storage.read_chunks(name, take)
+    return size[0], h.hexdigest()
+
+
+# ------------------------------------------------------------------ the environment --------------
+class Target:
+    """Names and paths of one environment, derived like pressluft_environment does."""
+
+    def __init__(self, p):
+        for key in ("site_id", "environment_id"):
+            if not UUID_RE.match(p.get(key) or ""):
+                raise Invalid("%s must be a UUID" % key)
+        self.p = p
+        self.site_id = p["site_id"].lower()
+        self.env_id = p["environment_id"].lower()
+        self.user = "pl_" + self.env_id.replace("-", "")[-16:]
+        sites_root = os.path.normpath(p["sites_root"])
+        self.root = os.path.join(sites_root, self.site_id, self.env_id)
+        if p.get("environment_root") and os.path.normpath(p["environment_root"]) != self.root:
+            raise Invalid("environment_root %r differs from the derived %r" % (p["environment_root"], self.root))
+        self.db_name = p.get("db_name") or self.user
+        if not DB_IDENT_RE.match(self.db_name):
+            raise Invalid("db_name must match %s" % DB_IDENT_RE.pattern)
+        self.redis_prefix = p.get("redis_prefix") or "pressluft_%s:" % self.env_id
+        if not re.match(r"^[A-Za-z0-9_:.-]{1,128}$", self.redis_prefix):
+            raise Invalid("redis_prefix has unexpected characters")
+        self.releases_dir = os.path.join(self.root, "releases")
+        self.shared = os.path.join(self.root, "shared")
+        self.uploads = os.path.join(self.shared, "uploads")
+        self.cache_dir = os.path.join(FASTCGI_CACHE_DIR, self.env_id)
+        self.fpm_socket = "/run/php/pressluft-%s.sock" % self.user
+
+    def require_present(self):
+        try:
+            pw = pwd.getpwnam(self.user)
+        except KeyError:
+            raise Invalid("environment %s is not present on this node (no user %s)" % (self.env_id, self.user))
+        if not os.path.isdir(self.root):
+            raise Invalid("environment %s is not present on this node (%s missing)" % (self.env_id, self.root))
+        self.uid = pw.pw_uid
+        self.gid = pw.pw_gid
+        self.web_gid = grp.getgrnam(WEB_GROUP).gr_gid
+
+    def php_version(self):
+        wanted = (self.p.get("php_version") or "").strip()
+        if wanted:
+            if not PHP_VERSION_RE.match(wanted):
+                raise Invalid("php_version must look like 8.2")
+            return wanted
+        pools = sorted(glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % self.user))
+        if pools:
+            return pools[-1].split("/")[3]
+        proc = subprocess.run(["php", "-r", "echo PHP_MAJOR_VERSION.'.'.PHP_MINOR_VERSION;"],
+                              capture_output=True, text=True, check=False)
+        return proc.stdout.strip() or None
+
+    def php_cli(self):
+        ver = self.php_version()
+        if ver and shutil.which("php" + ver):
+            return "php" + ver
+        return "php"
+
+    def current_release(self):
+        """Absolute path of the release `current` points to (None when there is none)."""
+        cur = os.path.join(self.root, "current")
+        if not os.path.islink(cur):
+            return None
+        name = os.path.basename(os.readlink(cur).rstrip("/"))
+        path = os.path.join(self.releases_dir, name)
+        if os.readlink(cur) != "releases/" + name or not os.path.isfile(os.path.join(path, "wp-load.php")):
+            return None
+        return path
+
+    def releases(self):
+        try:
+            return sorted(d for d in os.listdir(self.releases_dir)
+                          if not d.startswith(".") and os.path.isdir(os.path.join(self.releases_dir, d)))
+        except FileNotFoundError:
+            return []
+
+    def table_prefix(self):
+        if self.p.get("table_prefix"):
+            return self.p["table_prefix"]
+        try:
+            with open(os.path.join(self.shared, "wp-config.php"), "r", encoding="utf-8", errors="replace") as fh:
+                m = re.search(r"\$table_prefix\s*=\s*'([A-Za-z0-9_]*)'", fh.read())
+                if m:
+                    return m.group(1)
+        except OSError:
+            pass
+        return "wp_"
+
+
+def is_core(name):
+    return name in CORE_TOP or (name.startswith("wp-") and name.endswith(".php") and name != "wp-config.php")
+
+
+def wordpress_version(release_dir):
+    try:
+        with open(os.path.join(release_dir, "wp-includes", "version.php"), "r", encoding="utf-8") as fh:
+            m = re.search(r"\$wp_version\s*=\s*'([^']+)'", fh.read())
+            return m.group(1) if m else None
+    except OSError:
+        return None
+
+
+def mariadb(sql, database=None, raw=False):
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if not client:
+        raise ApplyError("the mariadb client is not installed")
+    argv = [client, "--protocol=socket", "--user=root", "--batch", "--skip-column-names"] + (["--raw"] if raw else [])
+    if database:
+        argv.append(database)
+    proc = subprocess.run(argv, input=sql, capture_output=True, text=True, cwd="/", check=False)
+    if proc.returncode != 0:
+        raise ApplyError("MariaDB (as root over the unix socket) failed: %s" % proc.stderr.strip()[-600:])
+    return proc.stdout
+
+
+def sql_str(value):
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ident(name):
+    return "`" + name.replace("`", "``") + "`"
+
+
+def own_tree(top, uid, gid):
+    """Owner uid:gid, directories 2750, files 0640 (as pressluft_environment sets them); links are
+    re-owned, never followed (every change goes through a descriptor opened with O_NOFOLLOW);
+    anything else (fifos, sockets, devices) is removed."""
+    def paths():
+        yield top
+        for root, dirs, files in os.walk(top):
+            for n in dirs + files:
+                yield os.path.join(root, n)
+
+    for name in paths():
+        st = os.lstat(name)
+        if stat.S_ISLNK(st.st_mode):
+            os.lchown(name, uid, gid)
+            continue
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            os.unlink(name)
+            continue
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+        fd = os.open(name, flags | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
+        try:
+            fst = os.fstat(fd)
+            mode = 0o2750 if stat.S_ISDIR(fst.st_mode) else 0o640
+            if (fst.st_uid, fst.st_gid) != (uid, gid):
+                os.fchown(fd, uid, gid)
+            if stat.S_IMODE(fst.st_mode) != mode or (fst.st_uid, fst.st_gid) != (uid, gid):
+                os.fchmod(fd, mode)  # after fchown, which clears setgid
+        finally:
+            os.close(fd)
+
+
+def exchange(a, b):
+    """Atomically swaps two paths (renameat2 RENAME_EXCHANGE); False when the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = fn(ctypes.c_int(at_fdcwd), os.fsencode(a), ctypes.c_int(at_fdcwd), os.fsencode(b),
+            ctypes.c_uint(rename_exchange))
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def master_pid(pidfile, title):
+    try:
+        with open(pidfile, "r", encoding="ascii") as fh:
+            pid = int(fh.read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            return pid if fh.read().startswith(title) else None
+    except (OSError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------ create ----------------------
+class Backup:
+    def __init__(self, module):
+        self.m = module
+        self.p = module.params
+        if not UUID_RE.match(self.p.get("backup_id") or ""):
+            raise Invalid("backup_id must be a UUID")
+        self.backup_id = self.p["backup_id"].lower()
+        if not self.p.get("storage_type") or not self.p.get("storage_path"):
+            raise Invalid("storage_type and storage_path are required")
+        self.storage = make_storage(self.p["storage_type"], self.p["storage_path"], self.p)
+        self.timer = Timer()
+        self.facts = {
+            "backup_id": self.backup_id,
+            "backup_storage_type": self.storage.kind,
+            "backup_storage_path": self.p["storage_path"].rstrip("/") or self.p["storage_path"],
+        }
+
+    def storage_failure(self, exc):
+        return Known("BACKUP_STORAGE_FAILED", str(exc))
+
+    # ------------------------------------------------------------------------------------ create
+    def create(self):
+        p = self.p
+        t = Target(p)
+        t.require_present()
+        scope = p["backup_scope"]
+        self.facts["backup_scope"] = scope
+        try:
+            listing = self.timer.run("list", self.storage.list)
+            if MANIFEST in listing:
+                existing = self.timer.run("verify_existing", self.existing, listing)
+                if existing is not None:
+                    return False, existing
+                if not self.m.check_mode:
+                    self.storage.delete([MANIFEST])
+        except StorageError as exc:
+            raise self.storage_failure(exc)
+        if self.m.check_mode:
+            return True, {}
+
+        release = t.current_release()
+        if release is None:
+            raise Known("BACKUP_DUMP_FAILED", "environment %s has no current release" % t.env_id)
+        site_url = (p.get("site_url") or p.get("preview_url") or "").rstrip("/")
+        if not site_url:
+            raise Invalid("site_url (or preview_url) is required")
+        created_at = now_iso()
+        written = []
+        try:
+            self.storage.prepare()
+            results = self.produce_all(t, release, SCOPES[scope], written)
+            manifest = {
+                "format": FORMAT,
+                "backup_id": self.backup_id,
+                "site_id": t.site_id,
+                "environment_id": t.env_id,
+                "scope": scope,
+                "created_at": created_at,
+                "wordpress_version": wordpress_version(release),
+                "php_version": t.php_version(),
+                "site_url": site_url,
+                "table_prefix": t.table_prefix(),
+                "artifacts": [results[name] for name in SCOPES[scope]],
+            }
+            data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+            written.append(MANIFEST)
+            self.timer.run("manifest", self.storage.put, MANIFEST, data)
+            back = self.timer.run("manifest_verify", self.storage.get, MANIFEST)
+            if back != data:
+                raise VerifyError("manifest.json read back from %s differs from what was written"
+                                  % self.storage.describe())
+        except (StorageError, DumpError, VerifyError, Aborted, OSError) as exc:
+            code = {DumpError: "BACKUP_DUMP_FAILED", VerifyError: "BACKUP_VERIFY_FAILED"}.get(
+                type(exc), "BACKUP_STORAGE_FAILED")
+            message = str(exc) if not isinstance(exc, OSError) else "%s: %s" % (exc.filename, exc.strerror)
+            self.facts["backup_cleanup"] = self.clean_up(written)
+            raise Known(code, message)
+        except BaseException:
+            self.clean_up(written)
+            raise
+        return True, self.result_facts(manifest, data)
+
+    def result_facts(self, manifest, data):
+        return {
+            "backup_manifest": manifest,
+            "backup_size_bytes": sum(a["size"] for a in manifest["artifacts"]),
+            "backup_checksum": hashlib.sha256(data).hexdigest(),
+            "backup_scope": manifest.get("scope"),
+        }
+
+    def existing(self, listing):
+        """The facts of the completed backup at storage_path when it verifies; None when it does
+        not (it is then made again)."""
+        data = self.storage.get(MANIFEST)
+        try:
+            manifest = json.loads(data.decode("utf-8"))
+        except ValueError:
+            return None
+        if not isinstance(manifest, dict):
+            return None
+        if manifest.get("backup_id") != self.backup_id:
+            raise StorageError("%s holds the manifest of another backup (%s); not touched"
+                               % (self.storage.describe(), manifest.get("backup_id")))
+        if manifest.get("scope") != self.p["backup_scope"] or not valid_artifacts(manifest):
+            return None
+        for art in manifest["artifacts"]:
+            if listing.get(art["name"]) != art["size"]:
+                return None
+            if checksum(self.storage, art["name"]) != (art["size"], art["sha256"]):
+                return None
+        return self.result_facts(manifest, data)
+
+    def clean_up(self, written):
+        """Removes what this run wrote; 'removed' or why not."""
+        try:
+            names = list(written)
+            if MANIFEST in names:  # never leave a manifest: first
+                self.storage.delete([MANIFEST])
+                names.remove(MANIFEST)
+            self.storage.delete(names)
+            self.storage.remove_dir()
+            return "removed"
+        except (StorageError, OSError) as exc:
+            return "not removed: %s" % exc
+
+    def producer(self, t, release, name):
+        zstd = {"argv": ["zstd", "-q", "-c", "-3", "-T0"]}
+        user = (t.uid, t.gid)
+        if name == DB_ARTIFACT:
+            dump = shutil.which("mariadb-dump") or shutil.which("mysqldump") or "mariadb-dump"
+            return [{"argv": [dump, "--protocol=socket", "--user=root", "--single-transaction", "--quick",
+                              "--routines", "--triggers", "--hex-blob", "--no-tablespaces",
+                              "--skip-lock-tables", "--skip-dump-date", "--default-character-set=utf8mb4",
+                              t.db_name]}, zstd]
+        tar = ["tar", "--create", "--file=-", "--sort=name", "--warning=no-file-changed",
+               "--warning=no-file-removed", "--warning=no-file-shrank"]
+        if name == FILES_ARTIFACT:
+            extras = sorted(e for e in os.listdir(release)
+                            if e not in ("wp-content", "wp-config.php") and not is_core(e))
+            argv = tar + ["--directory=" + release, "--anchored"]
+            argv += ["--exclude=" + x for x in CONTENT_EXCLUDE]
+            argv += ["--", "wp-content"] + extras
+        else:
+            if not os.path.isdir(t.uploads):
+                raise DumpError("%s is missing" % t.uploads)
+            argv = tar + ["--directory=" + t.uploads, "--", "."]
+        # tar exits 1 when a file changed while it was read (a live site): not an error
+        return [{"argv": argv, "ok": (0, 1), "user": user}, zstd]
+
+    def produce(self, t, release, name, stop, written):
+        """Produce one artifact into the storage, then read it back; its manifest entry."""
+        started = time.monotonic()
+        steps = self.producer(t, release, name)
+        h = hashlib.sha256()
+        size = 0
+        with self.lock:
+            written.append(name)
+        writer = self.storage.writer(name)
+        pipe = None
+        try:
+            pipe = Pipeline(steps)
+            while True:
+                if stop.is_set():
+                    raise Aborted("aborted")
+                chunk = pipe.stdout.read(CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                size += len(chunk)
+                writer.write(chunk)
+            failed = pipe.finish()
+            pipe = None
+            if failed:
+                raise DumpError("%s: %s" % (name, failed))
+            writer.commit()
+        except BaseException:
+            if pipe is not None:
+                pipe.kill()
+            writer.abort()
+            raise
+        key = name.split(".")[0]
+        with self.timer.lock:
+            self.timer.ms[key] = int((time.monotonic() - started) * 1000)
+        digest = h.hexdigest()
+        got = self.timer.run(key + "_verify", checksum, self.storage, name)
+        if got != (size, digest):
+            raise VerifyError("%s read back from %s: %d bytes, sha256 %s; written: %d bytes, sha256 %s"
+                              % (name, self.storage.describe(), got[0], got[1], size, digest))
+        return {"name": name, "size": size, "sha256": digest}
+
+    def produce_all(self, t, release, names, written):
+        """All artifacts side by side; the first real failure stops the others."""
+        stop = threading.Event()
+        self.lock = threading.Lock()
+        results, errors = {}, []
+
+        def work(name):
+            try:
+                results[name] = self.produce(t, release, name, stop, written)
+            except BaseException as exc:  # pylint: disable=broad-except
+                errors.append(exc)
+                stop.set()
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+            list(pool.map(work, names))
+        real = [e for e in errors if not isinstance(e, Aborted)]
+        if real or errors:
+            raise (real or errors)[0]
+        return results
+
+    # ------------------------------------------------------------------------------------ delete
+    def delete(self):
+        try:
+            listing = self.timer.run("list", self.storage.list)
+            exists = self.storage.exists() if self.storage.kind == "local" else bool(listing)
+            if not exists:
+                return False, {"backup_deleted": True, "backup_deleted_objects": []}
+            names = [n for n in ARTIFACTS if n in listing or (PARTIAL % n) in listing]
+            deleted = []
+            if MANIFEST in listing or (PARTIAL % MANIFEST) in listing:
+                try:
+                    manifest = json.loads(self.storage.get(MANIFEST).decode("utf-8")) if MANIFEST in listing else {}
+                except ValueError:
+                    manifest = {}
+                if isinstance(manifest, dict) and manifest.get("backup_id") not in (None, self.backup_id):
+                    raise StorageError("%s holds the manifest of another backup (%s); not deleted"
+                                       % (self.storage.describe(), manifest.get("backup_id")))
+                if isinstance(manifest, dict) and valid_artifacts(manifest):
+                    names += [a["name"] for a in manifest["artifacts"] if a["name"] not in names]
+                if not self.m.check_mode:
+                    self.timer.run("delete_manifest", self.storage.delete, [MANIFEST])
+                deleted.append(MANIFEST)
+            names = [n for n in names if n in listing or (PARTIAL % n) in listing]
+            if not self.m.check_mode:
+                self.timer.run("delete", self.storage.delete, names)
+            deleted += names
+            leftovers = [] if self.m.check_mode else self.storage.remove_dir()
+        except StorageError as exc:
+            raise self.storage_failure(exc)
+        facts = {"backup_deleted": True, "backup_deleted_objects": deleted}
+        if leftovers:
+            facts["backup_leftovers"] = leftovers
+        # local: the (empty) directory removed is a change too; a directory holding only
+        # unknown files stays and is no change on reruns
+        return bool(deleted) or (self.storage.kind == "local" and not leftovers), facts
+
+
+def valid_artifacts(manifest):
+    arts = manifest.get("artifacts")
+    if not isinstance(arts, list) or not arts:
+        return False
+    for a in arts:
+        if (not isinstance(a, dict) or a.get("name") not in ARTIFACTS or not isinstance(a.get("size"), int)
+                or isinstance(a.get("size"), bool) or a["size"] < 0 or not SHA_RE.match(str(a.get("sha256")))):
+            return False
+    return len({a["name"] for a in arts}) == len(arts)
+
+
+# ------------------------------------------------------------------ restore ---------------------
+class Restore:
+    def __init__(self, module):
+        self.m = module
+        p = self.p = module.params
+        if not UUID_RE.match(p.get("restore_id") or ""):
+            raise Invalid("restore_id must be a UUID")
+        self.restore_id = p["restore_id"].lower()
+        self.t = Target(p)
+        self.site_url = (p.get("site_url") or p.get("preview_url") or "").rstrip("/")
+        u = urlsplit(self.site_url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise Invalid("site_url must be an http(s) URL")
+        if not isinstance(p.get("backup_manifest"), dict):
+            raise Invalid("backup_manifest (the recorded manifest) is required")
+        if not p.get("storage_type") or not p.get("storage_path"):
+            raise Invalid("backup_storage_type and backup_storage_path are required")
+        self.storage = make_storage(p["storage_type"], p["storage_path"], p)
+        self.rollback = None
+        if p.get("rollback_storage_path"):
+            if not isinstance(p.get("rollback_manifest"), dict):
+                raise Invalid("rollback_manifest is required with rollback_storage_path")
+            self.rollback = make_storage(p["storage_type"], p["rollback_storage_path"], p)
+        self.timer = Timer()
+        self.changes = []
+        self.facts = {
+            "restore_id": self.restore_id,
+            "backup_id": p["backup_manifest"].get("backup_id"),
+            "restore_verified": False,
+            "restore_healthy": False,
+            "restored_release": None,
+            "rolled_back": False,
+            "healthy": False,
+        }
+
+    # --------------------------------------------------------------------------------- verify
+    def check_manifest(self, storage, recorded, label):
+        """The manifest at the target equals the recorded one and fits this environment."""
+        if recorded.get("format") != FORMAT or not valid_artifacts(recorded):
+            raise VerifyError("the recorded %s manifest is not a format-%d manifest with valid artifacts" % (label, FORMAT))
+        if recorded.get("scope") not in SCOPES or sorted(a["name"] for a in recorded["artifacts"]) != sorted(SCOPES[recorded["scope"]]):
+            raise VerifyError("the recorded %s manifest's artifacts do not match its scope" % label)
+        listing = storage.list()
+        if MANIFEST not in listing:
+            raise StorageError("%s: manifest.json not found" % storage.describe())
+        try:
+            stored = json.loads(storage.get(MANIFEST).decode("utf-8"))
+        except ValueError:
+            raise VerifyError("%s: manifest.json is not valid JSON" % storage.describe())
+        if stored != recorded:
+            raise VerifyError("%s: manifest.json differs from the recorded %s manifest" % (storage.describe(), label))
+        for art in recorded["artifacts"]:
+            if art["name"] not in listing:
+                raise StorageError("%s: %s not found" % (storage.describe(), art["name"]))
+        return listing
+
+    def fetch(self, storage, recorded, dest, label):
+        """Verifies every artifact (size + SHA-256); {name: local path}. S3 artifacts are streamed
+        into dest (0700); local ones are verified in place (root-only directory)."""
+        listing = self.check_manifest(storage, recorded, label)
+        paths = {}
+        for art in recorded["artifacts"]:
+            name = art["name"]
+            if listing[name] != art["size"]:
+                raise VerifyError("%s: %s has %d bytes, the manifest says %d"
+                                  % (storage.describe(), name, listing[name], art["size"]))
+            local = storage.local_path(name)
+            if local is not None:
+                got = checksum(storage, name)
+                paths[name] = local
+            else:
+                os.makedirs(dest, mode=0o700, exist_ok=True)
+                path = os.path.join(dest, name)
+                h = hashlib.sha256()
+                size = [0]
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    def take(chunk):
+                        h.update(chunk)
+                        size[0] += len(chunk)
+                        fh.write(chunk)
+                    storage.read_chunks(name, take)
+                got = (size[0], h.hexdigest())
+                paths[name] = path
+            if got != (art["size"], art["sha256"]):
+                raise VerifyError("%s: %s does not match its checksum (%d bytes, sha256 %s; expected %d bytes, sha256 %s)"
+                                  % (storage.describe(), name, got[0], got[1], art["size"], art["sha256"]))
+        return paths
+
+    def check_fits(self, manifest, label):
+        t = self.t
+        if manifest.get("site_id") != t.site_id:
+            raise Known("RESTORE_FAILED", "the %s backup belongs to site %s, not to %s: restores never cross sites"
+                        % (label, manifest.get("site_id"), t.site_id))
+        names = [a["name"] for a in manifest["artifacts"]]
+        if DB_ARTIFACT in names and manifest.get("table_prefix") and manifest["table_prefix"] != t.table_prefix():
+            raise Known("RESTORE_FAILED", "the %s backup's table prefix %s differs from the environment's %s"
+                        % (label, manifest["table_prefix"], t.table_prefix()))
+
+    # --------------------------------------------------------------------------------- apply
+    def next_release_name(self):
+        name = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        existing = [r for r in self.t.releases() if RELEASE_RE.match(r)]
+        if existing and name <= existing[-1]:
+            last = datetime.strptime(existing[-1], "%Y%m%d%H%M%S")
+            name = (last + timedelta(seconds=1)).strftime("%Y%m%d%H%M%S")
+        return name
+
+    def run_as_user(self, argv, what):
+        t = self.t
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, cwd="/",
+                              check=False, **as_user(t.uid, t.gid))
+        if proc.returncode != 0:
+            raise ApplyError("%s failed: %s" % (what, proc.stderr.decode("utf-8", "replace").strip()[-600:]))
+
+    def extract(self, archive, dest, extra=()):
+        """zstd (root, reads the root-only archive) | tar as the environment's user."""
+        t = self.t
+        pipe = Pipeline([
+            {"argv": ["zstd", "-q", "-d", "-c", "--", archive]},
+            {"argv": ["tar", "--extract", "--file=-", "--directory=" + dest, "--no-same-owner",
+                      "--no-same-permissions", "--no-overwrite-dir"] + list(extra),
+             "user": (t.uid, t.gid)},
+        ], stdout=subprocess.DEVNULL)
+        failed = pipe.finish()
+        if failed:
+            raise ApplyError("extracting %s: %s" % (os.path.basename(archive), failed))
+
+    def make_dir(self, path):
+        os.mkdir(path, 0o700)
+        os.chown(path, self.t.uid, self.t.web_gid)
+        os.chmod(path, 0o2750)
+
+    def build_release(self, archive, name):
+        """releases/.tmp-<name>: WordPress core of the current release + the files archive."""
+        t = self.t
+        src = t.current_release()
+        deref = False
+        if src is None:
+            src = self.p["wordpress_source_dir"]
+            deref = True
+            if not os.path.isfile(os.path.join(src, "wp-load.php")):
+                raise ApplyError("no current release and no WordPress in %s" % src)
+        tmp = os.path.join(t.releases_dir, ".tmp-" + name)
+        if os.path.lexists(tmp):
+            shutil.rmtree(tmp)
+        self.make_dir(tmp)
+        core = sorted(os.path.join(src, e) for e in os.listdir(src) if is_core(e))
+        if core:
+            self.run_as_user(["cp", "-R", "-L" if deref else "-P", "--preserve=timestamps", "-t", tmp, "--"] + core,
+                             "copying WordPress core from %s" % src)
+        self.extract(archive, tmp, ["--anchored", "--exclude=wp-config.php", "--exclude=./wp-config.php",
+                                    "--exclude=wp-content/uploads", "--exclude=./wp-content/uploads"])
+        content = os.path.join(tmp, "wp-content")
+        if not os.path.isdir(content) or os.path.islink(content):
+            raise ApplyError("the files archive holds no wp-content directory")
+        for path, target in ((os.path.join(tmp, "wp-config.php"), "../../shared/wp-config.php"),
+                             (os.path.join(content, "uploads"), "../../../shared/uploads")):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.unlink(path)
+            os.symlink(target, path)
+        mu = os.path.join(content, "mu-plugins")
+        if os.path.lexists(mu) and not os.path.isdir(mu):
+            os.unlink(mu)
+        if not os.path.exists(mu):
+            os.mkdir(mu, 0o750)
+        plugin = self.p["login_plugin_src"]
+        if os.path.isfile(plugin):
+            dst = os.path.join(mu, "pressluft-login.php")
+            if os.path.lexists(dst):
+                os.unlink(dst)
+            shutil.copyfile(plugin, dst, follow_symlinks=True)
+        own_tree(tmp, t.uid, t.web_gid)
+        return tmp
+
+    def build_uploads(self, archive, name):
+        tmp = os.path.join(self.t.shared, ".uploads-new-" + name)
+        if os.path.lexists(tmp):
+            shutil.rmtree(tmp)
+        self.make_dir(tmp)
+        self.extract(archive, tmp)
+        own_tree(tmp, self.t.uid, self.t.web_gid)
+        return tmp
+
+    def import_database(self, dump):
+        t = self.t
+        db = sql_str(t.db_name)
+        out = mariadb("SELECT 'SCHEMA', SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s;\n"
+                      "SELECT TABLE_TYPE, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n"
+                      "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s;\n"
+                      % (db, db, db), raw=True)
+        lines = out.splitlines()
+        if not lines or lines[0] != "SCHEMA\t" + t.db_name:
+            raise ApplyError("database %s does not exist" % t.db_name)
+        stmts = ["SET FOREIGN_KEY_CHECKS=0;"]
+        for line in lines[1:]:
+            kind, _, name = line.partition("\t")
+            if not name:
+                continue
+            obj = "%s.%s" % (ident(t.db_name), ident(name))
+            if kind == "VIEW":
+                stmts.insert(1, "DROP VIEW IF EXISTS %s;" % obj)
+            elif kind in ("PROCEDURE", "FUNCTION"):
+                stmts.append("DROP %s IF EXISTS %s;" % (kind, obj))
+            elif kind:
+                stmts.append("DROP TABLE IF EXISTS %s;" % obj)
+        mariadb("\n".join(stmts) + "\n")
+        client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+        pipe = Pipeline([
+            {"argv": ["zstd", "-q", "-d", "-c", "--", dump]},
+            {"argv": [client, "--protocol=socket", "--user=root", "--batch", "--default-character-set=utf8mb4",
+                      t.db_name]},
+        ], stdout=subprocess.DEVNULL)
+        failed = pipe.finish()
+        if failed:
+            raise ApplyError("database import: %s" % failed)
+
+    def swap_uploads(self, new):
+        t = self.t
+        if os.path.lexists(t.uploads):
+            if exchange(new, t.uploads):
+                old = new
+            else:
+                old = os.path.join(t.shared, ".uploads-old-" + os.path.basename(new).split("-")[-1])
+                os.rename(t.uploads, old)
+                os.rename(new, t.uploads)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(new, t.uploads)
+
+    def activate(self, tmp, name):
+        t = self.t
+        final = os.path.join(t.releases_dir, name)
+        os.rename(tmp, final)
+        link = os.path.join(t.root, "current")
+        tmp_link = link + ".pressluft-tmp"
+        if os.path.lexists(tmp_link):
+            os.unlink(tmp_link)
+        os.symlink("releases/" + name, tmp_link)
+        os.replace(tmp_link, link)
+
+    def prune_releases(self):
+        t = self.t
+        current = t.current_release()
+        current = os.path.basename(current) if current else None
+        names = t.releases()
+        keep = set(names[-KEEP_RELEASES:]) | ({current} if current else set())
+        removed = []
+        for name in names:
+            if name not in keep:
+                shutil.rmtree(os.path.join(t.releases_dir, name), ignore_errors=True)
+                removed.append(name)
+        return removed
+
+    def rewrite_urls(self, old):
+        t = self.t
+        argv = ["runuser", "-u", t.user, "--", t.php_cli(), self.p["helper"], "--path=%s/current" % t.root,
+                "search-replace", "--old=" + old, "--new=" + self.site_url]
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd="/",
+                                  timeout=1800, check=False)
+        except subprocess.TimeoutExpired:
+            raise ApplyError("URL rewrite timed out")
+        result = last_json_line(proc.stdout)
+        if not isinstance(result, dict) or result.get("ok") is not True or proc.returncode != 0:
+            detail = (result or {}).get("error") if isinstance(result, dict) else None
+            raise ApplyError("URL rewrite %s -> %s failed: %s" % (
+                old, self.site_url, detail or (proc.stderr or proc.stdout).strip()[-400:] or "rc=%d" % proc.returncode))
+        return {"old": old, "new": self.site_url, "rows_changed": result.get("rows_changed"),
+                "replacements": result.get("replacements")}
+
+    def purge_caches(self):
+        t = self.t
+        out = {"redis_keys": 0, "page_cache_files": 0, "php_fpm": None}
+        cli = shutil.which("redis-cli")
+        if cli:
+            base = [cli, "-h", "127.0.0.1", "-p", "6379", "-n", "0"]
+            proc = subprocess.run(base + ["--scan", "--pattern", t.redis_prefix + "*"], capture_output=True,
+                                  text=True, check=False, stdin=subprocess.DEVNULL)
+            if proc.returncode == 0:
+                keys = [k for k in proc.stdout.splitlines() if k.startswith(t.redis_prefix)]
+                for i in range(0, len(keys), 500):
+                    subprocess.run(base + ["UNLINK"] + keys[i:i + 500], capture_output=True, check=False,
+                                   stdin=subprocess.DEVNULL)
+                out["redis_keys"] = len(keys)
+        if os.path.isdir(t.cache_dir) and not os.path.islink(t.cache_dir):
+            for root, _, files in os.walk(t.cache_dir):
+                for name in files:
+                    try:
+                        os.unlink(os.path.join(root, name))
+                        out["page_cache_files"] += 1
+                    except OSError:
+                        pass
+        ver = t.php_version()
+        if ver:
+            pid = master_pid("/run/php/php%s-fpm.pid" % ver, b"php-fpm: master process")
+            if pid:
+                os.kill(pid, signal.SIGUSR2)  # = `service phpX.Y-fpm reload`: OPcache emptied
+                out["php_fpm"] = "reloaded"
+            else:
+                subprocess.run(["service", "php%s-fpm" % ver, "start"], capture_output=True, check=False,
+                               stdin=subprocess.DEVNULL)
+                out["php_fpm"] = "started"
+            deadline = time.monotonic() + 5
+            time.sleep(0.05)
+            while not os.path.exists(t.fpm_socket) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return out
+
+    def apply(self, manifest, paths, label):
+        """Restores the artifacts onto the environment; the new release's name (None for db)."""
+        t = self.t
+        timer = self.timer
+        name = self.next_release_name()
+        release_tmp = uploads_tmp = None
+        release = None
+        try:
+            for leftover in glob.glob(os.path.join(t.shared, ".uploads-new-*")) + glob.glob(os.path.join(t.shared, ".uploads-old-*")):
+                shutil.rmtree(leftover, ignore_errors=True)
+            if FILES_ARTIFACT in paths:
+                release_tmp = timer.run(label + "_release", self.build_release, paths[FILES_ARTIFACT], name)
+            if UPLOADS_ARTIFACT in paths:
+                uploads_tmp = timer.run(label + "_uploads", self.build_uploads, paths[UPLOADS_ARTIFACT], name)
+            if DB_ARTIFACT in paths:
+                self.changes.append("%s: database %s replaced" % (label, t.db_name))
+                timer.run(label + "_database", self.import_database, paths[DB_ARTIFACT])
+            if uploads_tmp:
+                timer.run(label + "_switch", self.swap_uploads, uploads_tmp)
+                uploads_tmp = None
+                self.changes.append("%s: uploads replaced" % label)
+            if release_tmp:
+                timer.run(label + "_switch", self.activate, release_tmp, name)
+                release_tmp = None
+                release = name
+                self.changes.append("%s: current -> releases/%s" % (label, name))
+        except OSError as exc:
+            raise ApplyError("%s: %s" % (exc.filename or "", exc.strerror or exc))
+        except DumpError as exc:
+            raise ApplyError(str(exc))
+        finally:
+            for tmp in (release_tmp, uploads_tmp):
+                if tmp:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        old = (manifest.get("site_url") or "").rstrip("/")
+        if DB_ARTIFACT in paths and old and old != self.site_url:
+            self.facts["url_rewrite"] = timer.run(label + "_url_rewrite", self.rewrite_urls, old)
+        pruned = self.prune_releases()
+        if pruned:
+            self.changes.append("removed old releases %s" % ", ".join(pruned))
+        self.facts["cache_purge"] = timer.run(label + "_caches", self.purge_caches)
+        return release
+
+    # --------------------------------------------------------------------------------- health
+    def health(self):
+        t = self.t
+        p = self.p
+        php = t.php_cli()
+        current = os.path.join(t.root, "current")
+        timeout = p["health_timeout"]
+
+        def http_check():
+            return check_http(self.site_url, "127.0.0.1", timeout, True)
+
+        def installed_check():
+            ok, res = run_helper(t.user, php, p["helper"], current, "is-installed", timeout)
+            return (ok, "installed" if ok else res)
+
+        def db_check():
+            ok, res = run_helper(t.user, php, p["helper"], current, "db-ping", timeout)
+            return (ok, "reachable" if ok else res)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            futures = {
+                "http": pool.submit(with_retry, http_check, p["health_retries"]),
+                "wordpress_installed": pool.submit(with_retry, installed_check, p["health_retries"]),
+                "database": pool.submit(with_retry, db_check, p["health_retries"]),
+            }
+            checks = {name: f.result() for name, f in futures.items()}
+        healthy = all(c["ok"] for c in checks.values())
+        self.facts.update({"healthy": healthy, "health_url": self.site_url, "health_checks": checks,
+                           "health_checked_at": now_iso()})
+        return healthy, ", ".join("%s: %s" % (k, v["detail"]) for k, v in checks.items() if not v["ok"])
+
+    # --------------------------------------------------------------------------------- run
+    def restore(self):
+        t = self.t
+        t.require_present()
+        manifest = self.p["backup_manifest"]
+        os.makedirs(RESTORE_TMP, mode=0o700, exist_ok=True)
+        os.chmod(RESTORE_TMP, 0o700)
+        for stale in glob.glob(os.path.join(RESTORE_TMP, "*")):
+            try:
+                if time.time() - os.lstat(stale).st_mtime > 6 * 3600:
+                    shutil.rmtree(stale, ignore_errors=True)
+            except OSError:
+                pass
+        tmp = tempfile.mkdtemp(prefix="restore-%s-" % self.restore_id, dir=RESTORE_TMP)
+        try:
+            try:
+                paths = self.timer.run("verify", self.fetch, self.storage, manifest, os.path.join(tmp, "backup"), "backup")
+                if self.rollback is not None:
+                    self.timer.run("verify_rollback_manifest", self.check_manifest, self.rollback,
+                                   self.p["rollback_manifest"], "rollback")
+            except StorageError as exc:
+                raise Known("RESTORE_STORAGE_UNREADABLE", str(exc))
+            except VerifyError as exc:
+                raise Known("RESTORE_CHECKSUM_MISMATCH", str(exc))
+            except OSError as exc:
+                raise Known("RESTORE_STORAGE_UNREADABLE", "%s: %s" % (exc.filename, exc.strerror))
+            self.check_fits(manifest, "restore")
+            if self.rollback is not None:
+                self.check_fits(self.p["rollback_manifest"], "rollback")
+            self.facts["restore_verified"] = True
+            self.facts["backup_scope"] = manifest.get("scope")
+            if self.m.check_mode:
+                return
+            error = None
+            try:
+                self.facts["restored_release"] = self.apply(manifest, paths, "restore")
+                healthy, detail = self.timer.run("health", self.health)
+                if not healthy:
+                    error = "unhealthy after the restore (%s)" % detail
+            except ApplyError as exc:
+                healthy = False
+                error = "the restore failed: %s" % exc
+                self.facts["healthy"] = False
+            self.facts["restore_healthy"] = healthy
+            if healthy:
+                return
+            if self.rollback is None:
+                raise Known("RESTORE_FAILED", error)
+            shutil.rmtree(os.path.join(tmp, "backup"), ignore_errors=True)  # disk space for the rollback
+            rollback_manifest = self.p["rollback_manifest"]
+            try:
+                rpaths = self.timer.run("rollback_verify", self.fetch, self.rollback, rollback_manifest,
+                                        os.path.join(tmp, "rollback"), "rollback")
+                self.facts["rollback_release"] = self.apply(rollback_manifest, rpaths, "rollback")
+            except (StorageError, VerifyError, ApplyError, OSError) as exc:
+                raise Known("RESTORE_FAILED", "%s; the rollback to the pre-restore backup failed: %s" % (error, exc))
+            self.facts["rolled_back"] = True
+            healthy, detail = self.timer.run("rollback_health", self.health)
+            self.facts["rollback_healthy"] = healthy
+            raise Known("RESTORE_ROLLED_BACK", "%s; rolled back to the pre-restore backup, which is %s" % (
+                error, "healthy" if healthy else "unhealthy too (%s)" % detail))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ main ------------------------
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type="str", required=True, choices=["create", "delete", "restore"]),
+            backup_id=dict(type="str"),
+            restore_id=dict(type="str"),
+            site_id=dict(type="str"),
+            environment_id=dict(type="str"),
+            environment_root=dict(type="str"),
+            sites_root=dict(type="str", default="/var/www/sites"),
+            db_name=dict(type="str"),
+            php_version=dict(type="str"),
+            table_prefix=dict(type="str"),
+            redis_prefix=dict(type="str"),
+            site_url=dict(type="str"),
+            preview_url=dict(type="str"),
+            backup_scope=dict(type="str", choices=["full", "db", "files"], default="full"),
+            storage_type=dict(type="str", choices=["local", "s3"]),
+            storage_path=dict(type="str"),
+            s3_endpoint=dict(type="str"),
+            s3_bucket=dict(type="str"),
+            s3_region=dict(type="str", default="us-east-1"),
+            s3_access_key_id=dict(type="str", no_log=True),
+            s3_secret_access_key=dict(type="str", no_log=True),
+            s3_path_style=dict(type="bool", default=True),
+            backup_manifest=dict(type="dict"),
+            rollback_storage_path=dict(type="str"),
+            rollback_manifest=dict(type="dict"),
+            wordpress_source_dir=dict(type="str", default="/usr/share/wordpress"),
+            login_plugin_src=dict(type="str", default="/usr/local/lib/pressluft/pressluft-login.php"),
+            helper=dict(type="str", default="/usr/local/lib/pressluft/pressluft-helper.php"),
+            health_timeout=dict(type="float", default=10.0),
+            health_retries=dict(type="int", default=1),
+        ),
+        supports_check_mode=True,
+    )
+    action = module.params["action"]
+    facts = {}
+    changed = False
+    timer = None
+    try:
+        if action == "restore":
+            job = Restore(module)
+            facts, timer = job.facts, job.timer
+            try:
+                job.restore()
+            finally:
+                changed = bool(job.changes)
+                facts["restore_changes"] = job.changes
+        else:
+            job = Backup(module)
+            facts, timer = job.facts, job.timer
+            changed, more = job.create() if action == "create" else job.delete()
+            facts.update(more)
+            if action == "create":
+                facts["backup_created"] = changed
+    except Known as exc:
+        facts.update({"error_code": exc.code, "error": str(exc)})
+        changed = changed or action == "restore" and bool(facts.get("restore_changes"))
+    except Invalid as exc:
+        module.warn("pressluft_backup failed: %s" % exc)
+        module.fail_json(msg=str(exc))
+    if timer is not None:
+        facts["restore_timings_ms" if action == "restore" else "backup_timings_ms"] = timer.done()
+    module.exit_json(changed=changed, pressluft_facts=facts, error_code=facts.get("error_code"))
+
+
+if __name__ == "__main__":
+    main()

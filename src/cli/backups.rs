@@ -1,0 +1,166 @@
+//! `pressluft backup`, `restore`, `schedule-backups` and `drill`: declare, then (with `--wait`)
+//! follow the resource until it ends.
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::client::{Client, ClientError};
+
+/// `1h`, `30m`, `2d` or plain minutes → minutes.
+pub fn parse_every(s: &str) -> Result<i64, ClientError> {
+    let bad = || ClientError::Api {
+        status: 400,
+        code: "bad_request".into(),
+        message: format!("--every {s:?}: use e.g. 30m, 1h, 1d"),
+    };
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "m"),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "m" | "min" => 1,
+        "h" => 60,
+        "d" => 1440,
+        _ => return Err(bad()),
+    };
+    Ok(n * factor).and_then(|m| if m >= 1 { Ok(m) } else { Err(bad()) })
+}
+
+/// Polls `path` until `status` is one of `done`; fails when it is one of `failed`.
+async fn wait(c: &Client, path: &str, done: &[&str], failed: &[&str]) -> Result<Value, ClientError> {
+    loop {
+        let (_, v) = c.request(Method::GET, path, None).await?;
+        let status = v["status"].as_str().unwrap_or_default().to_string();
+        if done.contains(&status.as_str()) {
+            return Ok(v);
+        }
+        if failed.contains(&status.as_str()) {
+            let code = v["last_error_code"]
+                .as_str()
+                .or(v["error_code"].as_str())
+                .unwrap_or("failed")
+                .to_string();
+            return Err(ClientError::Api {
+                status: 0,
+                code,
+                message: format!("{path} is {status}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn summary(kind: &str, v: &Value) -> String {
+    let mut line = format!(
+        "{kind} {} {}",
+        v["id"].as_str().unwrap_or_default(),
+        v["status"].as_str().unwrap_or_default()
+    );
+    if let Some(n) = v["size_bytes"].as_i64() {
+        line.push_str(&format!(" ({n} bytes)"));
+    }
+    if let Some(p) = v["pre_backup_id"].as_str() {
+        line.push_str(&format!(" (pre-restore backup {p})"));
+    }
+    line
+}
+
+pub async fn backup(c: &Client, env: &str, scope: &str, follow: bool) -> Result<String, ClientError> {
+    let (_, v) = c
+        .request(
+            Method::POST,
+            &format!("/api/environments/{env}/backups"),
+            Some(&json!({ "backup_scope": scope })),
+        )
+        .await?;
+    if !follow {
+        return Ok(summary("backup", &v));
+    }
+    let id = v["id"].as_str().unwrap_or_default();
+    let v = wait(c, &format!("/api/backups/{id}"), &["completed"], &["failed", "expired"]).await?;
+    Ok(summary("backup", &v))
+}
+
+pub async fn restore(c: &Client, env: &str, backup: &str, follow: bool) -> Result<String, ClientError> {
+    let (_, v) = c
+        .request(
+            Method::POST,
+            &format!("/api/environments/{env}/restores"),
+            Some(&json!({ "backup_id": backup })),
+        )
+        .await?;
+    if !follow {
+        return Ok(summary("restore", &v));
+    }
+    let id = v["id"].as_str().unwrap_or_default();
+    let v = wait(c, &format!("/api/restores/{id}"), &["succeeded"], &["failed"]).await?;
+    Ok(summary("restore", &v))
+}
+
+pub async fn drill(c: &Client, backup: &str, follow: bool) -> Result<String, ClientError> {
+    let (_, v) = c
+        .request(Method::POST, &format!("/api/backups/{backup}/drill"), None)
+        .await?;
+    if !follow {
+        return Ok(summary("drill", &v));
+    }
+    let id = v["id"].as_str().unwrap_or_default();
+    let v = wait(c, &format!("/api/restores/{id}"), &["succeeded"], &["failed"]).await?;
+    Ok(summary("drill", &v))
+}
+
+pub struct ScheduleArgs {
+    pub every: Option<String>,
+    pub cron: Option<String>,
+    pub scope: String,
+    pub keep_last: Option<i64>,
+    pub keep_days: Option<i64>,
+    pub drill: bool,
+}
+
+pub async fn schedule(c: &Client, env: &str, a: ScheduleArgs) -> Result<String, ClientError> {
+    let mut body = json!({ "backup_scope": a.scope, "drill": a.drill });
+    if let Some(e) = &a.every {
+        body["interval_minutes"] = json!(parse_every(e)?);
+    }
+    if let Some(cron) = &a.cron {
+        body["cron"] = json!(cron);
+    }
+    if let Some(n) = a.keep_last {
+        body["keep_last"] = json!(n);
+    }
+    if let Some(n) = a.keep_days {
+        body["keep_days"] = json!(n);
+    }
+    let (_, v) = c
+        .request(
+            Method::POST,
+            &format!("/api/environments/{env}/backup-schedules"),
+            Some(&body),
+        )
+        .await?;
+    Ok(format!(
+        "schedule {} created; next run at {}",
+        v["id"].as_str().unwrap_or_default(),
+        v["next_run_at"].as_str().unwrap_or("-")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_every;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_every("1h").unwrap(), 60);
+        assert_eq!(parse_every("30m").unwrap(), 30);
+        assert_eq!(parse_every("2d").unwrap(), 2880);
+        assert_eq!(parse_every("15").unwrap(), 15);
+        for bad in ["", "h", "0m", "1w", "-1h"] {
+            assert!(parse_every(bad).is_err(), "{bad}");
+        }
+    }
+}
