@@ -34,7 +34,8 @@ packages=(
     wordpress wordpress-theme-twentytwentythree rsync unzip curl sudo python3-pymysql
     python3-venv
     # TLS (certbot on nodes; pebble + challtestsrv as the ACME server of the tests), backups
-    certbot pebble zstd
+    # (zstd; rclone: the S3 client of backup-create / env-restore / backup-cleanup)
+    certbot pebble zstd rclone
     # the versionless metapackages node-provision checks for (portable to Ubuntu's PHP 8.3)
     php-fpm php-cli php-mysql php-redis php-xml php-mbstring php-curl php-zip php-gd
 )

@@ -43,7 +43,7 @@ running_pid() {
     pid="$(cat "$pidfile" 2>/dev/null)"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     # the process must still be our server (a reused pid is not)
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "serve s3" || return 1
+    { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep "serve s3" >/dev/null || return 1
     echo "$pid"
 }
 

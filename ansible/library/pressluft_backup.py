@@ -80,6 +80,10 @@ options:
   rollback_manifest: {type: dict, description: "restore - its recorded manifest (required with rollback_storage_path)"}
   wordpress_source_dir: {type: str, default: /usr/share/wordpress, description: "WordPress core when the target has no current release"}
   login_plugin_src: {type: str, default: /usr/local/lib/pressluft/pressluft-login.php}
+  object_cache_src:
+    type: str
+    default: /usr/local/lib/pressluft/pressluft-object-cache.php
+    description: "Pressluft's object-cache drop-in: in a restored release when the current one has it"
   helper: {type: str, default: /usr/local/lib/pressluft/pressluft-helper.php}
   health_timeout: {type: float, default: 10}
   health_retries: {type: int, default: 1}
@@ -148,6 +152,8 @@ CONTENT_EXCLUDE = ("wp-content/uploads", "wp-content/cache", "wp-content/upgrade
 # local storage never goes below these (nor is it / or a top-level directory)
 FORBIDDEN_LOCAL = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run",
                    "/sbin", "/sys", "/usr", "/var/www", "/var/lib/mysql", "/var/cache/nginx")
+# pressluft_environment's object-cache drop-in carries this marker (wp-content/object-cache.php)
+DROPIN_MARKER = b"Pressluft object-cache drop-in (pressluft-object-cache)"
 RCLONE_REMOTE = "pls3"
 RCLONE_FLAGS = ["-q", "--low-level-retries", "3", "--retries", "1", "--contimeout", "10s", "--timeout", "2m"]
 
@@ -196,7 +202,11 @@ def tail(fh, limit=600):
         data = fh.read()
     except (OSError, ValueError):
         return ""
-    return data.decode("utf-8", "replace").strip()[-limit:]
+    text = data.decode("utf-8", "replace").strip()
+    if len(text) > limit:
+        text = text[-limit:]
+        text = text.split("\n", 1)[1] if "\n" in text[:-1] else text  # from a line's start
+    return text
 
 
 class Timer:
@@ -1236,10 +1246,12 @@ class Restore:
         self.make_dir(tmp)
         core = sorted(os.path.join(src, e) for e in os.listdir(src) if is_core(e))
         if core:
-            self.run_as_user(["cp", "-R", "-L" if deref else "-P", "--preserve=timestamps", "-t", tmp, "--"] + core,
-                             "copying WordPress core from %s" % src)
-        self.extract(archive, tmp, ["--anchored", "--exclude=wp-config.php", "--exclude=./wp-config.php",
-                                    "--exclude=wp-content/uploads", "--exclude=./wp-content/uploads"])
+            self.timer.run("release_core_copy", self.run_as_user,
+                           ["cp", "-R", "-L" if deref else "-P", "--preserve=timestamps", "-t", tmp, "--"] + core,
+                           "copying WordPress core from %s" % src)
+        self.timer.run("release_extract", self.extract, archive, tmp,
+                       ["--anchored", "--exclude=wp-config.php", "--exclude=./wp-config.php",
+                        "--exclude=wp-content/uploads", "--exclude=./wp-content/uploads"])
         content = os.path.join(tmp, "wp-content")
         if not os.path.isdir(content) or os.path.islink(content):
             raise ApplyError("the files archive holds no wp-content directory")
@@ -1261,8 +1273,30 @@ class Restore:
             if os.path.lexists(dst):
                 os.unlink(dst)
             shutil.copyfile(plugin, dst, follow_symlinks=True)
-        own_tree(tmp, t.uid, t.web_gid)
+        self.converge_dropin(src if not deref else None, content)
+        self.timer.run("release_own", own_tree, tmp, t.uid, t.web_gid)
         return tmp
+
+    def converge_dropin(self, current, content):
+        """Pressluft's object-cache drop-in follows the environment, not the backup (like
+        pressluft_environment's redis_cache_enabled): placed when the current release has it,
+        removed when only the backup brought it. A foreign object-cache.php comes from the backup."""
+        def ours(path):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                return False
+            with os.fdopen(fd, "rb") as fh:
+                return stat.S_ISREG(os.fstat(fh.fileno()).st_mode) and DROPIN_MARKER in fh.read(65536)
+
+        new = os.path.join(content, "object-cache.php")
+        src = self.p["object_cache_src"]
+        if current and ours(os.path.join(current, "wp-content", "object-cache.php")) and os.path.isfile(src):
+            if os.path.lexists(new):
+                os.unlink(new)
+            shutil.copyfile(src, new, follow_symlinks=True)
+        elif ours(new):
+            os.unlink(new)
 
     def build_uploads(self, archive, name):
         tmp = os.path.join(self.t.shared, ".uploads-new-" + name)
@@ -1435,7 +1469,7 @@ class Restore:
         old = (manifest.get("site_url") or "").rstrip("/")
         if DB_ARTIFACT in paths and old and old != self.site_url:
             self.facts["url_rewrite"] = timer.run(label + "_url_rewrite", self.rewrite_urls, old)
-        pruned = self.prune_releases()
+        pruned = timer.run(label + "_prune", self.prune_releases)
         if pruned:
             self.changes.append("removed old releases %s" % ", ".join(pruned))
         self.facts["cache_purge"] = timer.run(label + "_caches", self.purge_caches)
@@ -1450,7 +1484,8 @@ class Restore:
         timeout = p["health_timeout"]
 
         def http_check():
-            return check_http(self.site_url, "127.0.0.1", timeout, True)
+            # certificates are not verified (as pressluft_environment's health check: test CAs)
+            return check_http(self.site_url, "127.0.0.1", timeout, False)
 
         def installed_check():
             ok, res = run_helper(t.user, php, p["helper"], current, "is-installed", timeout)
@@ -1568,6 +1603,7 @@ def main():
             rollback_manifest=dict(type="dict"),
             wordpress_source_dir=dict(type="str", default="/usr/share/wordpress"),
             login_plugin_src=dict(type="str", default="/usr/local/lib/pressluft/pressluft-login.php"),
+            object_cache_src=dict(type="str", default="/usr/local/lib/pressluft/pressluft-object-cache.php"),
             helper=dict(type="str", default="/usr/local/lib/pressluft/pressluft-helper.php"),
             health_timeout=dict(type="float", default=10.0),
             health_retries=dict(type="int", default=1),

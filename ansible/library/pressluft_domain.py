@@ -470,11 +470,20 @@ class Domain:
         with open(CERTBOT_LOCK, "a") as lock:  # certbot refuses to run twice on the same dirs
             fcntl.flock(lock, fcntl.LOCK_EX)
             before = self.lineage_serial(live)
-            try:
-                proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/",
-                                      stdin=subprocess.DEVNULL, timeout=p["certbot_timeout"])
-            except subprocess.TimeoutExpired:
-                raise Failure("certbot did not finish within %d s" % p["certbot_timeout"], "ACME_UNAVAILABLE")
+            for attempt in (1, 2):
+                try:
+                    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/",
+                                          stdin=subprocess.DEVNULL, timeout=p["certbot_timeout"])
+                except subprocess.TimeoutExpired:
+                    raise Failure("certbot did not finish within %d s" % p["certbot_timeout"], "ACME_UNAVAILABLE")
+                # The ACME server forgot the account certbot kept (a test server restarted, an
+                # account deactivated): forget it too and register again, once.
+                if proc.returncode == 0 or attempt == 2 or not self.account_unknown(dirs[2]):
+                    break
+                accounts = os.path.join(self.config_dir, "accounts")
+                if os.path.isdir(accounts):
+                    shutil.rmtree(accounts)
+                self.changes.append("forgot the ACME account the server no longer knows")
         output = (proc.stdout or "") + "\n" + (proc.stderr or "")
         if proc.returncode != 0:
             raise Failure("certbot failed (rc=%d): %s" % (proc.returncode, last_lines(output)),
@@ -489,6 +498,14 @@ class Domain:
         if self.lineage_serial(live) != before:
             self.changes.append("certificate issued by %s" % url)
         return chain, key
+
+    @staticmethod
+    def account_unknown(logs_dir):
+        try:
+            with open(os.path.join(logs_dir, "letsencrypt.log"), "r", errors="replace") as fh:
+                return "accountDoesNotExist" in fh.read()[-20000:]
+        except OSError:
+            return False
 
     @staticmethod
     def lineage_serial(live):

@@ -44,7 +44,8 @@ export ANSIBLE_CONFIG="$ansible_dir/ansible.cfg"
 export ANSIBLE_FORCE_COLOR=0
 cd "$ansible_dir"
 
-playbooks=(node-provision site-create env-create env-delete health-check domain-add domain-remove)
+playbooks=(node-provision site-create env-create env-delete health-check domain-add domain-remove
+           backup-create backup-cleanup env-restore)
 
 # ------------------------------------------------------------------------------------------------
 if [ "$run_static" = 1 ]; then
@@ -382,6 +383,7 @@ expect_fact health-ghost health_checks.http.ok false
 ok "every playbook again: changed=0; health-check reports healthy / unhealthy"
 
 source "$here/e2e-domains.sh"
+source "$here/e2e-backups.sh"
 # ---- deletion ----------------------------------------------------------------------------------
 for e in a b c; do
     play "delete-$e" env-delete "$e"

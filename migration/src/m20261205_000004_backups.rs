@@ -103,10 +103,9 @@ impl MigrationTrait for Migration {
                             .check(Expr::col(BackupSchedules::IntervalMinutes).gte(1)),
                     )
                     .col(text_null(BackupSchedules::Cron))
-                    .col(
-                        text(BackupSchedules::BackupScope)
-                            .check(Expr::col(BackupSchedules::BackupScope).is_in(["db", "files", "full"])),
-                    )
+                    .col(text(BackupSchedules::BackupScope).check(
+                        Expr::col(BackupSchedules::BackupScope).is_in(["db", "files", "full"]),
+                    ))
                     .col(
                         big_integer_null(BackupSchedules::KeepLast)
                             .check(Expr::col(BackupSchedules::KeepLast).gte(1)),

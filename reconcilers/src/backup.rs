@@ -110,7 +110,11 @@ pub fn attempt_failure(desired: &BackupSpec, observed: &BackupObserved) -> Optio
 }
 
 /// One reconcile pass. Pure.
-pub fn reconcile(desired: &BackupSpec, observed: &BackupObserved, ctx: &Context) -> Plan<BackupPhase> {
+pub fn reconcile(
+    desired: &BackupSpec,
+    observed: &BackupObserved,
+    ctx: &Context,
+) -> Plan<BackupPhase> {
     use ConditionStatus::{False, True};
     let work = work(desired, observed);
     let inputs = Inputs {
@@ -165,7 +169,10 @@ pub fn reconcile(desired: &BackupSpec, observed: &BackupObserved, ctx: &Context)
                 decision::reconciling(&work, &decision, &inputs, ctx),
             ),
             (ConditionType::Degraded, decision::degraded(&work, &inputs)),
-            (ConditionType::Stalled, decision::stalled(&decision, &inputs)),
+            (
+                ConditionType::Stalled,
+                decision::stalled(&decision, &inputs),
+            ),
         ],
         desired.generation,
         &ctx.now,

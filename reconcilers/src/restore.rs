@@ -78,10 +78,14 @@ pub struct RestoreObserved {
 pub enum Step {
     Nothing,
     /// Look again later (or when a backup or the target changes); the reason is CamelCase.
-    Wait { reason: String },
+    Wait {
+        reason: String,
+    },
     /// Declare the target's pre-restore backup (full) and record it as `pre_backup_id`.
     DeclarePreBackup,
-    RunJob { job_type: JobType },
+    RunJob {
+        job_type: JobType,
+    },
     /// Store the final status (and the error code of a failure).
     Finish {
         status: OperationStatus,
@@ -195,7 +199,14 @@ pub fn reconcile(desired: &RestoreSpec, observed: &RestoreObserved, ctx: &Contex
     let (ready, reconciling) = match &step {
         Step::Nothing | Step::Finish { .. } => {
             let (r, m) = match (&step, phase) {
-                (Step::Finish { message, error_code, .. }, _) => (
+                (
+                    Step::Finish {
+                        message,
+                        error_code,
+                        ..
+                    },
+                    _,
+                ) => (
                     error_code.map_or("Restored", JobErrorCode::reason),
                     message.clone(),
                 ),
@@ -207,23 +218,57 @@ pub fn reconcile(desired: &RestoreSpec, observed: &RestoreObserved, ctx: &Contex
             } else {
                 False
             };
-            ((ready_status, r.to_owned(), m), (False, "Finished".to_owned(), "the restore is over".to_owned()))
+            (
+                (ready_status, r.to_owned(), m),
+                (
+                    False,
+                    "Finished".to_owned(),
+                    "the restore is over".to_owned(),
+                ),
+            )
         }
         Step::Wait { reason } => (
-            (False, "InProgress".to_owned(), "the restore has not finished".to_owned()),
+            (
+                False,
+                "InProgress".to_owned(),
+                "the restore has not finished".to_owned(),
+            ),
             (True, reason.clone(), format!("waiting: {reason}")),
         ),
         Step::DeclarePreBackup => (
-            (False, "InProgress".to_owned(), "the restore has not finished".to_owned()),
-            (True, "PreRestoreBackup".to_owned(), "taking the pre-restore backup of the target".to_owned()),
+            (
+                False,
+                "InProgress".to_owned(),
+                "the restore has not finished".to_owned(),
+            ),
+            (
+                True,
+                "PreRestoreBackup".to_owned(),
+                "taking the pre-restore backup of the target".to_owned(),
+            ),
         ),
         Step::RunJob { .. } => (
-            (False, "InProgress".to_owned(), "the restore has not finished".to_owned()),
-            (True, "Restoring".to_owned(), "running env_restore".to_owned()),
+            (
+                False,
+                "InProgress".to_owned(),
+                "the restore has not finished".to_owned(),
+            ),
+            (
+                True,
+                "Restoring".to_owned(),
+                "running env_restore".to_owned(),
+            ),
         ),
     };
     let mut conditions = Conditions::from_vec(observed.conditions.clone());
-    conditions.set(ConditionType::Ready, ready.0, ready.1, ready.2, desired.generation, &ctx.now);
+    conditions.set(
+        ConditionType::Ready,
+        ready.0,
+        ready.1,
+        ready.2,
+        desired.generation,
+        &ctx.now,
+    );
     conditions.set(
         ConditionType::Reconciling,
         reconciling.0,
@@ -237,7 +282,11 @@ pub fn reconcile(desired: &RestoreSpec, observed: &RestoreObserved, ctx: &Contex
         ConditionType::Stalled,
         if stalled { True } else { False },
         if stalled { "Failed" } else { "AsExpected" },
-        if stalled { "the restore failed; declare a new one" } else { "no attempt given up" },
+        if stalled {
+            "the restore failed; declare a new one"
+        } else {
+            "no attempt given up"
+        },
         desired.generation,
         &ctx.now,
     );
@@ -297,8 +346,15 @@ mod tests {
             wait("BackupNotCompleted")
         );
         assert!(matches!(
-            step(RestoreObserved { backup: BackupState::Gone, ..obs() }),
-            Step::Finish { status: OperationStatus::Failed, error_code: Some(JobErrorCode::RestoreStorageUnreadable), .. }
+            step(RestoreObserved {
+                backup: BackupState::Gone,
+                ..obs()
+            }),
+            Step::Finish {
+                status: OperationStatus::Failed,
+                error_code: Some(JobErrorCode::RestoreStorageUnreadable),
+                ..
+            }
         ));
         assert_eq!(
             step(RestoreObserved {
@@ -308,8 +364,15 @@ mod tests {
             wait("PreRestoreBackupRunning")
         );
         assert!(matches!(
-            step(RestoreObserved { pre_backup: Some(BackupState::Failed(Some(JobErrorCode::BackupStorageFailed))), ..obs() }),
-            Step::Finish { status: OperationStatus::Failed, error_code: Some(JobErrorCode::BackupStorageFailed), .. }
+            step(RestoreObserved {
+                pre_backup: Some(BackupState::Failed(Some(JobErrorCode::BackupStorageFailed))),
+                ..obs()
+            }),
+            Step::Finish {
+                status: OperationStatus::Failed,
+                error_code: Some(JobErrorCode::BackupStorageFailed),
+                ..
+            }
         ));
         let gated = RestoreObserved {
             pre_backup: Some(BackupState::Completed),
@@ -340,7 +403,15 @@ mod tests {
             }
         );
         assert_eq!(
-            reconcile(&drill, &RestoreObserved { target_ready: false, ..obs() }, &ctx).step,
+            reconcile(
+                &drill,
+                &RestoreObserved {
+                    target_ready: false,
+                    ..obs()
+                },
+                &ctx
+            )
+            .step,
             wait("TargetNotReady")
         );
     }
@@ -355,7 +426,13 @@ mod tests {
             ..obs()
         };
         let p = reconcile(&spec(), &with(restore_job()), &ctx);
-        assert!(matches!(p.step, Step::Finish { status: OperationStatus::Succeeded, .. }));
+        assert!(matches!(
+            p.step,
+            Step::Finish {
+                status: OperationStatus::Succeeded,
+                ..
+            }
+        ));
         assert_eq!(p.phase, OperationStatus::Succeeded);
         for code in [
             JobErrorCode::RestoreChecksumMismatch,
@@ -372,13 +449,19 @@ mod tests {
             retry_due: false,
             ..Context::fixture()
         };
-        assert_eq!(reconcile(&spec(), &with(j.clone()), &waiting).step, wait("RetryScheduled"));
+        assert_eq!(
+            reconcile(&spec(), &with(j.clone()), &waiting).step,
+            wait("RetryScheduled")
+        );
         let due = Context {
             failed_attempts: 1,
             retry_due: true,
             ..Context::fixture()
         };
-        assert!(matches!(reconcile(&spec(), &with(j.clone()), &due).step, Step::RunJob { .. }));
+        assert!(matches!(
+            reconcile(&spec(), &with(j.clone()), &due).step,
+            Step::RunJob { .. }
+        ));
         let exhausted = Context {
             failed_attempts: 3,
             retry_due: true,
@@ -386,11 +469,17 @@ mod tests {
         };
         assert!(matches!(
             reconcile(&spec(), &with(j), &exhausted).step,
-            Step::Finish { status: OperationStatus::Failed, .. }
+            Step::Finish {
+                status: OperationStatus::Failed,
+                ..
+            }
         ));
         // interrupted by a crash: runs again
         let cancelled = restore_job().with_status(JobStatus::Cancelled);
-        assert!(matches!(reconcile(&spec(), &with(cancelled), &ctx).step, Step::RunJob { .. }));
+        assert!(matches!(
+            reconcile(&spec(), &with(cancelled), &ctx).step,
+            Step::RunJob { .. }
+        ));
         // in flight
         let running = restore_job().with_status(JobStatus::Running);
         let p = reconcile(&spec(), &with(running), &ctx);
@@ -403,13 +492,13 @@ mod tests {
         for s in [OperationStatus::Succeeded, OperationStatus::Failed] {
             let p = reconcile(
                 &spec(),
-                &RestoreObserved {
-                    status: s,
-                    ..obs()
-                },
+                &RestoreObserved { status: s, ..obs() },
                 &Context::fixture(),
             );
-            assert_eq!((p.step, p.phase, p.requeue_after_ms), (Step::Nothing, s, None));
+            assert_eq!(
+                (p.step, p.phase, p.requeue_after_ms),
+                (Step::Nothing, s, None)
+            );
         }
     }
 

@@ -39,11 +39,18 @@ pub struct Cron {
 }
 
 fn field(text: &str, min: u32, max: u32, name: &str) -> Result<u64, CronError> {
-    let bad = || CronError(format!("invalid {name} field {text:?} (allowed {min}-{max})"));
+    let bad = || {
+        CronError(format!(
+            "invalid {name} field {text:?} (allowed {min}-{max})"
+        ))
+    };
     let mut set = 0u64;
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|s| *s >= 1).ok_or_else(bad)?),
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>().ok().filter(|s| *s >= 1).ok_or_else(bad)?,
+            ),
             None => (part, 1),
         };
         let (lo, hi) = if range == "*" {
@@ -135,7 +142,9 @@ impl Cron {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cadence {
     /// Every this many minutes (≥ 1) after the last run.
-    Interval { minutes: i64 },
+    Interval {
+        minutes: i64,
+    },
     Cron(Cron),
 }
 
@@ -249,14 +258,29 @@ mod tests {
             ("0 0 * * 7", T, T + 4 * 86_400 - 12 * 3600),
             ("0 12 18 2 *", T, 1_802_952_000), // a year later
             ("0 0 1 * 1", T, T + 5 * 86_400 - 12 * 3600), // day 1 OR Monday: Monday the 23rd
-            ("0 0 1 1 1", T, 1_798_761_600), // January only: 2027-01-01
+            ("0 0 1 1 1", T, 1_798_761_600),   // January only: 2027-01-01
             ("5-10/5 1,2 * * *", T, T + 13 * 3600 + 5 * 60),
         ];
         for (expr, after, next) in cases {
-            assert_eq!(Cron::parse(expr).unwrap().next_after(after), Some(next), "{expr}");
+            assert_eq!(
+                Cron::parse(expr).unwrap().next_after(after),
+                Some(next),
+                "{expr}"
+            );
         }
         assert_eq!(Cron::parse("0 0 30 2 *").unwrap().next_after(T), None);
-        for bad in ["* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "a * * * *", "*/0 * * * *", "5-1 * * * *", ""] {
+        for bad in [
+            "* * * *",
+            "60 * * * *",
+            "* 24 * * *",
+            "* * 0 * *",
+            "* * * 13 *",
+            "* * * * 8",
+            "a * * * *",
+            "*/0 * * * *",
+            "5-1 * * * *",
+            "",
+        ] {
             assert!(Cron::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -266,13 +290,31 @@ mod tests {
         let hourly = Cadence::Interval { minutes: 60 };
         // down for 10 hours: one run now, the next one an hour from now
         let t = tick(&hourly, true, Some(T - 10 * 3600), T);
-        assert_eq!(t, Tick { run_now: true, next_run_at: Some(T + 3600) });
+        assert_eq!(
+            t,
+            Tick {
+                run_now: true,
+                next_run_at: Some(T + 3600)
+            }
+        );
         // after that run, nothing until the next slot
         assert!(!tick(&hourly, true, t.next_run_at, T + 60).run_now);
         let cron = Cadence::Cron(Cron::parse("0 * * * *").unwrap());
         let t = tick(&cron, true, Some(T - 7 * 3600), T + 90);
-        assert_eq!(t, Tick { run_now: true, next_run_at: Some(T + 3600) });
-        assert_eq!(tick(&cron, true, None, T), Tick { run_now: false, next_run_at: Some(T + 3600) });
+        assert_eq!(
+            t,
+            Tick {
+                run_now: true,
+                next_run_at: Some(T + 3600)
+            }
+        );
+        assert_eq!(
+            tick(&cron, true, None, T),
+            Tick {
+                run_now: false,
+                next_run_at: Some(T + 3600)
+            }
+        );
         assert!(!tick(&cron, false, Some(T - 1), T).run_now);
     }
 

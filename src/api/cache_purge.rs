@@ -1,8 +1,8 @@
 //! Page cache purge: a node query (one fixed command over SSH, 10-s cap, no job) that deletes
 //! the cached pages of one environment — its own FastCGI cache directory, so no other site's
-//! pages are touched. Audited.
+//! pages are touched — or only the entries of one URL. Audited.
 use poem::Request;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
@@ -51,6 +51,9 @@ impl CachePurgeApi {
         req: &Request,
         auth: Auth,
         id: Path<String>,
+        /// Purge only this page (`http(s)://host/path?query` on one of the environment's hosts):
+        /// its GET and HEAD entries.
+        url: Query<Option<String>>,
     ) -> Result<Json<CachePurged>, CachePurgeError> {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
@@ -58,7 +61,11 @@ impl CachePurgeApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
-        let result = purge(st, &env).await;
+        let files = match url.0.as_deref() {
+            None => None,
+            Some(u) => Some(url_entries(st, &env, u).await?),
+        };
+        let result = purge(st, &env, files.as_deref()).await;
         let outcome = if result.is_ok() {
             "succeeded"
         } else {
@@ -80,11 +87,68 @@ impl CachePurgeApi {
     }
 }
 
-async fn purge(st: &AppState, env: &environments::Model) -> Result<CachePurged, ApiError> {
+/// The cache files of one URL: nginx names an entry by the MD5 of its key
+/// (`$scheme$request_method$host$request_uri`) under `levels=1:2` directories.
+async fn url_entries(
+    st: &AppState,
+    env: &environments::Model,
+    url: &str,
+) -> Result<Vec<String>, ApiError> {
+    let bad = || ApiError::invalid("url", "url must be http(s)://host/path of this environment");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "http" | "https") || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (host, uri) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let preview = env
+        .preview_url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let mut hosts = vec![preview];
+    hosts.extend(
+        resources::domains_of(&st.db, &env.id)
+            .await?
+            .into_iter()
+            .map(|d| d.hostname),
+    );
+    if !hosts.iter().any(|h| h == host) {
+        return Err(ApiError::invalid(
+            "url",
+            format!("{host} is not a host of this environment"),
+        ));
+    }
+    Ok(cache_files(scheme, host, uri))
+}
+
+pub fn cache_files(scheme: &str, host: &str, uri: &str) -> Vec<String> {
+    ["GET", "HEAD"]
+        .iter()
+        .map(|m| {
+            let h = format!("{:x}", md5::compute(format!("{scheme}{m}{host}{uri}")));
+            let n = h.len();
+            format!("{}/{}/{h}", &h[n - 1..], &h[n - 3..n - 1])
+        })
+        .collect()
+}
+
+async fn purge(
+    st: &AppState,
+    env: &environments::Model,
+    files: Option<&[String]>,
+) -> Result<CachePurged, ApiError> {
     let node = store::nodes::by_id(&st.db, &env.node_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("node {} is gone", env.node_id).into()))?;
-    let command = purge_command(&env.id, node.ssh_user != "root")?;
+    let command = match files {
+        None => purge_command(&env.id, node.ssh_user != "root")?,
+        Some(files) => purge_files_command(&env.id, files, node.ssh_user != "root")?,
+    };
     let target = target(st, &node).await?;
     let out = crate::ssh::exec(&target, &command, QUERY_TIMEOUT)
         .await
@@ -116,9 +180,38 @@ fn purge_command(env_id: &str, sudo: bool) -> Result<String, ApiError> {
     ))
 }
 
+/// Deletes the named entries (generated hex paths, checked) of the environment's cache.
+fn purge_files_command(env_id: &str, files: &[String], sudo: bool) -> Result<String, ApiError> {
+    let ok = |f: &String| f.chars().all(|c| c.is_ascii_hexdigit() || c == '/');
+    if !is_uuid(env_id) || !files.iter().all(ok) {
+        return Err(ApiError::Internal("refusing a generated cache path".into()));
+    }
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| format!("'{CACHE_ROOT}/{env_id}/{f}'"))
+        .collect();
+    Ok(format!(
+        "{}find {} -maxdepth 0 -type f -delete -print 2>/dev/null | wc -l",
+        if sudo { "sudo -n " } else { "" },
+        paths.join(" ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_entries_are_nginx_cache_file_names() {
+        // nginx: levels=1:2 → <last hex digit>/<the two before it>/<md5 of the key>
+        let f = cache_files("https", "shop.example.com", "/a?b=1");
+        let h = format!("{:x}", md5::compute("httpsGETshop.example.com/a?b=1"));
+        assert_eq!(f[0], format!("{}/{}/{h}", &h[31..], &h[29..31]));
+        assert_eq!(f.len(), 2, "GET and HEAD");
+        let c = purge_files_command("01a20882-8ec1-70ec-b907-21a2ff7705a2", &f, false).unwrap();
+        assert!(c.starts_with("find '/var/cache/nginx/pressluft/01a20882-8ec1-70ec-b907-21a2ff7705a2/"));
+        assert!(purge_files_command("01a20882-8ec1-70ec-b907-21a2ff7705a2", &["../x".into()], false).is_err());
+    }
 
     #[test]
     fn the_command_names_only_the_environments_directory() {

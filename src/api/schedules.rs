@@ -138,7 +138,10 @@ fn validate_rules(
         ("keep_days", keep_days, 36_500),
     ] {
         if v.is_some_and(|v| v < 1 || v > max) {
-            return Err(ApiError::invalid(field, format!("{field} must be between 1 and {max}")));
+            return Err(ApiError::invalid(
+                field,
+                format!("{field} must be between 1 and {max}"),
+            ));
         }
     }
     match (interval, cron) {
@@ -146,7 +149,10 @@ fn validate_rules(
         (None, Some(c)) => {
             let cron = Cron::parse(c).map_err(|e| ApiError::invalid("cron", e.0))?;
             if cron.next_after(0).is_none() && cron.next_after(1_800_000_000).is_none() {
-                return Err(ApiError::invalid("cron", "the cron expression never matches"));
+                return Err(ApiError::invalid(
+                    "cron",
+                    "the cron expression never matches",
+                ));
             }
             Ok(Cadence::Cron(cron))
         }
@@ -226,7 +232,12 @@ impl SchedulesApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let b = body.0;
-        let cadence = validate_rules(b.interval_minutes, b.cron.as_deref(), b.keep_last, b.keep_days)?;
+        let cadence = validate_rules(
+            b.interval_minutes,
+            b.cron.as_deref(),
+            b.keep_last,
+            b.keep_days,
+        )?;
         let tx = st.begin().await?;
         let env = env_of(&tx, &id).await?;
         if env.deletion_requested_at.is_some() {
@@ -319,7 +330,12 @@ impl SchedulesApi {
         if let Some(x) = b.keep_days {
             s.keep_days = Some(x);
         }
-        let cadence = validate_rules(s.interval_minutes, s.cron.as_deref(), s.keep_last, s.keep_days)?;
+        let cadence = validate_rules(
+            s.interval_minutes,
+            s.cron.as_deref(),
+            s.keep_last,
+            s.keep_days,
+        )?;
         if cadence_changed {
             s.next_run_at = next_run(&cadence);
         }
@@ -428,6 +444,9 @@ impl SchedulesApi {
         .map_err(ApiError::from)?;
         st.commit(tx).await?;
         st.notifier.changed(Kind::Backup, &b.id);
-        Ok(ScheduleRun::Accepted(Json(Backup::from_model(b, &clock::now()))))
+        Ok(ScheduleRun::Accepted(Json(Backup::from_model(
+            b,
+            &clock::now(),
+        ))))
     }
 }

@@ -30,7 +30,12 @@ pub fn parse_every(s: &str) -> Result<i64, ClientError> {
 }
 
 /// Polls `path` until `status` is one of `done`; fails when it is one of `failed`.
-async fn wait(c: &Client, path: &str, done: &[&str], failed: &[&str]) -> Result<Value, ClientError> {
+async fn wait(
+    c: &Client,
+    path: &str,
+    done: &[&str],
+    failed: &[&str],
+) -> Result<Value, ClientError> {
     loop {
         let (_, v) = c.request(Method::GET, path, None).await?;
         let status = v["status"].as_str().unwrap_or_default().to_string();
@@ -68,7 +73,12 @@ fn summary(kind: &str, v: &Value) -> String {
     line
 }
 
-pub async fn backup(c: &Client, env: &str, scope: &str, follow: bool) -> Result<String, ClientError> {
+pub async fn backup(
+    c: &Client,
+    env: &str,
+    scope: &str,
+    follow: bool,
+) -> Result<String, ClientError> {
     let (_, v) = c
         .request(
             Method::POST,
@@ -80,11 +90,22 @@ pub async fn backup(c: &Client, env: &str, scope: &str, follow: bool) -> Result<
         return Ok(summary("backup", &v));
     }
     let id = v["id"].as_str().unwrap_or_default();
-    let v = wait(c, &format!("/api/backups/{id}"), &["completed"], &["failed", "expired"]).await?;
+    let v = wait(
+        c,
+        &format!("/api/backups/{id}"),
+        &["completed"],
+        &["failed", "expired"],
+    )
+    .await?;
     Ok(summary("backup", &v))
 }
 
-pub async fn restore(c: &Client, env: &str, backup: &str, follow: bool) -> Result<String, ClientError> {
+pub async fn restore(
+    c: &Client,
+    env: &str,
+    backup: &str,
+    follow: bool,
+) -> Result<String, ClientError> {
     let (_, v) = c
         .request(
             Method::POST,
@@ -96,7 +117,13 @@ pub async fn restore(c: &Client, env: &str, backup: &str, follow: bool) -> Resul
         return Ok(summary("restore", &v));
     }
     let id = v["id"].as_str().unwrap_or_default();
-    let v = wait(c, &format!("/api/restores/{id}"), &["succeeded"], &["failed"]).await?;
+    let v = wait(
+        c,
+        &format!("/api/restores/{id}"),
+        &["succeeded"],
+        &["failed"],
+    )
+    .await?;
     Ok(summary("restore", &v))
 }
 
@@ -108,7 +135,13 @@ pub async fn drill(c: &Client, backup: &str, follow: bool) -> Result<String, Cli
         return Ok(summary("drill", &v));
     }
     let id = v["id"].as_str().unwrap_or_default();
-    let v = wait(c, &format!("/api/restores/{id}"), &["succeeded"], &["failed"]).await?;
+    let v = wait(
+        c,
+        &format!("/api/restores/{id}"),
+        &["succeeded"],
+        &["failed"],
+    )
+    .await?;
     Ok(summary("drill", &v))
 }
 

@@ -82,7 +82,10 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                 backups::Column::ObservedGeneration,
                 Expr::value(plan.observed_generation),
             )
-            .col_expr(backups::Column::LastErrorCode, Expr::value(last_error.clone()))
+            .col_expr(
+                backups::Column::LastErrorCode,
+                Expr::value(last_error.clone()),
+            )
             .col_expr(
                 backups::Column::ReconcileAttempts,
                 Expr::value(att.failed as i64),

@@ -64,9 +64,9 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         Some(e) => super::backup::node_ready(rt, &e.node_id).await?,
         None => false,
     };
-    let target_ready = env.as_ref().is_some_and(|e| {
-        e.deletion_requested_at.is_none() && (!r.drill || is_ready(e))
-    });
+    let target_ready = env
+        .as_ref()
+        .is_some_and(|e| e.deletion_requested_at.is_none() && (!r.drill || is_ready(e)));
     let latest = jobs::latest_for(&rt.db, "restore", id).await?;
     let att = attempts(rt, "restore", id, r.generation, None, latest.as_ref()).await?;
     let spec = RestoreSpec {
@@ -121,12 +121,18 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         restores::Entity::update_many()
             .col_expr(restores::Column::Status, Expr::value(phase))
             .col_expr(restores::Column::Conditions, Expr::value(conditions))
-            .col_expr(restores::Column::LastErrorCode, Expr::value(error_code.clone()))
+            .col_expr(
+                restores::Column::LastErrorCode,
+                Expr::value(error_code.clone()),
+            )
             .col_expr(
                 restores::Column::ReconcileAttempts,
                 Expr::value(att.failed as i64),
             )
-            .col_expr(restores::Column::FinishedAt, Expr::value(finished_at.clone()))
+            .col_expr(
+                restores::Column::FinishedAt,
+                Expr::value(finished_at.clone()),
+            )
             .col_expr(restores::Column::UpdatedAt, Expr::value(now.clone()))
             .filter(restores::Column::Id.eq(id))
             .exec(&tx)

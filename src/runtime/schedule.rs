@@ -90,7 +90,9 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         if t.run_now {
             match declare_backup(&tx, &s, &env).await {
                 Ok(b) => woken.push(b.id),
-                Err(e) => tracing::warn!(schedule = %id, error = %e, "scheduled backup not declared"),
+                Err(e) => {
+                    tracing::warn!(schedule = %id, error = %e, "scheduled backup not declared")
+                }
             }
             row.last_run_at = Some(now_s.clone());
         }
@@ -161,8 +163,6 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         rt.enqueue(Kind::Backup, &b);
     }
     // Look again at the next slot (at most a minute away so enabling/disabling is seen soon).
-    let until = t
-        .next_run_at
-        .map_or(60, |n| (n - now).clamp(1, 60)) as u64;
+    let until = t.next_run_at.map_or(60, |n| (n - now).clamp(1, 60)) as u64;
     Ok(Some(Duration::from_secs(until)))
 }

@@ -574,3 +574,14 @@ pub async fn record_domain_observed(
         .await?;
     Ok(())
 }
+
+/// Every domain of an environment (deleted ones included until their row goes).
+pub async fn domains_of(
+    db: &impl ConnectionTrait,
+    environment_id: &str,
+) -> Result<Vec<domains::Model>> {
+    Ok(domains::Entity::find()
+        .filter(domains::Column::EnvironmentId.eq(environment_id))
+        .all(db)
+        .await?)
+}
