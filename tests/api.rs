@@ -1568,3 +1568,228 @@ async fn domain_rules() {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
 }
+
+/// Issue 7: restores (validation, same site only, 409 `resource_in_use` while one runs),
+/// schedules (exactly one cadence, cron checked, keep rules, run), backup filters, drills.
+#[tokio::test]
+async fn restores_schedules_and_drills_rules() {
+    let app = TestApp::new().await;
+    let me = app.token().await;
+    let s = app.create_site(&me, "vault").await;
+    let env = s["primary_environment_id"].as_str().unwrap().to_string();
+    let other = app.create_site(&me, "other").await;
+    let other_env = other["primary_environment_id"].as_str().unwrap().to_string();
+    let backup_of = |env: String| {
+        let app = &app;
+        let me = &me;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    &format!("/api/environments/{env}/backups"),
+                    Some(json!({"backup_scope": "full"})),
+                    me,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+            assert_eq!(r.body["reason"], "operator");
+            r.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let bid = backup_of(env.clone()).await;
+    let foreign = backup_of(other_env.clone()).await;
+    let restore = |env: String, backup: String| {
+        let app = &app;
+        let me = &me;
+        async move {
+            app.call(
+                Method::POST,
+                &format!("/api/environments/{env}/restores"),
+                Some(json!({"backup_id": backup})),
+                me,
+            )
+            .await
+        }
+    };
+    // not completed yet → 409 conflict; malformed → 400; unknown → 404; strict body
+    let r = restore(env.clone(), bid.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"), "{:?}", r.body);
+    let r = restore(env.clone(), "nope".into()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = restore(env.clone(), "0190a5d1-0000-7000-8000-000000000000".into()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/environments/{env}/restores"),
+            Some(json!({"backup_id": bid, "extra": 1})),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let manifest = r#"{"format":1,"artifacts":[{"name":"database.sql.zst","size":3,"sha256":"ab"}]}"#;
+    for b in [&bid, &foreign] {
+        app.exec(&format!("UPDATE backups SET status = 'completed', completed_at = '2026-01-01T00:00:00.000Z', checksum = 'cafe', manifest = '{manifest}' WHERE id = '{b}'")).await;
+    }
+    // never across sites
+    let r = restore(env.clone(), foreign.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+    // backup read: manifest, filters
+    let r = app
+        .call(Method::GET, &format!("/api/backups/{bid}"), None, &me)
+        .await;
+    assert_eq!(r.body["manifest"]["artifacts"][0]["name"], "database.sql.zst");
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/backups?environment_id={env}&status=completed"),
+            None,
+            &me,
+        )
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    let r = app
+        .call(Method::GET, "/api/backups?status=broken", None, &me)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let r = restore(env.clone(), bid.clone()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["status"], "pending");
+    let rid = r.body["id"].as_str().unwrap().to_string();
+    // a restore in progress blocks the environment's other mutations
+    let r = restore(env.clone(), bid.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_in_use"));
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/environments/{env}"),
+            Some(json!({"state_version": 1, "name": "Renamed"})),
+            &me,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_in_use"));
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/environments/{env}/backups"),
+            Some(json!({"backup_scope": "db"})),
+            &me,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_in_use"));
+    let r = app
+        .call(Method::GET, &format!("/api/restores/{rid}"), None, &me)
+        .await;
+    assert_eq!((r.body["backup_id"].as_str(), r.body["drill"].as_bool()), (Some(bid.as_str()), Some(false)));
+    let r = app
+        .call(Method::GET, &format!("/api/restores?environment_id={env}"), None, &me)
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+
+    // drills: a scratch clone environment of the same site and a drill restore into it
+    let r = app
+        .call(Method::POST, &format!("/api/backups/{foreign}/drill"), None, &me)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["drill"], true);
+    let scratch = r.body["environment_id"].as_str().unwrap().to_string();
+    let r = app
+        .call(Method::GET, &format!("/api/environments/{scratch}"), None, &me)
+        .await;
+    assert_eq!((r.body["environment_type"].as_str(), r.body["site_id"].as_str()), (Some("clone"), other["id"].as_str()));
+    let r = app
+        .call(Method::GET, &format!("/api/environments/{other_env}"), None, &me)
+        .await;
+    assert!(r.body["last_verified_backup_at"].is_null());
+
+    // schedules
+    let sched = |body: Value| {
+        let app = &app;
+        let me = &me;
+        let path = format!("/api/environments/{other_env}/backup-schedules");
+        async move { app.call(Method::POST, &path, Some(body), me).await }
+    };
+    for bad in [
+        json!({}),
+        json!({"interval_minutes": 60, "cron": "0 * * * *"}),
+        json!({"interval_minutes": 0}),
+        json!({"cron": "61 * * * *"}),
+        json!({"cron": "0 0 30 2 *"}),
+        json!({"interval_minutes": 60, "keep_last": 0}),
+        json!({"interval_minutes": 60, "unknown": true}),
+        json!({"interval_minutes": 60, "backup_scope": "all"}),
+    ] {
+        let r = sched(bad.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+    }
+    let r = sched(json!({"cron": "30 2 * * *", "keep_last": 3, "keep_days": 7, "drill": true})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["backup_scope"], "full");
+    assert!(r.body["next_run_at"].as_str().unwrap().ends_with(":30:00.000Z"), "{:?}", r.body);
+    let sid = r.body["id"].as_str().unwrap().to_string();
+    let base = format!("/api/environments/{other_env}/backup-schedules");
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("{base}/{sid}"),
+            Some(json!({"state_version": 1, "interval_minutes": 60})),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.body["cron"].is_null() && r.body["interval_minutes"] == 60);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("{base}/{sid}"),
+            Some(json!({"state_version": 1, "keep_last": 2})),
+            &me,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+    let r = app
+        .call(Method::POST, &format!("{base}/{sid}/run"), None, &me)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!((r.body["reason"].as_str(), r.body["schedule_id"].as_str()), (Some("schedule"), Some(sid.as_str())));
+    let r = app.call(Method::GET, &base, None, &me).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert!(r.body["items"][0]["last_run_at"].is_string());
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/environments/{env}/backup-schedules/{sid}"),
+            None,
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a schedule is read under its own environment");
+    let r = app
+        .call(Method::DELETE, &format!("{base}/{sid}"), None, &me)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+
+    // S3 credentials never come back
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({
+                "backup_storage_type": "s3",
+                "backup_s3_endpoint": "http://127.0.0.1:9",
+                "backup_s3_bucket": "b",
+                "backup_s3_access_key_id": "AKIDEXAMPLE",
+                "backup_s3_secret_access_key": "very-secret-s3-key"
+            })),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let b = backup_of(env.clone()).await;
+    let _ = b;
+    for path in ["/api/settings", "/api/backups", "/api/events?limit=1000", "/api/audit?limit=1000"] {
+        let r = app.call(Method::GET, path, None, &me).await;
+        assert!(!r.body.to_string().contains("very-secret-s3-key"), "{path}");
+    }
+}

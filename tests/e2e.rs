@@ -1458,6 +1458,42 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
         "serialized option rewritten and valid"
     );
 
+    // page cache over HTTPS, and a purge of one URL only
+    let cache_status = |url: &str| {
+        let (ok, out) = sh(&format!(
+            "curl -sS -o /dev/null -D - --cacert {roots} --resolve {host}:443:127.0.0.1 '{url}' | tr -d '\\r' | awk -F': ' 'tolower($1)==\"x-fastcgi-cache\"{{print $2}}'"
+        ));
+        assert!(ok, "{url}: {out}");
+        out
+    };
+    let preview_status = || {
+        let (_, out) = sh(&format!(
+            "curl -sS -o /dev/null -D - -H 'Host: {}' http://127.0.0.1/ | tr -d '\\r' | awk -F': ' 'tolower($1)==\"x-fastcgi-cache\"{{print $2}}'",
+            host_of(&preview)
+        ));
+        out
+    };
+    let home = format!("https://{host}/");
+    cache_status(&home);
+    preview_status();
+    assert_eq!(cache_status(&home), "HIT");
+    assert_eq!(preview_status(), "HIT", "the preview host's redirect is cached too");
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/cache/purge?url={}", "https%3A%2F%2Fshop.pressluft.test%2F"),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(v["purged_pages"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(cache_status(&home), "MISS", "purged page");
+    assert_eq!(preview_status(), "HIT", "another URL's entry stays");
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/cache/purge?url={}", "https%3A%2F%2Fexample.org%2F"),
+        None,
+    );
+    assert_eq!(s, 400, "a host of another site: {v}");
+
     // 2. DNS elsewhere: not Ready, DNS_NOT_POINTING, and no job (so no ACME request) at all
     let other = "elsewhere.pressluft.test";
     let (ok, out) = sh(&format!(

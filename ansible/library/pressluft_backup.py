@@ -1440,7 +1440,10 @@ class Restore:
         release_tmp = uploads_tmp = None
         release = None
         try:
-            for leftover in glob.glob(os.path.join(t.shared, ".uploads-new-*")) + glob.glob(os.path.join(t.shared, ".uploads-old-*")):
+            # leftovers of an interrupted run (pressluft_environment removes .tmp-* releases too)
+            for leftover in (glob.glob(os.path.join(t.shared, ".uploads-new-*"))
+                             + glob.glob(os.path.join(t.shared, ".uploads-old-*"))
+                             + glob.glob(os.path.join(t.releases_dir, ".tmp-*"))):
                 shutil.rmtree(leftover, ignore_errors=True)
             if FILES_ARTIFACT in paths:
                 release_tmp = timer.run(label + "_release", self.build_release, paths[FILES_ARTIFACT], name)
@@ -1469,11 +1472,27 @@ class Restore:
         old = (manifest.get("site_url") or "").rstrip("/")
         if DB_ARTIFACT in paths and old and old != self.site_url:
             self.facts["url_rewrite"] = timer.run(label + "_url_rewrite", self.rewrite_urls, old)
-        pruned = timer.run(label + "_prune", self.prune_releases)
-        if pruned:
-            self.changes.append("removed old releases %s" % ", ".join(pruned))
+        self.start_prune(label)
         self.facts["cache_purge"] = timer.run(label + "_caches", self.purge_caches)
         return release
+
+    def start_prune(self, label):
+        """Removes old releases in a thread (thousands of files: seconds under I/O load) while the
+        caches are purged and the health is checked; joined before the run ends."""
+        self.join_prune()
+
+        def run():
+            pruned = self.timer.run(label + "_prune", self.prune_releases)
+            if pruned:
+                self.changes.append("%s: removed old releases %s" % (label, ", ".join(pruned)))
+
+        self.prune_thread = threading.Thread(target=run, name="pressluft-prune", daemon=True)
+        self.prune_thread.start()
+
+    def join_prune(self):
+        if getattr(self, "prune_thread", None) is not None:
+            self.prune_thread.join()
+            self.prune_thread = None
 
     # --------------------------------------------------------------------------------- health
     def health(self):
@@ -1569,6 +1588,7 @@ class Restore:
             raise Known("RESTORE_ROLLED_BACK", "%s; rolled back to the pre-restore backup, which is %s" % (
                 error, "healthy" if healthy else "unhealthy too (%s)" % detail))
         finally:
+            self.join_prune()
             shutil.rmtree(tmp, ignore_errors=True)
 
 

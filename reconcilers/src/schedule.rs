@@ -190,12 +190,12 @@ pub fn tick(cadence: &Cadence, enabled: bool, next_run_at: Option<Ts>, now: Ts) 
 }
 
 /// The ids of the backups retention expires. `completed`: (id, completed_at), newest first.
-pub fn expired<'a>(
-    completed: &'a [(String, Ts)],
+pub fn expired(
+    completed: &[(String, Ts)],
     keep_last: Option<u32>,
     keep_days: Option<u32>,
     now: Ts,
-) -> Vec<&'a str> {
+) -> Vec<&str> {
     if keep_last.is_none() && keep_days.is_none() {
         return Vec::new();
     }
