@@ -167,6 +167,7 @@ play() {  # NAME PLAYBOOK VARS
     log "$2 ($1): ${secs}s, changed=$(jv "$work/facts-$1.json" _stats.changed)"
 }
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 host=$(jv "$work/on.json" preview_host)
 title=$(jv "$work/on.json" site_title)
 
@@ -273,6 +274,7 @@ read -r u_med u_min u_max u_mean u_p99 <<<"$(summary uncached)"
 
 echo
 echo "Page cache benchmark: $(nproc) CPUs, nginx $(nginx -v 2>&1 | sed 's|.*/||'), PHP $(php -r 'echo PHP_VERSION;'), wrk keep-alive to 127.0.0.1, Host $host"
+echo "load average at start: $load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other load skews the figures)"
 echo "req/s: median of $rounds rounds (min-max); latency: mean and p99 of the median round"
 printf '%-22s %-26s %10s %10s %10s\n' target load "req/s" "mean ms" "p99 ms"
 row() {  # label load med min max mean p99

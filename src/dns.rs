@@ -22,7 +22,9 @@ impl Answer {
     /// Whether `node` is among the addresses; the human detail either way.
     pub fn verdict(&self, host: &str, node: Option<&str>) -> (bool, String) {
         let listed = if self.addresses.is_empty() {
-            self.error.clone().unwrap_or_else(|| "no A/AAAA record".into())
+            self.error
+                .clone()
+                .unwrap_or_else(|| "no A/AAAA record".into())
         } else {
             self.addresses
                 .iter()

@@ -262,7 +262,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.starts_with("python3 -c '"));
-        assert!(c.ends_with("'01a20882-8ec1-70ec-b907-21a2ff7705a2|01a20882-8ec1-70ec-b907-21a1856348a9|ff7705a2.127-0-0-1.sslip.io|1'"));
+        assert!(c.ends_with("'01a20882-8ec1-70ec-b907-21a2ff7705a2|01a20882-8ec1-70ec-b907-21a1856348a9|ff7705a2.127-0-0-1.sslip.io|1|0'"));
         assert!(command(&[env("x'; rm -rf /", "h")], false).is_err());
         assert!(command(&[env("01a20882-8ec1-70ec-b907-21a2ff7705a2", "a b")], false).is_err());
         assert!(command(
@@ -278,7 +278,7 @@ mod tests {
     fn the_script_runs_and_reports_json() {
         // The script is plain Python: it must at least run here and report an absent environment.
         let out = std::process::Command::new("python3")
-            .args(["-c", SCRIPT, "01a20882-0000-7000-8000-000000000000|01a20882-0000-7000-8000-000000000001|nothing.invalid|1"])
+            .args(["-c", SCRIPT, "01a20882-0000-7000-8000-000000000000|01a20882-0000-7000-8000-000000000001|nothing.invalid|1|0"])
             .output();
         let Ok(out) = out else { return };
         let p: NodeProbe = serde_json::from_slice(&out.stdout).expect("JSON from the probe script");

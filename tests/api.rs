@@ -1468,7 +1468,12 @@ async fn domain_rules() {
     assert_eq!(e.body["primary_domain_id"], a.as_str());
     // www. of a redirecting domain is taken
     let r = post(json!({"hostname": "www.a.example.com"})).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"), "{:?}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "conflict"),
+        "{:?}",
+        r.body
+    );
     // a second domain is not primary unless asked; asking moves the primary
     let r = post(json!({"hostname": "b.example.com", "tls_mode": "none"})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
@@ -1510,13 +1515,34 @@ async fn domain_rules() {
     // wildcards only with a custom certificate, never primary; bad modes and pairs refused
     for (body, field) in [
         (json!({"hostname": "*.example.org"}), "hostname"),
-        (json!({"hostname": "*.example.org", "tls_mode": "custom", "certificate_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n", "primary": true}), "primary"),
-        (json!({"hostname": "c.example.com", "tls_mode": "letsencrypt"}), "tls_mode"),
-        (json!({"hostname": "c.example.com", "tls_mode": "custom"}), "certificate_pem"),
-        (json!({"hostname": "c.example.com", "certificate_pem": "-----BEGIN CERTIFICATE-----\n"}), "certificate_pem"),
-        (json!({"hostname": "c.example.com", "tls_mode": "custom", "certificate_pem": "nope", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}), "certificate_pem"),
-        (json!({"hostname": "c.example.com", "tls_mode": "custom", "certificate_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "private_key_pem": "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----\n"}), "private_key_pem"),
-        (json!({"hostname": "www.c.example.com", "www_redirect": true}), "www_redirect"),
+        (
+            json!({"hostname": "*.example.org", "tls_mode": "custom", "certificate_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n", "primary": true}),
+            "primary",
+        ),
+        (
+            json!({"hostname": "c.example.com", "tls_mode": "letsencrypt"}),
+            "tls_mode",
+        ),
+        (
+            json!({"hostname": "c.example.com", "tls_mode": "custom"}),
+            "certificate_pem",
+        ),
+        (
+            json!({"hostname": "c.example.com", "certificate_pem": "-----BEGIN CERTIFICATE-----\n"}),
+            "certificate_pem",
+        ),
+        (
+            json!({"hostname": "c.example.com", "tls_mode": "custom", "certificate_pem": "nope", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}),
+            "certificate_pem",
+        ),
+        (
+            json!({"hostname": "c.example.com", "tls_mode": "custom", "certificate_pem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "private_key_pem": "-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----\n"}),
+            "private_key_pem",
+        ),
+        (
+            json!({"hostname": "www.c.example.com", "www_redirect": true}),
+            "www_redirect",
+        ),
     ] {
         let r = post(body.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {:?}", r.body);
@@ -1578,7 +1604,10 @@ async fn restores_schedules_and_drills_rules() {
     let s = app.create_site(&me, "vault").await;
     let env = s["primary_environment_id"].as_str().unwrap().to_string();
     let other = app.create_site(&me, "other").await;
-    let other_env = other["primary_environment_id"].as_str().unwrap().to_string();
+    let other_env = other["primary_environment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let backup_of = |env: String| {
         let app = &app;
         let me = &me;
@@ -1613,7 +1642,12 @@ async fn restores_schedules_and_drills_rules() {
     };
     // not completed yet → 409 conflict; malformed → 400; unknown → 404; strict body
     let r = restore(env.clone(), bid.clone()).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"), "{:?}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "conflict"),
+        "{:?}",
+        r.body
+    );
     let r = restore(env.clone(), "nope".into()).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = restore(env.clone(), "0190a5d1-0000-7000-8000-000000000000".into()).await;
@@ -1627,7 +1661,8 @@ async fn restores_schedules_and_drills_rules() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let manifest = r#"{"format":1,"artifacts":[{"name":"database.sql.zst","size":3,"sha256":"ab"}]}"#;
+    let manifest =
+        r#"{"format":1,"artifacts":[{"name":"database.sql.zst","size":3,"sha256":"ab"}]}"#;
     for b in [&bid, &foreign] {
         app.exec(&format!("UPDATE backups SET status = 'completed', completed_at = '2026-01-01T00:00:00.000Z', checksum = 'cafe', manifest = '{manifest}' WHERE id = '{b}'")).await;
     }
@@ -1638,7 +1673,10 @@ async fn restores_schedules_and_drills_rules() {
     let r = app
         .call(Method::GET, &format!("/api/backups/{bid}"), None, &me)
         .await;
-    assert_eq!(r.body["manifest"]["artifacts"][0]["name"], "database.sql.zst");
+    assert_eq!(
+        r.body["manifest"]["artifacts"][0]["name"],
+        "database.sql.zst"
+    );
     let r = app
         .call(
             Method::GET,
@@ -1659,7 +1697,10 @@ async fn restores_schedules_and_drills_rules() {
     let rid = r.body["id"].as_str().unwrap().to_string();
     // a restore in progress blocks the environment's other mutations
     let r = restore(env.clone(), bid.clone()).await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_in_use"));
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "resource_in_use")
+    );
     let r = app
         .call(
             Method::PATCH,
@@ -1668,7 +1709,10 @@ async fn restores_schedules_and_drills_rules() {
             &me,
         )
         .await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_in_use"));
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "resource_in_use")
+    );
     let r = app
         .call(
             Method::POST,
@@ -1677,29 +1721,61 @@ async fn restores_schedules_and_drills_rules() {
             &me,
         )
         .await;
-    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "resource_in_use"));
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "resource_in_use")
+    );
     let r = app
         .call(Method::GET, &format!("/api/restores/{rid}"), None, &me)
         .await;
-    assert_eq!((r.body["backup_id"].as_str(), r.body["drill"].as_bool()), (Some(bid.as_str()), Some(false)));
+    assert_eq!(
+        (r.body["backup_id"].as_str(), r.body["drill"].as_bool()),
+        (Some(bid.as_str()), Some(false))
+    );
     let r = app
-        .call(Method::GET, &format!("/api/restores?environment_id={env}"), None, &me)
+        .call(
+            Method::GET,
+            &format!("/api/restores?environment_id={env}"),
+            None,
+            &me,
+        )
         .await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
 
     // drills: a scratch clone environment of the same site and a drill restore into it
     let r = app
-        .call(Method::POST, &format!("/api/backups/{foreign}/drill"), None, &me)
+        .call(
+            Method::POST,
+            &format!("/api/backups/{foreign}/drill"),
+            None,
+            &me,
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     assert_eq!(r.body["drill"], true);
     let scratch = r.body["environment_id"].as_str().unwrap().to_string();
     let r = app
-        .call(Method::GET, &format!("/api/environments/{scratch}"), None, &me)
+        .call(
+            Method::GET,
+            &format!("/api/environments/{scratch}"),
+            None,
+            &me,
+        )
         .await;
-    assert_eq!((r.body["environment_type"].as_str(), r.body["site_id"].as_str()), (Some("clone"), other["id"].as_str()));
+    assert_eq!(
+        (
+            r.body["environment_type"].as_str(),
+            r.body["site_id"].as_str()
+        ),
+        (Some("clone"), other["id"].as_str())
+    );
     let r = app
-        .call(Method::GET, &format!("/api/environments/{other_env}"), None, &me)
+        .call(
+            Method::GET,
+            &format!("/api/environments/{other_env}"),
+            None,
+            &me,
+        )
         .await;
     assert!(r.body["last_verified_backup_at"].is_null());
 
@@ -1723,10 +1799,18 @@ async fn restores_schedules_and_drills_rules() {
         let r = sched(bad.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
     }
-    let r = sched(json!({"cron": "30 2 * * *", "keep_last": 3, "keep_days": 7, "drill": true})).await;
+    let r =
+        sched(json!({"cron": "30 2 * * *", "keep_last": 3, "keep_days": 7, "drill": true})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["backup_scope"], "full");
-    assert!(r.body["next_run_at"].as_str().unwrap().ends_with(":30:00.000Z"), "{:?}", r.body);
+    assert!(
+        r.body["next_run_at"]
+            .as_str()
+            .unwrap()
+            .ends_with(":30:00.000Z"),
+        "{:?}",
+        r.body
+    );
     let sid = r.body["id"].as_str().unwrap().to_string();
     let base = format!("/api/environments/{other_env}/backup-schedules");
     let r = app
@@ -1752,7 +1836,10 @@ async fn restores_schedules_and_drills_rules() {
         .call(Method::POST, &format!("{base}/{sid}/run"), None, &me)
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
-    assert_eq!((r.body["reason"].as_str(), r.body["schedule_id"].as_str()), (Some("schedule"), Some(sid.as_str())));
+    assert_eq!(
+        (r.body["reason"].as_str(), r.body["schedule_id"].as_str()),
+        (Some("schedule"), Some(sid.as_str()))
+    );
     let r = app.call(Method::GET, &base, None, &me).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     assert!(r.body["items"][0]["last_run_at"].is_string());
@@ -1764,7 +1851,11 @@ async fn restores_schedules_and_drills_rules() {
             &me,
         )
         .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "a schedule is read under its own environment");
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "a schedule is read under its own environment"
+    );
     let r = app
         .call(Method::DELETE, &format!("{base}/{sid}"), None, &me)
         .await;
@@ -1786,9 +1877,13 @@ async fn restores_schedules_and_drills_rules() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let b = backup_of(env.clone()).await;
-    let _ = b;
-    for path in ["/api/settings", "/api/backups", "/api/events?limit=1000", "/api/audit?limit=1000"] {
+    backup_of(other_env.clone()).await;
+    for path in [
+        "/api/settings",
+        "/api/backups",
+        "/api/events?limit=1000",
+        "/api/audit?limit=1000",
+    ] {
         let r = app.call(Method::GET, path, None, &me).await;
         assert!(!r.body.to_string().contains("very-secret-s3-key"), "{path}");
     }

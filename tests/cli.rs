@@ -334,3 +334,115 @@ mod reqwest {
         }
     }
 }
+
+/// Issue 7: `backup`, `get backups --status`, `schedule-backups`, `restore` and `drill`.
+#[test]
+fn backup_commands() {
+    let (srv, _) = start(Some("s3cret-pass"));
+    let (ok, _, err) = cli(
+        &srv,
+        &["login", "--email", "ops@example.com", "--password-stdin"],
+        Some("s3cret-pass\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "node",
+            "--name",
+            "web-1",
+            "--hostname",
+            "127.0.0.1",
+            "--ssh-port",
+            "1",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let node: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "site",
+            "--name",
+            "Vault",
+            "--slug",
+            "vault",
+            "--node",
+            node["id"].as_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let site: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let env = site["primary_environment_id"].as_str().unwrap().to_string();
+
+    let (ok, out, err) = cli(&srv, &["backup", &env, "--scope", "db"], None);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("backup ") && out.contains("pending"),
+        "{out}"
+    );
+    let backup_id = out.split_whitespace().nth(1).unwrap().to_string();
+    let (ok, out, _) = cli(
+        &srv,
+        &[
+            "get",
+            "backups",
+            "--environment",
+            &env,
+            "--status",
+            "pending",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok && out.contains(&backup_id), "{out}");
+    let (ok, out, _) = cli(
+        &srv,
+        &["get", "backups", "--status", "completed", "-o", "json"],
+        None,
+    );
+    assert!(ok && !out.contains(&backup_id), "{out}");
+    let (ok, _, err) = cli(&srv, &["get", "backups", "--status", "nonsense"], None);
+    assert!(!ok && err.contains("bad_request"), "{err}");
+
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "schedule-backups",
+            &env,
+            "--every",
+            "1h",
+            "--keep-last",
+            "3",
+            "--keep-days",
+            "7",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("schedule") && out.contains("next run at"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(
+        &srv,
+        &["schedule-backups", &env, "--cron", "61 * * * *"],
+        None,
+    );
+    assert!(!ok && err.contains("minute field"), "{err}");
+
+    // A backup that is not completed cannot be restored or drilled.
+    let (ok, _, err) = cli(&srv, &["restore", &env, "--backup", &backup_id], None);
+    assert!(!ok && err.contains("conflict"), "{err}");
+    let (ok, _, err) = cli(&srv, &["drill", &backup_id], None);
+    assert!(!ok && err.contains("conflict"), "{err}");
+}

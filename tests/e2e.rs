@@ -1265,7 +1265,12 @@ fn script_settings(cmd: &str) -> std::collections::HashMap<String, String> {
     assert!(ok, "{cmd} failed: {out}");
     out.lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('\'').to_string()))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().trim_matches('\'').to_string(),
+            )
+        })
         .collect()
 }
 
@@ -1391,7 +1396,11 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
         Duration::from_secs(600),
         |_, v| ready(v),
     );
-    let preview = env["preview_url"].as_str().unwrap().trim_end_matches('/').to_string();
+    let preview = env["preview_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     eprintln!("site ready at {preview}");
     // a nested serialized option holding the old URL
     let (ok, ser) = sh(&format!(
@@ -1425,7 +1434,11 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
     eprintln!("domain ready after {:?}: {}", t.elapsed(), d["certificate"]);
     let serial = d["certificate"]["serial"].as_str().unwrap().to_string();
     assert!(
-        d["certificate"]["issuer"].as_str().unwrap().to_lowercase().contains("pebble"),
+        d["certificate"]["issuer"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("pebble"),
         "issued by pebble: {d}"
     );
     assert_eq!(served_serial(host), serial.trim_start_matches('0'));
@@ -1477,10 +1490,17 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
     cache_status(&home);
     preview_status();
     assert_eq!(cache_status(&home), "HIT");
-    assert_eq!(preview_status(), "HIT", "the preview host's redirect is cached too");
+    assert_eq!(
+        preview_status(),
+        "HIT",
+        "the preview host's redirect is cached too"
+    );
     let (s, v) = api.call(
         "POST",
-        &format!("/api/environments/{env_id}/cache/purge?url={}", "https%3A%2F%2Fshop.pressluft.test%2F"),
+        &format!(
+            "/api/environments/{env_id}/cache/purge?url={}",
+            "https%3A%2F%2Fshop.pressluft.test%2F"
+        ),
         None,
     );
     assert_eq!(s, 200, "{v}");
@@ -1489,7 +1509,10 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
     assert_eq!(preview_status(), "HIT", "another URL's entry stays");
     let (s, v) = api.call(
         "POST",
-        &format!("/api/environments/{env_id}/cache/purge?url={}", "https%3A%2F%2Fexample.org%2F"),
+        &format!(
+            "/api/environments/{env_id}/cache/purge?url={}",
+            "https%3A%2F%2Fexample.org%2F"
+        ),
         None,
     );
     assert_eq!(s, 400, "a host of another site: {v}");
@@ -1515,11 +1538,17 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
         Duration::from_secs(120),
         |_, v| v["last_error_code"] == "DNS_NOT_POINTING",
     );
-    assert!(o["dns"]["detail"].as_str().unwrap().contains("192.0.2.1"), "{o}");
+    assert!(
+        o["dns"]["detail"].as_str().unwrap().contains("192.0.2.1"),
+        "{o}"
+    );
     std::thread::sleep(Duration::from_secs(5));
     let o = api.get(&format!("/api/domains/{oid}"));
     assert!(!domain_ready(&o), "{o}");
-    assert!(domain_jobs(&api, &env_id, &oid).is_empty(), "no job for {other}");
+    assert!(
+        domain_jobs(&api, &env_id, &oid).is_empty(),
+        "no job for {other}"
+    );
 
     // 3. renewal by reconciliation: a window longer than the certificate's lifetime
     let (s, v) = api.call(
@@ -1532,12 +1561,19 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
         "renewed certificate",
         &format!("/api/domains/{did}"),
         Duration::from_secs(600),
-        |_, v| v["certificate"]["serial"].as_str().is_some_and(|s| s != serial),
+        |_, v| {
+            v["certificate"]["serial"]
+                .as_str()
+                .is_some_and(|s| s != serial)
+        },
     );
     let new_serial = d["certificate"]["serial"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(300);
     while served_serial(host) != new_serial.trim_start_matches('0') {
-        assert!(Instant::now() < deadline, "the renewed certificate is not served");
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     assert!(
@@ -1607,7 +1643,10 @@ fn domain_with_acme_tls_renewal_dns_check_and_removal() {
     let site = api.get(&format!("/api/sites/{site_id}"));
     let (s, _) = api.call(
         "DELETE",
-        &format!("/api/sites/{site_id}?state_version={}", site["state_version"]),
+        &format!(
+            "/api/sites/{site_id}?state_version={}",
+            site["state_version"]
+        ),
         None,
     );
     assert_eq!(s, 202);
@@ -1623,7 +1662,9 @@ fn base64_encode(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
@@ -1647,9 +1688,15 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     if !should_run() {
         return;
     }
-    for needed in ["ansible/library/pressluft_backup.py", "scripts/s3-test-server.sh"] {
+    for needed in [
+        "ansible/library/pressluft_backup.py",
+        "scripts/s3-test-server.sh",
+    ] {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(needed);
-        assert!(p.exists(), "{needed} missing: the node side of backups is not there");
+        assert!(
+            p.exists(),
+            "{needed} missing: the node side of backups is not there"
+        );
     }
     let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
@@ -1689,7 +1736,10 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     );
     assert_eq!(s, 200, "settings: {v}");
     let secret = s3v("S3_SECRET_ACCESS_KEY");
-    assert!(!v.to_string().contains(&secret), "the S3 secret is in the settings answer");
+    assert!(
+        !v.to_string().contains(&secret),
+        "the S3 secret is in the settings answer"
+    );
 
     // A site with a post and an upload.
     let slug = format!("bk{}", std::process::id() % 100_000);
@@ -1702,7 +1752,9 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     let site_id = site["id"].as_str().unwrap().to_string();
     let env_id = site["primary_environment_id"].as_str().unwrap().to_string();
     let env_path = format!("/api/environments/{env_id}");
-    let env = api.wait_for("site ready", &env_path, Duration::from_secs(600), |_, v| ready(v));
+    let env = api.wait_for("site ready", &env_path, Duration::from_secs(600), |_, v| {
+        ready(v)
+    });
     eprintln!("[backups] site ready ({:?})", t0.elapsed());
     let host = host_of(env["preview_url"].as_str().unwrap());
     let root = format!("/var/www/sites/{site_id}/{env_id}");
@@ -1762,15 +1814,23 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     assert_eq!(b1["status"], "completed", "{b1}");
     eprintln!("[backups] full backup to S3 completed ({:?})", t0.elapsed());
     let manifest = &b1["manifest"];
-    let artifacts = manifest["artifacts"].as_array().expect("manifest artifacts");
+    let artifacts = manifest["artifacts"]
+        .as_array()
+        .expect("manifest artifacts");
     for name in ["database.sql.zst", "files.tar.zst", "uploads.tar.zst"] {
-        let a = artifacts.iter().find(|a| a["name"] == name).unwrap_or_else(|| panic!("{name} in {manifest}"));
+        let a = artifacts
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {manifest}"));
         assert_eq!(a["sha256"].as_str().unwrap().len(), 64, "{a}");
         let size = std::fs::metadata(object(&b1, name)).unwrap().len();
         assert_eq!(a["size"].as_u64(), Some(size), "{name}: size on the target");
     }
     assert!(object(&b1, "manifest.json").exists());
-    assert!(manifest["wordpress_version"].is_string() && manifest["php_version"].is_string(), "{manifest}");
+    assert!(
+        manifest["wordpress_version"].is_string() && manifest["php_version"].is_string(),
+        "{manifest}"
+    );
     assert_eq!(b1["checksum"].as_str().unwrap().len(), 64);
     assert!(!b1.to_string().contains(&secret));
 
@@ -1786,25 +1846,53 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     let r1_id = r1["id"].as_str().unwrap().to_string();
     // While it runs, other mutations of the environment are refused.
     let sv = api.get(&env_path)["state_version"].as_i64().unwrap();
-    let (s, v) = api.call("PATCH", &env_path, Some(json!({"state_version": sv, "name": "Renamed"})));
-    assert_eq!((s, v["code"].as_str()), (409, Some("resource_in_use")), "{v}");
+    let (s, v) = api.call(
+        "PATCH",
+        &env_path,
+        Some(json!({"state_version": sv, "name": "Renamed"})),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("resource_in_use")),
+        "{v}"
+    );
     let (s, v) = api.call(
         "POST",
         &format!("/api/environments/{env_id}/restores"),
         Some(json!({"backup_id": b1_id})),
     );
-    assert_eq!((s, v["code"].as_str()), (409, Some("resource_in_use")), "{v}");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("resource_in_use")),
+        "{v}"
+    );
     let r1 = wait_restore(&api, &r1_id);
     assert_eq!(r1["status"], "succeeded", "{r1}");
     eprintln!("[backups] restore succeeded ({:?})", t0.elapsed());
     assert_eq!(posts(), "1", "the post is back");
     let (code, body) = curl(&host, "/wp-content/uploads/e2e-upload.txt");
-    assert_eq!((code, body.trim()), (200, "uploaded before the backup"), "the upload is back");
-    let pre_id = r1["pre_backup_id"].as_str().expect("pre-restore backup").to_string();
+    assert_eq!(
+        (code, body.trim()),
+        (200, "uploaded before the backup"),
+        "the upload is back"
+    );
+    let pre_id = r1["pre_backup_id"]
+        .as_str()
+        .expect("pre-restore backup")
+        .to_string();
     let pre = api.get(&format!("/api/backups/{pre_id}"));
-    assert_eq!((pre["status"].as_str(), pre["reason"].as_str()), (Some("completed"), Some("pre_restore")), "{pre}");
+    assert_eq!(
+        (pre["status"].as_str(), pre["reason"].as_str()),
+        (Some("completed"), Some("pre_restore")),
+        "{pre}"
+    );
     assert!(object(&pre, "manifest.json").exists());
-    api.wait_for("site ready after the restore", &env_path, Duration::from_secs(300), |_, v| ready(v));
+    api.wait_for(
+        "site ready after the restore",
+        &env_path,
+        Duration::from_secs(300),
+        |_, v| ready(v),
+    );
 
     // 2. One byte flipped on the target: refused before anything is touched.
     let current_before = sh(&format!("readlink {root}/current")).1;
@@ -1828,11 +1916,22 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         (Some("failed"), Some("RESTORE_CHECKSUM_MISMATCH")),
         "{r2}"
     );
-    assert_eq!(sh(&format!("readlink {root}/current")).1, current_before, "current untouched");
-    assert_eq!(sql("SELECT COUNT(*) FROM wp_posts WHERE post_name='e2e-marker'"), "1", "database untouched");
+    assert_eq!(
+        sh(&format!("readlink {root}/current")).1,
+        current_before,
+        "current untouched"
+    );
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM wp_posts WHERE post_name='e2e-marker'"),
+        "1",
+        "database untouched"
+    );
     bytes[mid] ^= 0x01;
     std::fs::write(&dump, &bytes).unwrap();
-    eprintln!("[backups] corrupted artifact refused with RESTORE_CHECKSUM_MISMATCH ({:?})", t0.elapsed());
+    eprintln!(
+        "[backups] corrupted artifact refused with RESTORE_CHECKSUM_MISMATCH ({:?})",
+        t0.elapsed()
+    );
 
     // 3. A restore whose result is unhealthy is rolled back: a must-use plugin that fails
     //    outside the release it was backed up from.
@@ -1843,12 +1942,23 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         format!("<?php\nif (strpos(realpath(__DIR__), '/releases/{release}/') === false) {{ pl_e2e_undefined_function(); }}\n"),
     )
     .unwrap();
-    assert_eq!(curl(&host, "/").0, 200, "the plugin is harmless in its own release");
+    assert_eq!(
+        curl(&host, "/").0,
+        200,
+        "the plugin is harmless in its own release"
+    );
     let b_bad = backup(&api, "full");
     let b_bad_id = b_bad["id"].as_str().unwrap().to_string();
-    assert_eq!(wait_backup(&api, &b_bad_id, "completed")["status"], "completed");
+    assert_eq!(
+        wait_backup(&api, &b_bad_id, "completed")["status"],
+        "completed"
+    );
     std::fs::remove_file(&fatal).unwrap();
-    std::fs::write(format!("{root}/shared/uploads/e2e-previous.txt"), "previous content\n").unwrap();
+    std::fs::write(
+        format!("{root}/shared/uploads/e2e-previous.txt"),
+        "previous content\n",
+    )
+    .unwrap();
     let (s, r3) = api.call(
         "POST",
         &format!("/api/environments/{env_id}/restores"),
@@ -1861,13 +1971,28 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         (Some("failed"), Some("RESTORE_ROLLED_BACK")),
         "{r3}"
     );
-    assert!(!std::path::Path::new(&fatal).exists(), "the failing plugin is gone after the rollback");
+    assert!(
+        !std::path::Path::new(&fatal).exists(),
+        "the failing plugin is gone after the rollback"
+    );
     let (code, body) = curl(&host, "/wp-content/uploads/e2e-previous.txt");
-    assert_eq!((code, body.trim()), (200, "previous content"), "previous content served");
+    assert_eq!(
+        (code, body.trim()),
+        (200, "previous content"),
+        "previous content served"
+    );
     let (code, _) = curl(&host, "/");
     assert_eq!(code, 200, "the site answers after the rollback");
-    api.wait_for("site ready after the rollback", &env_path, Duration::from_secs(300), |_, v| ready(v));
-    eprintln!("[backups] unhealthy restore rolled back ({:?})", t0.elapsed());
+    api.wait_for(
+        "site ready after the rollback",
+        &env_path,
+        Duration::from_secs(300),
+        |_, v| ready(v),
+    );
+    eprintln!(
+        "[backups] unhealthy restore rolled back ({:?})",
+        t0.elapsed()
+    );
 
     // 4. The S3 server stopped in the middle of an upload.
     let big = format!("{root}/shared/uploads/e2e-big.bin");
@@ -1876,12 +2001,22 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     let b_cut_id = b_cut["id"].as_str().unwrap().to_string();
     let dir = object(&b_cut, "");
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !(dir.exists() && std::fs::read_dir(&dir).map(|d| d.count() > 0).unwrap_or(false)) {
-        assert!(Instant::now() < deadline, "no object of the backup appeared on the target");
+    while !(dir.exists()
+        && std::fs::read_dir(&dir)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no object of the backup appeared on the target"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(sh(&format!("{s3} stop")).0);
-    eprintln!("[backups] S3 server stopped during the upload ({:?})", t0.elapsed());
+    eprintln!(
+        "[backups] S3 server stopped during the upload ({:?})",
+        t0.elapsed()
+    );
     let cut = wait_backup(&api, &b_cut_id, "failed");
     assert!(sh(&format!("{s3} start")).0);
     std::fs::remove_file(&big).unwrap();
@@ -1890,24 +2025,34 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         (Some("failed"), Some("BACKUP_STORAGE_FAILED")),
         "{cut}"
     );
-    assert!(cut["manifest"].is_null() && cut["completed_at"].is_null(), "{cut}");
-    assert!(!object(&cut, "manifest.json").exists(), "no manifest of a failed backup");
+    assert!(
+        cut["manifest"].is_null() && cut["completed_at"].is_null(),
+        "{cut}"
+    );
+    assert!(
+        !object(&cut, "manifest.json").exists(),
+        "no manifest of a failed backup"
+    );
 
     // 5. kill -9 of the control plane during a backup: the next attempt completes.
     let b_k = backup(&api, "full");
     let b_k_id = b_k["id"].as_str().unwrap().to_string();
     api.wait_for(
         "backup job running",
-        &format!("/api/jobs?limit=20"),
+        "/api/jobs?limit=20",
         Duration::from_secs(300),
         |_, v| {
             v["items"].as_array().is_some_and(|a| {
-                a.iter().any(|j| j["resource_id"] == b_k_id.as_str() && j["status"] == "running")
+                a.iter()
+                    .any(|j| j["resource_id"] == b_k_id.as_str() && j["status"] == "running")
             })
         },
     );
     srv.kill9();
-    eprintln!("[backups] control plane killed during a backup ({:?})", t0.elapsed());
+    eprintln!(
+        "[backups] control plane killed during a backup ({:?})",
+        t0.elapsed()
+    );
     // Whatever the killed run left on the node finishes or dies on its own; a rerun converges.
     std::thread::sleep(Duration::from_secs(2));
     let port2 = free_port();
@@ -1926,7 +2071,10 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     );
     let bk = wait_backup(&api, &b_k_id, "completed");
     assert_eq!(bk["status"], "completed", "{bk}");
-    eprintln!("[backups] backup completed after the restart ({:?})", t0.elapsed());
+    eprintln!(
+        "[backups] backup completed after the restart ({:?})",
+        t0.elapsed()
+    );
 
     // 6. A schedule with keep_last 3, run 5 times: 3 backups left on the target.
     let (s, sched) = api.call(
@@ -1953,18 +2101,48 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         &format!("/api/backups?environment_id={env_id}&limit=1000"),
         Duration::from_secs(300),
         |_, v| {
-            let of_schedule: Vec<&Value> = v["items"].as_array().unwrap().iter().filter(|b| b["schedule_id"] == sched_id.as_str()).collect();
-            of_schedule.iter().filter(|b| b["status"] == "completed").count() == 3
-                && of_schedule.iter().filter(|b| b["status"] == "expired" && !b["deleted_at"].is_null()).count() == 2
+            let of_schedule: Vec<&Value> = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| b["schedule_id"] == sched_id.as_str())
+                .collect();
+            of_schedule
+                .iter()
+                .filter(|b| b["status"] == "completed")
+                .count()
+                == 3
+                && of_schedule
+                    .iter()
+                    .filter(|b| b["status"] == "expired" && !b["deleted_at"].is_null())
+                    .count()
+                    == 2
         },
     );
-    let manifests = scheduled.iter().filter(|b| object(b, "manifest.json").exists()).count();
-    assert_eq!(manifests, 3, "exactly 3 scheduled backups on the target: {all}");
+    let manifests = scheduled
+        .iter()
+        .filter(|b| object(b, "manifest.json").exists())
+        .count();
+    assert_eq!(
+        manifests, 3,
+        "exactly 3 scheduled backups on the target: {all}"
+    );
     for b in &scheduled[..2] {
-        assert!(!object(b, "").exists() || std::fs::read_dir(object(b, "")).unwrap().count() == 0, "expired artifacts removed");
+        assert!(
+            !object(b, "").exists() || std::fs::read_dir(object(b, "")).unwrap().count() == 0,
+            "expired artifacts removed"
+        );
     }
-    let (_, completed) = api.call("GET", &format!("/api/backups?environment_id={env_id}&status=completed&limit=1000"), None);
-    assert!(completed["items"].as_array().unwrap().iter().all(|b| b["status"] == "completed"));
+    let (_, completed) = api.call(
+        "GET",
+        &format!("/api/backups?environment_id={env_id}&status=completed&limit=1000"),
+        None,
+    );
+    assert!(completed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["status"] == "completed"));
     eprintln!("[backups] retention keeps 3 of 5 ({:?})", t0.elapsed());
 
     // 7. A drill of the first backup: verified, scratch environment removed.
@@ -1981,7 +2159,10 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         Duration::from_secs(300),
         |s, _| s == 404,
     );
-    eprintln!("[backups] drill verified the backup and removed its scratch environment ({:?})", t0.elapsed());
+    eprintln!(
+        "[backups] drill verified the backup and removed its scratch environment ({:?})",
+        t0.elapsed()
+    );
 
     // No S3 secret anywhere it could leak.
     let (_, events) = api.call("GET", "/api/events?limit=1000", None);
@@ -1992,10 +2173,21 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     assert!(!server_log.contains(&secret), "S3 secret in the server log");
 
     // Clean up: the site goes (its environments' backup rows with it).
-    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].as_i64().unwrap();
-    let (s, _) = api.call("DELETE", &format!("/api/sites/{site_id}?state_version={sv}"), None);
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"]
+        .as_i64()
+        .unwrap();
+    let (s, _) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
     assert!(s == 202 || s == 200);
-    api.wait_for("site deleted", &format!("/api/sites/{site_id}"), Duration::from_secs(300), |s, _| s == 404);
+    api.wait_for(
+        "site deleted",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
     let _ = std::fs::remove_dir_all(std::path::Path::new(&data_dir).join(&bucket).join(&prefix));
     eprintln!("[backups] done in {:?}", t0.elapsed());
 }

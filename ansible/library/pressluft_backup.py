@@ -1377,6 +1377,15 @@ class Restore:
                 removed.append(name)
         return removed
 
+    def imported_home(self):
+        t = self.t
+        table = "%s.%s" % (ident(t.db_name), ident(t.table_prefix() + "options"))
+        try:
+            out = mariadb("SELECT option_value FROM %s WHERE option_name='home';\n" % table, raw=True)
+        except ApplyError:
+            return None
+        return out.strip().rstrip("/") or None
+
     def rewrite_urls(self, old):
         t = self.t
         argv = ["runuser", "-u", t.user, "--", t.php_cli(), self.p["helper"], "--path=%s/current" % t.root,
@@ -1469,9 +1478,15 @@ class Restore:
             for tmp in (release_tmp, uploads_tmp):
                 if tmp:
                     shutil.rmtree(tmp, ignore_errors=True)
-        old = (manifest.get("site_url") or "").rstrip("/")
-        if DB_ARTIFACT in paths and old and old != self.site_url:
-            self.facts["url_rewrite"] = timer.run(label + "_url_rewrite", self.rewrite_urls, old)
+        if DB_ARTIFACT in paths:
+            old = (manifest.get("site_url") or "").rstrip("/")
+            if old and old != self.site_url:
+                self.facts["url_rewrite"] = timer.run(label + "_url_rewrite", self.rewrite_urls, old)
+            # the imported `home` when it is yet another URL (a backup whose recorded site_url was
+            # not WordPress' home): rewritten too, so no link points to a foreign host
+            home = self.imported_home()
+            if home and home not in (old, self.site_url) and urlsplit(home).scheme in ("http", "https"):
+                self.facts["url_rewrite_home"] = timer.run(label + "_url_rewrite", self.rewrite_urls, home)
         self.start_prune(label)
         self.facts["cache_purge"] = timer.run(label + "_caches", self.purge_caches)
         return release

@@ -38,9 +38,9 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table(Domains::Table)
                     .add_column(
-                        text(Domains::TlsMode).default("acme").check(
-                            Expr::col(Domains::TlsMode).is_in(["acme", "custom", "none"]),
-                        ),
+                        text(Domains::TlsMode)
+                            .default("acme")
+                            .check(Expr::col(Domains::TlsMode).is_in(["acme", "custom", "none"])),
                     )
                     .to_owned(),
             )

@@ -450,7 +450,10 @@ mod tests {
         assert_eq!(p.phase, DomainPhase::Active);
         assert_eq!(
             ready(&p),
-            (ConditionStatus::False, reason::WAITING_FOR_ENVIRONMENT.into())
+            (
+                ConditionStatus::False,
+                reason::WAITING_FOR_ENVIRONMENT.into()
+            )
         );
         let p = reconcile(
             &spec(),
@@ -466,7 +469,10 @@ mod tests {
             certificate: cert(1, 89, None),
             ..observed()
         };
-        assert_eq!(reconcile(&spec(), &o, &Context::fixture()).action, Action::Nothing);
+        assert_eq!(
+            reconcile(&spec(), &o, &Context::fixture()).action,
+            Action::Nothing
+        );
     }
 
     #[test]
@@ -493,7 +499,10 @@ mod tests {
             certificate: cert(1, 45, Some(80 * DAY)),
             ..o
         };
-        assert_eq!(reconcile(&spec(), &o, &Context::fixture()).action, Action::Nothing);
+        assert_eq!(
+            reconcile(&spec(), &o, &Context::fixture()).action,
+            Action::Nothing
+        );
         assert!(!force_renewal(&spec(), &o));
     }
 
@@ -508,7 +517,10 @@ mod tests {
             served: true,
             ..observed()
         };
-        assert_eq!(reconcile(&s, &o, &Context::fixture()).action, run(JobType::DomainAdd));
+        assert_eq!(
+            reconcile(&s, &o, &Context::fixture()).action,
+            run(JobType::DomainAdd)
+        );
         assert!(!force_renewal(&s, &o));
         assert_eq!(run_reason(&s, &o, 0), "spec_change");
     }
@@ -576,17 +588,26 @@ mod tests {
             }
         );
         let o = DomainObserved { served: false, ..o };
-        assert_eq!(reconcile(&s, &o, &Context::fixture()).action, run(JobType::DomainRemove));
+        assert_eq!(
+            reconcile(&s, &o, &Context::fixture()).action,
+            run(JobType::DomainRemove)
+        );
         let o = DomainObserved {
             latest_job: Some(job(JobType::DomainRemove, JobStatus::Succeeded, None)),
             ..o
         };
-        assert_eq!(reconcile(&s, &o, &Context::fixture()).action, Action::Finalize);
+        assert_eq!(
+            reconcile(&s, &o, &Context::fixture()).action,
+            Action::Finalize
+        );
         // never installed, nothing ran: nothing to remove (even while DNS never pointed)
         let o = DomainObserved {
             dns_points_to_node: Some(false),
             ..observed()
         };
-        assert_eq!(reconcile(&s, &o, &Context::fixture()).action, Action::Finalize);
+        assert_eq!(
+            reconcile(&s, &o, &Context::fixture()).action,
+            Action::Finalize
+        );
     }
 }

@@ -96,7 +96,9 @@ async fn url_entries(
 ) -> Result<Vec<String>, ApiError> {
     let bad = || ApiError::invalid("url", "url must be http(s)://host/path of this environment");
     let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-    if !matches!(scheme, "http" | "https") || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !matches!(scheme, "http" | "https")
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad());
     }
     let (host, uri) = match rest.find('/') {
@@ -209,8 +211,15 @@ mod tests {
         assert_eq!(f[0], format!("{}/{}/{h}", &h[31..], &h[29..31]));
         assert_eq!(f.len(), 2, "GET and HEAD");
         let c = purge_files_command("01a20882-8ec1-70ec-b907-21a2ff7705a2", &f, false).unwrap();
-        assert!(c.starts_with("find '/var/cache/nginx/pressluft/01a20882-8ec1-70ec-b907-21a2ff7705a2/"));
-        assert!(purge_files_command("01a20882-8ec1-70ec-b907-21a2ff7705a2", &["../x".into()], false).is_err());
+        assert!(
+            c.starts_with("find '/var/cache/nginx/pressluft/01a20882-8ec1-70ec-b907-21a2ff7705a2/")
+        );
+        assert!(purge_files_command(
+            "01a20882-8ec1-70ec-b907-21a2ff7705a2",
+            &["../x".into()],
+            false
+        )
+        .is_err());
     }
 
     #[test]

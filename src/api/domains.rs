@@ -9,7 +9,6 @@ use sea_orm::sea_query::Expr;
 use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Domain, DomainPage};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use super::text::Text;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
@@ -18,6 +17,7 @@ use crate::store::entity::domains;
 use crate::store::events::NewEvent;
 use crate::store::resources::{self, Page};
 use crate::store::{self, StoreError};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -260,7 +260,9 @@ impl DomainsApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
         let was_primary = env.primary_domain_id.as_deref() == Some(id.as_str());
-        let tls_mode = tls_mode(b.tls_mode.as_deref())?.unwrap_or(d.tls_mode.as_str()).to_string();
+        let tls_mode = tls_mode(b.tls_mode.as_deref())?
+            .unwrap_or(d.tls_mode.as_str())
+            .to_string();
         let hostname = match b.hostname.as_deref() {
             Some(h) => validate::domain_name("hostname", h, tls_mode == "custom")?,
             None if d.hostname.starts_with("*.") && tls_mode != "custom" => {
@@ -304,9 +306,10 @@ impl DomainsApi {
         }
         let becomes_primary = primary && !was_primary;
         if changes.is_empty() && custom.is_none() && !becomes_primary {
-            return Ok(DomainWritten::Unchanged(Json(
-                Domain::view(d, env.primary_domain_id.as_deref()),
-            )));
+            return Ok(DomainWritten::Unchanged(Json(Domain::view(
+                d,
+                env.primary_domain_id.as_deref(),
+            ))));
         }
         changes.push(("status", Expr::value("pending")));
         resources::cas_update::<domains::Entity>(&tx, "domain", &id, b.state_version, changes)
@@ -587,7 +590,11 @@ fn custom_pair<'a>(
     if tls_mode != "custom" {
         if cert.is_some() || key.is_some() {
             return Err(ApiError::invalid(
-                if cert.is_some() { "certificate_pem" } else { "private_key_pem" },
+                if cert.is_some() {
+                    "certificate_pem"
+                } else {
+                    "private_key_pem"
+                },
                 "a certificate is uploaded only with tls_mode custom",
             ));
         }
@@ -603,13 +610,20 @@ fn custom_pair<'a>(
                 ));
             }
             let kt = k.trim_start();
-            if !(kt.starts_with("-----BEGIN ") && kt.lines().next().is_some_and(|l| l.ends_with("PRIVATE KEY-----"))) {
+            if !(kt.starts_with("-----BEGIN ")
+                && kt
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.ends_with("PRIVATE KEY-----")))
+            {
                 return Err(ApiError::invalid(
                     "private_key_pem",
                     "private_key_pem must be a PEM private key",
                 ));
             }
-            if kt.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----") || kt.contains("Proc-Type: 4,ENCRYPTED") {
+            if kt.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+                || kt.contains("Proc-Type: 4,ENCRYPTED")
+            {
                 return Err(ApiError::invalid(
                     "private_key_pem",
                     "the private key must not be encrypted with a passphrase",
@@ -651,7 +665,10 @@ async fn set_primary(
             environments::Column::PrimaryDomainId,
             Expr::value(domain_id.map(str::to_string)),
         )
-        .col_expr(environments::Column::UpdatedAt, Expr::value(crate::clock::now()))
+        .col_expr(
+            environments::Column::UpdatedAt,
+            Expr::value(crate::clock::now()),
+        )
         .filter(environments::Column::Id.eq(env_id))
         .exec(db)
         .await

@@ -394,7 +394,10 @@ impl Backup {
             deleted_at: m.deleted_at,
             reason: m.reason,
             schedule_id: m.schedule_id,
-            manifest: m.manifest.as_deref().and_then(|j| serde_json::from_str(j).ok()),
+            manifest: m
+                .manifest
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
             verified_at: m.verified_at,
             last_error_code: m.last_error_code,
             generation: m.generation,

@@ -165,7 +165,10 @@ impl SettingsApi {
             {
                 Ok(v.to_string())
             } else {
-                Err(ApiError::invalid(f, "acme_directory_url must be an https URL"))
+                Err(ApiError::invalid(
+                    f,
+                    "acme_directory_url must be an https URL",
+                ))
             }
         });
         text!(acme_email, validate::email);
@@ -183,10 +186,13 @@ impl SettingsApi {
                 ))
             }
         });
-        text!(dns_resolver, |f, v| match v.parse::<std::net::SocketAddr>() {
-            Ok(a) => Ok(a.to_string()),
-            Err(_) => Err(ApiError::invalid(f, "dns_resolver must be IP:PORT")),
-        });
+        text!(
+            dns_resolver,
+            |f, v| match v.parse::<std::net::SocketAddr>() {
+                Ok(a) => Ok(a.to_string()),
+                Err(_) => Err(ApiError::invalid(f, "dns_resolver must be IP:PORT")),
+            }
+        );
         match c.tls_renew_before_days {
             MaybeUndefined::Undefined => {}
             MaybeUndefined::Null => set(&mut all, "tls_renew_before_days", None),

@@ -47,10 +47,10 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     // DNS: only asked while an ACME certificate is still to be obtained for this generation.
     let needs_dns = !deleting
         && tls_mode == TlsMode::Acme
-        && !facts
+        && facts
             .certificate
             .as_ref()
-            .is_some_and(|c| c.generation >= d.generation);
+            .is_none_or(|c| c.generation < d.generation);
     if needs_dns {
         let fresh = facts.dns.as_ref().is_some_and(|f| {
             clock::parse(&f.checked_at).is_some_and(|t| {
@@ -205,11 +205,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
 
 /// The node no longer has the domain: remove the row (and its secrets); a primary falls back to
 /// the preview URL (the environment renders its routes again).
-async fn finalize(
-    rt: &Arc<Runtime>,
-    d: &domains::Model,
-    env: &environments::Model,
-) -> Result<()> {
+async fn finalize(rt: &Arc<Runtime>, d: &domains::Model, env: &environments::Model) -> Result<()> {
     let tx = crate::store::begin_write(&rt.db).await?;
     if env.primary_domain_id.as_deref() == Some(d.id.as_str()) {
         environments::Entity::update_many()
@@ -221,7 +217,9 @@ async fn finalize(
             .exec(&tx)
             .await?;
     }
-    domains::Entity::delete_by_id(d.id.clone()).exec(&tx).await?;
+    domains::Entity::delete_by_id(d.id.clone())
+        .exec(&tx)
+        .await?;
     store::secrets::delete_prefix(&tx, &format!("domain/{}/", d.id)).await?;
     store::events::append(
         &tx,

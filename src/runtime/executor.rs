@@ -452,11 +452,12 @@ async fn domain_vars(
             ("custom_certificate_pem", "certificate"),
             ("custom_private_key_pem", "private_key"),
         ] {
-            let value = store::secrets::get(&rt.db, &rt.secrets, &format!("domain/{}/{name}", d.id))
-                .await?
-                .ok_or_else(|| {
-                    RuntimeError::Inconsistent(format!("domain {}: no uploaded {name}", d.id))
-                })?;
+            let value =
+                store::secrets::get(&rt.db, &rt.secrets, &format!("domain/{}/{name}", d.id))
+                    .await?
+                    .ok_or_else(|| {
+                        RuntimeError::Inconsistent(format!("domain {}: no uploaded {name}", d.id))
+                    })?;
             if name == "private_key" {
                 secrets.push(value.clone());
             }
@@ -628,8 +629,7 @@ async fn record(
                     "domain_remove" if ok => f.certificate = None,
                     _ => {}
                 }
-                store::resources::record_domain_observed(&tx, &d.id, observed::render(&f))
-                    .await?;
+                store::resources::record_domain_observed(&tx, &d.id, observed::render(&f)).await?;
                 if let Some(env_id) = job.environment_id.as_deref() {
                     // a new or renewed certificate changes what the environment renders
                     wake.push((crate::notify::Kind::Environment, env_id.to_string()));

@@ -44,7 +44,6 @@ pub enum RuntimeError {
 
 pub type Result<T> = std::result::Result<T, RuntimeError>;
 
-
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Safety-net resync of every resource (self-healing).
@@ -311,7 +310,8 @@ impl Runtime {
             ids.iter().for_each(|id| self.restore_queue.add(id.clone()));
         }
         if let Ok(ids) = crate::store::backups::schedule_ids(db).await {
-            ids.iter().for_each(|id| self.schedule_queue.add(id.clone()));
+            ids.iter()
+                .for_each(|id| self.schedule_queue.add(id.clone()));
         }
     }
 

@@ -69,11 +69,7 @@ pub async fn desired(
         }
         let primary = env.primary_domain_id.as_deref() == Some(d.id.as_str());
         if primary {
-            routes.site_url = format!(
-                "{}://{}",
-                if tls { "https" } else { "http" },
-                d.hostname
-            );
+            routes.site_url = format!("{}://{}", if tls { "https" } else { "http" }, d.hostname);
         }
         routes.domains.push(RouteDomain {
             id: d.id,
