@@ -288,6 +288,7 @@ ratio=$(awk -v c="$c_med" -v u="$u_med" 'BEGIN {printf "%.1f", c / u}')
 if awk -v p="$pct" -v t="$target_pct" 'BEGIN {exit !(p >= t)}'; then verdict=PASS; else verdict=FAIL; fi
 echo "cached/static = $pct % (target >= $target_pct %): $verdict"
 echo "cached/uncached = ${ratio}x"
+echo "run time so far: ${SECONDS}s (env-delete follows)"
 echo
 measured=1
 [ "$verdict" = PASS ]
