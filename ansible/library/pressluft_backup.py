@@ -37,12 +37,15 @@ description:
     the environment is touched before all of this passed (RESTORE_CHECKSUM_MISMATCH,
     RESTORE_STORAGE_UNREADABLE). (2) Prepares, beside the live ones, a new release (the current
     release's WordPress core + the files archive, extracted by tar as the environment's user) and a
-    new uploads directory; owners and modes as pressluft_environment sets them. (3) Drops all tables,
-    views and routines of I(db_name) and imports the dump (as root). (4) Swaps the uploads directory
-    in (renameat2 RENAME_EXCHANGE) and switches C(current) (atomic rename of a link). (5) When the
+    new uploads directory; owners and modes as pressluft_environment sets them; the login
+    mu-plugin and Pressluft's object-cache drop-in follow the environment, not the backup.
+    (3) Drops all tables, views and routines of I(db_name) and imports the dump (as root).
+    (4) Swaps the uploads directory in (renameat2 RENAME_EXCHANGE) and switches C(current) (atomic
+    rename of a link). (5) When the
     manifest's C(site_url) differs from I(site_url), runs the PHP helper's serialized-safe
-    C(search-replace) as the environment's user. (6) Deletes the environment's Redis keys (its
-    prefix only) and page cache files, reloads PHP-FPM (OPcache). (7) Health checks against
+    C(search-replace) as the environment's user (and again for the imported C(home) when that is
+    yet another URL). (6) Deletes the environment's Redis keys (its prefix only) and page cache
+    files, reloads PHP-FPM (OPcache). (7) Health checks against
     I(site_url). Unhealthy (or a step failed) and I(rollback_storage_path) given: the rollback
     backup is verified and restored the same way, health-checked, and the run reports
     RESTORE_ROLLED_BACK; without a rollback (or when the rollback cannot complete) RESTORE_FAILED.
@@ -95,12 +98,13 @@ pressluft_facts:
   description: >-
     create - backup_id, backup_scope, backup_storage_type, backup_storage_path, backup_manifest,
     backup_size_bytes, backup_checksum (SHA-256 of manifest.json's bytes), backup_created (false
-    for a verified no-op rerun), backup_timings_ms;
+    for a verified no-op rerun), backup_timings_ms; backup_cleanup after a failure;
     delete - backup_deleted (true), backup_id, backup_storage_path, backup_deleted_objects,
     backup_leftovers;
-    restore - restore_id, backup_id, restore_verified, restore_healthy, restored_release,
-    rolled_back, rollback_release, rollback_healthy, healthy, health_url, health_checks,
-    health_checked_at, url_rewrite, restore_timings_ms;
+    restore - restore_id, backup_id, backup_scope, restore_verified, restore_healthy,
+    restored_release, rolled_back, rollback_release, rollback_healthy, healthy, health_url,
+    health_checks, health_checked_at, url_rewrite, url_rewrite_home, cache_purge, restore_changes,
+    restore_timings_ms (check mode: only the verification);
     failures - error_code, error.
 """
 

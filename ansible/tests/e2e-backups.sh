@@ -8,7 +8,8 @@
 # other URL: URLs rewritten to c's), a flipped byte on the target (RESTORE_CHECKSUM_MISMATCH, c
 # untouched), the S3 server stopped during an upload (BACKUP_STORAGE_FAILED, no manifest), a
 # restore whose result is unhealthy (RESTORE_ROLLED_BACK to the pre-restore backup, healthy
-# again), backup-cleanup (everything gone, idempotent) and no secret in any log or facts file.
+# again), a database-only backup and restore of b (release untouched), backup-cleanup (everything
+# gone, idempotent) and no secret in any log or facts file.
 
 log "backups and restores (local directory and S3)"
 bk_run="pressluft-e2e-$(basename "$work")"
@@ -31,12 +32,12 @@ backups_cleanup() {
 # run.sh's cleanup keeps its exit status: ours runs first and hands the status on
 trap 'rc=$?; backups_cleanup; (exit $rc); cleanup' EXIT
 
-new_id() { cat /proc/sys/kernel/random/uuid; }
-sql() { mariadb -N -B -e "$2" "$1"; }
-front() { curl -sS --max-time 10 -H "Host: ${host[$1]}" http://127.0.0.1/; }
+bk_new_id() { cat /proc/sys/kernel/random/uuid; }
+bk_sql() { mariadb -N -B -e "$2" "$1"; }
+bk_front() { curl -sS --max-time 10 -H "Host: ${host[$1]}" http://127.0.0.1/; }
 
-# bvars NAME BASE [key=JSON | key=@FACTS_FILE:FACT | s3]...: $work/NAME.json = $work/BASE.json + pairs
-bvars() {
+# bk_vars NAME BASE [key=JSON | key=@FACTS_FILE:FACT | s3]...: $work/NAME.json = $work/BASE.json + pairs
+bk_vars() {
     local name=$1 base=$2
     shift 2
     python3 - "$work/$name.json" "$work/$base.json" "$@" <<'PY'
@@ -58,9 +59,9 @@ json.dump(d, open(sys.argv[1], "w"), indent=1)
 PY
 }
 
-# check_stored FACTS DIR: manifest.json in DIR is the reported manifest, its sha256 the reported
+# bk_check_stored FACTS DIR: manifest.json in DIR is the reported manifest, its sha256 the reported
 # checksum, every artifact's size and sha256 as listed
-check_stored() {
+bk_check_stored() {
     python3 - "$1" "$2" <<'PY' || fail "stored backup in $2 does not match the facts of $1"
 import hashlib, json, os, sys
 facts = json.load(open(sys.argv[1]))
@@ -101,17 +102,17 @@ plugin_dir="${root[a]}/current/wp-content/plugins/pl-backup-marker"
 mkdir -p "$plugin_dir"
 printf '<?php\n/* Plugin Name: Pressluft backup marker */\n' > "$plugin_dir/pl-backup-marker.php"
 chown -R "${user[a]}:www-data" "$plugin_dir"
-sql "${db[a]}" "REPLACE INTO wp_options (option_name, option_value, autoload) VALUES ('pl_backup_marker', 'original', 'no')"
-[ "$(sql "${db[a]}" "SELECT option_value FROM wp_options WHERE option_name='blogname'")" = "$title_a" ] || fail "a: unexpected title"
+bk_sql "${db[a]}" "REPLACE INTO wp_options (option_name, option_value, autoload) VALUES ('pl_backup_marker', 'original', 'no')"
+[ "$(bk_sql "${db[a]}" "SELECT option_value FROM wp_options WHERE option_name='blogname'")" = "$title_a" ] || fail "a: unexpected title"
 
 # ---- local backup of a ---------------------------------------------------------------------------
-bk_local=$(new_id)
+bk_local=$(bk_new_id)
 bk_local_path="$bk_base/$site_a/$env_a/$bk_local"
-bvars bk-local a "backup_id=\"$bk_local\"" 'backup_scope="full"' 'storage_type="local"' "storage_path=\"$bk_local_path\""
+bk_vars bk-local a "backup_id=\"$bk_local\"" 'backup_scope="full"' 'storage_type="local"' "storage_path=\"$bk_local_path\""
 play bk-local backup-create bk-local
 expect_fact bk-local backup_created true
 expect_fact bk-local backup_storage_path "$bk_local_path"
-check_stored "$work/facts-bk-local.json" "$bk_local_path"
+bk_check_stored "$work/facts-bk-local.json" "$bk_local_path"
 [ "$(stat -c '%U %a' "$bk_local_path")" = "root 700" ] || fail "local backup directory is not root 0700"
 [ "$(stat -c '%U %a' "$bk_local_path/database.sql.zst")" = "root 600" ] || fail "local artifacts are not root 0600"
 # (no `| grep -q` under pipefail: grep ends early, the producer dies of SIGPIPE)
@@ -135,28 +136,28 @@ ok "backup-create again for the same backup id: changed=0, the same manifest and
 # ---- S3 backup of a ------------------------------------------------------------------------------
 while IFS= read -r line; do export "${line?}"; done < <("$s3_server" start)
 [ -n "${S3_ENDPOINT:-}" ] && [ -d "$S3_DATA_DIR/$S3_BUCKET" ] || fail "s3-test-server.sh start printed no settings"
-bk_s3=$(new_id)
+bk_s3=$(bk_new_id)
 bk_s3_path="$s3_prefix_base/$site_a/$env_a/$bk_s3"
-bvars bk-s3 a "backup_id=\"$bk_s3\"" 'backup_scope="full"' 'storage_type="s3"' "storage_path=\"$bk_s3_path\"" s3
+bk_vars bk-s3 a "backup_id=\"$bk_s3\"" 'backup_scope="full"' 'storage_type="s3"' "storage_path=\"$bk_s3_path\"" s3
 play bk-s3 backup-create bk-s3
-check_stored "$work/facts-bk-s3.json" "$S3_DATA_DIR/$S3_BUCKET/$bk_s3_path"
+bk_check_stored "$work/facts-bk-s3.json" "$S3_DATA_DIR/$S3_BUCKET/$bk_s3_path"
 ok "S3 full backup (rclone, credentials from the environment only): objects and manifest match"
 
 # ---- change a, restore it from S3 ----------------------------------------------------------------
-sql "${db[a]}" "UPDATE wp_options SET option_value='Changed by the backup test' WHERE option_name='blogname';
+bk_sql "${db[a]}" "UPDATE wp_options SET option_value='Changed by the backup test' WHERE option_name='blogname';
                 UPDATE wp_options SET option_value='changed' WHERE option_name='pl_backup_marker';
                 UPDATE wp_posts SET post_title='Changed post title' WHERE ID=1"
 rm -f "$uploads_a/2026/01/pl-photo.bin"
 runuser -u "${user[a]}" -- sh -c "echo new > '$uploads_a/pl-after-backup.txt'"
 rm -rf "$plugin_dir"
 find "/var/cache/nginx/pressluft/$env_a" -type f -delete 2>/dev/null || true
-front a >/dev/null  # the changed page in the page cache: the restore must purge it
-grep -q '<title>Changed by the backup test' <<<"$(front a)" || fail "a: the change is not visible"
+bk_front a >/dev/null  # the changed page in the page cache: the restore must purge it
+grep -q '<title>Changed by the backup test' <<<"$(bk_front a)" || fail "a: the change is not visible"
 redis-cli SET "pressluft_${env_a}:pl-test" 1 >/dev/null
 redis-cli SET "pressluft_$(jv "$work/b.json" environment_id):pl-test" 1 >/dev/null
 release_before=$(readlink "${root[a]}/current")
-r_s3=$(new_id)
-bvars r-s3-a a "restore_id=\"$r_s3\"" 'backup_storage_type="s3"' "backup_storage_path=\"$bk_s3_path\"" \
+r_s3=$(bk_new_id)
+bk_vars r-s3-a a "restore_id=\"$r_s3\"" 'backup_storage_type="s3"' "backup_storage_path=\"$bk_s3_path\"" \
     "backup_manifest=@$work/facts-bk-s3.json:backup_manifest" "site_url=\"$url_a\"" s3
 play r-s3-a env-restore r-s3-a
 expect_fact r-s3-a restore_verified true
@@ -166,9 +167,9 @@ expect_fact r-s3-a rolled_back false
 rel=$(jv "$work/facts-r-s3-a.json" restored_release)
 [ "$(readlink "${root[a]}/current")" = "releases/$rel" ] && [ "releases/$rel" != "$release_before" ] \
     || fail "a: current is $(readlink "${root[a]}/current"), expected the restored release $rel"
-grep -q "<title>$title_a" <<<"$(front a)" || fail "a: front page does not show the restored title (stale page cache?)"
-grep -q 'Hello world!' <<<"$(front a)" || fail "a: the restored post title is not served"
-[ "$(sql "${db[a]}" "SELECT option_value FROM wp_options WHERE option_name='pl_backup_marker'")" = original ] || fail "a: option not restored"
+grep -q "<title>$title_a" <<<"$(bk_front a)" || fail "a: front page does not show the restored title (stale page cache?)"
+grep -q 'Hello world!' <<<"$(bk_front a)" || fail "a: the restored post title is not served"
+[ "$(bk_sql "${db[a]}" "SELECT option_value FROM wp_options WHERE option_name='pl_backup_marker'")" = original ] || fail "a: option not restored"
 [ "$(sha256sum < "$uploads_a/2026/01/pl-photo.bin")" = "$photo_sum" ] || fail "a: upload not restored"
 [ ! -e "$uploads_a/pl-after-backup.txt" ] || fail "a: an upload made after the backup is still there"
 [ -f "${root[a]}/current/wp-content/plugins/pl-backup-marker/pl-backup-marker.php" ] || fail "a: plugin not restored"
@@ -183,20 +184,20 @@ redis-cli DEL "pressluft_$(jv "$work/b.json" environment_id):pl-test" >/dev/null
 ok "restore from S3: title, post, option, uploads and plugin back, new upload gone, owners/modes, links; a's Redis prefix purged (b's kept); healthy"
 
 # ---- a's backup into c (same site, other URL) ---------------------------------------------------
-bk_c=$(new_id)
+bk_c=$(bk_new_id)
 bk_c_path="$bk_base/$site_a/$env_c/$bk_c"
-bvars bk-c c "backup_id=\"$bk_c\"" 'backup_scope="full"' 'storage_type="local"' "storage_path=\"$bk_c_path\""
+bk_vars bk-c c "backup_id=\"$bk_c\"" 'backup_scope="full"' 'storage_type="local"' "storage_path=\"$bk_c_path\""
 play bk-c backup-create bk-c
-r_c=$(new_id)
-bvars r-local-c c "restore_id=\"$r_c\"" 'backup_storage_type="local"' "backup_storage_path=\"$bk_local_path\"" \
+r_c=$(bk_new_id)
+bk_vars r-local-c c "restore_id=\"$r_c\"" 'backup_storage_type="local"' "backup_storage_path=\"$bk_local_path\"" \
     "backup_manifest=@$work/facts-bk-local.json:backup_manifest" "site_url=\"$url_c\""
 play r-local-c env-restore r-local-c
 expect_fact r-local-c healthy true
 [ "$(jv "$work/facts-r-local-c.json" url_rewrite.old)" = "$url_a" ] || fail "c: no URL rewrite from a's URL"
-[ "$(sql "${db[c]}" "SELECT option_value FROM wp_options WHERE option_name='home'")" = "$url_c" ] || fail "c: home is not c's URL"
-[ "$(sql "${db[c]}" "SELECT option_value FROM wp_options WHERE option_name='siteurl'")" = "$url_c" ] || fail "c: siteurl is not c's URL"
-[ "$(sql "${db[c]}" "SELECT COUNT(*) FROM wp_posts WHERE guid LIKE '%${host[a]}%'")" = 0 ] || fail "c: posts still link to a's host"
-body=$(front c)
+[ "$(bk_sql "${db[c]}" "SELECT option_value FROM wp_options WHERE option_name='home'")" = "$url_c" ] || fail "c: home is not c's URL"
+[ "$(bk_sql "${db[c]}" "SELECT option_value FROM wp_options WHERE option_name='siteurl'")" = "$url_c" ] || fail "c: siteurl is not c's URL"
+[ "$(bk_sql "${db[c]}" "SELECT COUNT(*) FROM wp_posts WHERE guid LIKE '%${host[a]}%'")" = 0 ] || fail "c: posts still link to a's host"
+body=$(bk_front c)
 grep -q "<title>$title_a" <<<"$body" || fail "c: front page does not show a's content"
 ! grep -q "${host[a]}" <<<"$body" || fail "c: front page links to a's host"
 [ -f "${root[c]}/shared/uploads/2026/01/pl-photo.bin" ] || fail "c: a's upload missing"
@@ -204,13 +205,13 @@ ok "a's backup restored into c: a's content, URLs rewritten to c's (home, siteur
 
 # ---- a flipped byte on the target: nothing touched -----------------------------------------------
 obj="$S3_DATA_DIR/$S3_BUCKET/$bk_s3_path/files.tar.zst"
-flip() { python3 -c 'import sys; f=open(sys.argv[1], "r+b"); f.seek(1000); b=f.read(1); f.seek(1000); f.write(bytes([b[0] ^ 1]))' "$1"; }
-flip "$obj"
+bk_flip() { python3 -c 'import sys; f=open(sys.argv[1], "r+b"); f.seek(1000); b=f.read(1); f.seek(1000); f.write(bytes([b[0] ^ 1]))' "$1"; }
+bk_flip "$obj"
 current_c=$(readlink "${root[c]}/current")
 db_c_before=$(mariadb-dump --skip-dump-date "${db[c]}" | sha256sum)
 uploads_c_before=$(ls -laR "${root[c]}/shared/uploads" | sha256sum)
-r_bad=$(new_id)
-bvars r-bad-c c "restore_id=\"$r_bad\"" 'backup_storage_type="s3"' "backup_storage_path=\"$bk_s3_path\"" \
+r_bad=$(bk_new_id)
+bk_vars r-bad-c c "restore_id=\"$r_bad\"" 'backup_storage_type="s3"' "backup_storage_path=\"$bk_s3_path\"" \
     "backup_manifest=@$work/facts-bk-s3.json:backup_manifest" "site_url=\"$url_c\"" s3
 play r-bad-c env-restore r-bad-c 2
 expect_fact r-bad-c error_code RESTORE_CHECKSUM_MISMATCH
@@ -219,15 +220,15 @@ expect_fact r-bad-c restore_verified false
 [ "$(mariadb-dump --skip-dump-date "${db[c]}" | sha256sum)" = "$db_c_before" ] || fail "c: database changed by a restore that failed verification"
 [ "$(ls -laR "${root[c]}/shared/uploads" | sha256sum)" = "$uploads_c_before" ] || fail "c: uploads changed"
 ! ls -d /var/lib/pressluft/restore/restore-"$r_bad"-* >/dev/null 2>&1 || fail "restore temp files left in /var/lib/pressluft/restore"
-flip "$obj"
+bk_flip "$obj"
 ok "a flipped byte in an S3 object: RESTORE_CHECKSUM_MISMATCH, c's current, database and uploads untouched"
 
 # ---- the S3 server stops during an upload --------------------------------------------------------
 head -c 100000000 /dev/urandom > "$uploads_a/pl-backup-big.bin"
 chown "${user[a]}:www-data" "$uploads_a/pl-backup-big.bin"
-bk_cut=$(new_id)
+bk_cut=$(bk_new_id)
 bk_cut_path="$s3_prefix_base/$site_a/$env_a/$bk_cut"
-bvars bk-cut a "backup_id=\"$bk_cut\"" 'backup_scope="full"' 'storage_type="s3"' "storage_path=\"$bk_cut_path\"" s3
+bk_vars bk-cut a "backup_id=\"$bk_cut\"" 'backup_scope="full"' 'storage_type="s3"' "storage_path=\"$bk_cut_path\"" s3
 play bk-cut backup-create bk-cut 2 &
 cut_pid=$!
 for _ in $(seq 1 600); do
@@ -249,18 +250,18 @@ ok "S3 server stopped during the upload of 100 MB: BACKUP_STORAGE_FAILED, no man
 fatal="${root[a]}/current/wp-content/mu-plugins/pl-fatal.php"
 printf '<?php\npl_backup_test_undefined_function();\n' > "$fatal"
 chown "${user[a]}:www-data" "$fatal"
-bk_bad=$(new_id)
-bvars bk-bad a "backup_id=\"$bk_bad\"" 'backup_scope="full"' 'storage_type="local"' \
+bk_bad=$(bk_new_id)
+bk_vars bk-bad a "backup_id=\"$bk_bad\"" 'backup_scope="full"' 'storage_type="local"' \
     "storage_path=\"$bk_base/$site_a/$env_a/$bk_bad\""
 play bk-bad backup-create bk-bad
 rm -f "$fatal"
-sql "${db[a]}" "UPDATE wp_posts SET post_title='Hello from the rollback point' WHERE ID=1"
-bk_rb=$(new_id)
-bvars bk-rb a "backup_id=\"$bk_rb\"" 'backup_scope="full"' 'storage_type="local"' \
+bk_sql "${db[a]}" "UPDATE wp_posts SET post_title='Hello from the rollback point' WHERE ID=1"
+bk_rb=$(bk_new_id)
+bk_vars bk-rb a "backup_id=\"$bk_rb\"" 'backup_scope="full"' 'storage_type="local"' \
     "storage_path=\"$bk_base/$site_a/$env_a/$bk_rb\""
 play bk-rb backup-create bk-rb
-r_rb=$(new_id)
-bvars r-rb-a a "restore_id=\"$r_rb\"" 'backup_storage_type="local"' "backup_storage_path=\"$bk_base/$site_a/$env_a/$bk_bad\"" \
+r_rb=$(bk_new_id)
+bk_vars r-rb-a a "restore_id=\"$r_rb\"" 'backup_storage_type="local"' "backup_storage_path=\"$bk_base/$site_a/$env_a/$bk_bad\"" \
     "backup_manifest=@$work/facts-bk-bad.json:backup_manifest" "site_url=\"$url_a\"" \
     "rollback_storage_path=\"$bk_base/$site_a/$env_a/$bk_rb\"" "rollback_manifest=@$work/facts-bk-rb.json:backup_manifest"
 play r-rb-a env-restore r-rb-a 2
@@ -271,22 +272,45 @@ expect_fact r-rb-a rollback_healthy true
 expect_fact r-rb-a healthy true
 [ "$(readlink "${root[a]}/current")" = "releases/$(jv "$work/facts-r-rb-a.json" rollback_release)" ] || fail "a: current is not the rollback's release"
 [ ! -e "$fatal" ] || fail "a: the failing mu-plugin is still in the current release"
-grep -q 'Hello from the rollback point' <<<"$(front a)" || fail "a: not serving the content of the rollback point"
+grep -q 'Hello from the rollback point' <<<"$(bk_front a)" || fail "a: not serving the content of the rollback point"
 n=$(find "${root[a]}/releases" -mindepth 1 -maxdepth 1 | wc -l)
 [ "$n" -le 3 ] || fail "a: $n release directories, at most 3 are kept"
-sql "${db[a]}" "UPDATE wp_posts SET post_title='Hello world!' WHERE ID=1"
+bk_sql "${db[a]}" "UPDATE wp_posts SET post_title='Hello world!' WHERE ID=1"
 find "/var/cache/nginx/pressluft/$env_a" -type f -delete 2>/dev/null || true
 ok "restore of a backup with a fatal mu-plugin: unhealthy, rolled back to the pre-restore backup (RESTORE_ROLLED_BACK), healthy, previous content; at most 3 releases"
 
 # ---- c gets its own content back -----------------------------------------------------------------
-r_c2=$(new_id)
-bvars r-c-back c "restore_id=\"$r_c2\"" 'backup_storage_type="local"' "backup_storage_path=\"$bk_c_path\"" \
+r_c2=$(bk_new_id)
+bk_vars r-c-back c "restore_id=\"$r_c2\"" 'backup_storage_type="local"' "backup_storage_path=\"$bk_c_path\"" \
     "backup_manifest=@$work/facts-bk-c.json:backup_manifest" "site_url=\"$url_c\""
 play r-c-back env-restore r-c-back
 expect_fact r-c-back healthy true
-grep -q "<title>$title_c" <<<"$(front c)" || fail "c: its own content is not back"
+grep -q "<title>$title_c" <<<"$(bk_front c)" || fail "c: its own content is not back"
 [ "$(jv "$work/facts-r-c-back.json" url_rewrite)" = "" ] || fail "c: a URL rewrite for a backup of c itself"
 ok "c's own backup restored into c (no URL rewrite needed): healthy, its own title again"
+
+# ---- a database-only backup and restore (b) -----------------------------------------------------
+bk_db=$(bk_new_id)
+bk_vars bk-db-b b "backup_id=\"$bk_db\"" 'backup_scope="db"' 'storage_type="local"' \
+    "storage_path=\"$bk_base/$(jv "$work/b.json" site_id)/$(jv "$work/b.json" environment_id)/$bk_db\""
+play bk-db-b backup-create bk-db-b
+python3 -c 'import json, sys
+m = json.load(open(sys.argv[1]))["backup_manifest"]
+assert m["scope"] == "db" and [a["name"] for a in m["artifacts"]] == ["database.sql.zst"], m' "$work/facts-bk-db-b.json" \
+    || fail "b: a db backup with more than the database"
+bk_sql "${db[b]}" "UPDATE wp_options SET option_value='Changed by the backup test' WHERE option_name='blogname'"
+current_b=$(readlink "${root[b]}/current")
+r_db=$(bk_new_id)
+bk_vars r-db-b b "restore_id=\"$r_db\"" 'backup_storage_type="local"' \
+    "backup_storage_path=\"$bk_base/$(jv "$work/b.json" site_id)/$(jv "$work/b.json" environment_id)/$bk_db\"" \
+    "backup_manifest=@$work/facts-bk-db-b.json:backup_manifest" "site_url=\"$(jv "$work/b.json" preview_url)\""
+play r-db-b env-restore r-db-b
+expect_fact r-db-b healthy true
+expect_fact r-db-b restored_release ""
+[ "$(readlink "${root[b]}/current")" = "$current_b" ] || fail "b: a database-only restore switched the release"
+[ "$(bk_sql "${db[b]}" "SELECT option_value FROM wp_options WHERE option_name='blogname'")" = "$(jv "$work/b.json" site_title)" ] \
+    || fail "b: title not restored from the database backup"
+ok "database-only backup and restore (b): one artifact, the database back, the release untouched"
 
 # ---- backup-cleanup ------------------------------------------------------------------------------
 play rm-local backup-cleanup bk-local
@@ -314,8 +338,8 @@ ok "no S3 key, S3 secret or database password in any log or facts file"
 
 backups_cleanup
 trap cleanup EXIT
-for e in a c; do
+for e in a b c; do
     play "health-after-backups-$e" health-check "$e"
     expect_fact "health-after-backups-$e" healthy true
 done
-ok "a and c healthy after the backup tests (b was not touched)"
+ok "a, b and c healthy after the backup tests"
