@@ -988,7 +988,13 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     );
 
     // 6. Crash: kill -9 while a site is being created; after a restart it converges, with no
-    //    job left running and nothing created twice.
+    //    job left running and nothing created twice. The node's config lock is held meanwhile,
+    //    so the creation is certainly still running when the control plane dies.
+    let mut config_lock = Command::new("flock")
+        .args(["-x", "-o", "/run/lock/pressluft-config.lock", "-c", "sleep 120"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let (_, site_c) = api.call(
         "POST",
         "/api/sites",
@@ -1006,6 +1012,8 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     srv.kill9();
+    let _ = config_lock.kill();
+    let _ = config_lock.wait();
     drop(api);
     let srv2 = Server::start(&srv.data_dir, srv.port);
     let api = Api::connect(srv2.port);
