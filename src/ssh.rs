@@ -297,12 +297,12 @@ pub async fn exec(
         .map_err(|_| SshError::Timeout(timeout))?
 }
 
-async fn exec_inner(
+/// Opens an authenticated session to the target; the server must present `expected`.
+async fn connect(
     target: &Target,
     expected: PublicKey,
     key: PrivateKey,
-    command: &str,
-) -> Result<ExecOutput, SshError> {
+) -> Result<client::Handle<HostKeyCheck>, SshError> {
     let seen = Arc::new(Mutex::new(None));
     let pinned_text = openssh_without_comment(&expected)?;
     let mut session = match open(&target.hostname, target.port, Some(expected), seen.clone()).await
@@ -344,7 +344,16 @@ async fn exec_inner(
             user: target.user.clone(),
         });
     }
+    Ok(session)
+}
 
+async fn exec_inner(
+    target: &Target,
+    expected: PublicKey,
+    key: PrivateKey,
+    command: &str,
+) -> Result<ExecOutput, SshError> {
+    let session = connect(target, expected, key).await?;
     let mut channel = session.channel_open_session().await.map_err(map_russh)?;
     channel.exec(true, command).await.map_err(map_russh)?;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
@@ -385,6 +394,180 @@ async fn exec_inner(
 fn append_capped(buf: &mut Vec<u8>, data: &[u8]) {
     let room = EXEC_OUTPUT_LIMIT.saturating_sub(buf.len());
     buf.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+/// How [`exec_stream`] runs its command. Not `Debug`: `stdin` may carry secrets.
+pub struct StreamOptions {
+    /// Connect, authenticate and start the command within this.
+    pub start_timeout: Duration,
+    /// The remote command sent nothing (no output, no end) for this long: aborted.
+    pub idle_timeout: Duration,
+    /// The consumer took no chunk for this long (a stalled HTTP client): aborted.
+    pub stall_timeout: Duration,
+    /// Written to the command's stdin, which is then closed; zeroed once sent. Secrets go here,
+    /// never on the command line (which any user of the node can read with `ps`).
+    pub stdin: Vec<u8>,
+    /// Strings replaced by `***` in the stderr that is logged.
+    pub redact: Vec<String>,
+    /// What runs, for the log (no secrets).
+    pub label: String,
+}
+
+/// Chunks (SSH packets, at most 32 KiB each) buffered between the SSH session and the consumer.
+/// With russh's own channel buffer and the SSH window this bounds what a stream holds in memory,
+/// whatever the size of the output: a slow consumer stops the session reading, which stops the
+/// remote command writing.
+const STREAM_CHUNKS: usize = 16;
+/// The stderr of [`exec_stream`] kept for the log.
+const STREAM_STDERR_LIMIT: usize = 64 * 1024;
+
+/// The stdout of a remote command as a stream of chunks ([`exec_stream`]). It ends after the
+/// command exited with status 0; any failure (non-zero exit, signal, timeout, lost connection)
+/// is the last item, an error. Dropping the stream ends the SSH session (the remote command then
+/// dies of SIGPIPE or a hang-up).
+pub struct ExecStream {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+}
+
+impl futures_util::Stream for ExecStream {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Runs one command on the target and streams its stdout with backpressure (for output of any
+/// size: backup artifacts). Errors before the command started (connection, host key, auth,
+/// `start_timeout`) are returned here; later ones end the stream. Stderr is captured apart
+/// (capped) and logged, redacted, when the command fails.
+pub async fn exec_stream(
+    target: &Target,
+    command: &str,
+    mut opts: StreamOptions,
+) -> Result<ExecStream, SshError> {
+    let pinned = target
+        .host_key
+        .as_deref()
+        .ok_or(SshError::HostKeyNotPinned)?;
+    let expected = parse_public(pinned)?;
+    let key = PrivateKey::from_openssh(&target.private_key_openssh)
+        .map_err(|e| SshError::Key(format!("private key does not parse: {e}")))?;
+    let stdin = std::mem::take(&mut opts.stdin);
+    let start = async {
+        let session = connect(target, expected, key).await?;
+        let channel = session.channel_open_session().await.map_err(map_russh)?;
+        channel.exec(true, command).await.map_err(map_russh)?;
+        if !stdin.is_empty() {
+            channel.data(&stdin[..]).await.map_err(map_russh)?;
+        }
+        channel.eof().await.map_err(map_russh)?;
+        Ok::<_, SshError>((session, channel))
+    };
+    let started = tokio::time::timeout(opts.start_timeout, start).await;
+    let mut stdin = stdin;
+    stdin.fill(0);
+    let (session, channel) = started.map_err(|_| SshError::Timeout(opts.start_timeout))??;
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_CHUNKS);
+    tokio::spawn(pump(session, channel, tx, opts));
+    Ok(ExecStream { rx })
+}
+
+enum StreamEnd {
+    /// The channel closed; the exit status decides.
+    Closed,
+    /// The consumer dropped the stream.
+    ConsumerGone,
+    Failed(String),
+}
+
+/// Moves stdout chunks from the SSH channel to the consumer until the channel closes.
+async fn pump(
+    session: client::Handle<HostKeyCheck>,
+    mut channel: russh::Channel<client::Msg>,
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+    opts: StreamOptions,
+) {
+    let mut stderr = Vec::new();
+    let (mut exit_status, mut signal) = (None, None);
+    let mut bytes_out: u64 = 0;
+    let end = loop {
+        let msg = tokio::select! {
+            _ = tx.closed() => break StreamEnd::ConsumerGone,
+            m = tokio::time::timeout(opts.idle_timeout, channel.wait()) => m,
+        };
+        let msg = match msg {
+            Err(_) => {
+                break StreamEnd::Failed(format!(
+                    "the remote command sent nothing for {}s",
+                    opts.idle_timeout.as_secs()
+                ))
+            }
+            Ok(None) => break StreamEnd::Closed,
+            Ok(Some(m)) => m,
+        };
+        match msg {
+            ChannelMsg::Data { data } => {
+                let n = data.len() as u64;
+                match tokio::time::timeout(opts.stall_timeout, tx.send(Ok(data))).await {
+                    Ok(Ok(())) => bytes_out += n,
+                    Ok(Err(_)) => break StreamEnd::ConsumerGone,
+                    Err(_) => {
+                        break StreamEnd::Failed(format!(
+                            "the consumer took nothing for {}s",
+                            opts.stall_timeout.as_secs()
+                        ))
+                    }
+                }
+            }
+            ChannelMsg::ExtendedData { data, ext: 1 } => {
+                let room = STREAM_STDERR_LIMIT.saturating_sub(stderr.len());
+                stderr.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            ChannelMsg::ExitStatus { exit_status: s } => exit_status = Some(s),
+            ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(signal_name),
+            _ => {}
+        }
+    };
+    let _ = channel.close().await;
+    let _ = session
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    let end = match end {
+        StreamEnd::Closed => match (exit_status, signal) {
+            (Some(0), _) => StreamEnd::Closed,
+            (Some(s), _) => StreamEnd::Failed(format!("the remote command exited with status {s}")),
+            (None, Some(sig)) => {
+                StreamEnd::Failed(format!("the remote command was killed by signal {sig:?}"))
+            }
+            (None, None) => {
+                StreamEnd::Failed("the remote command ended without an exit status".into())
+            }
+        },
+        other => other,
+    };
+    let mut stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+    for s in opts.redact.iter().filter(|s| !s.is_empty()) {
+        stderr = stderr.replace(s.as_str(), "***");
+    }
+    match end {
+        StreamEnd::Closed => {
+            tracing::debug!(what = %opts.label, bytes = bytes_out, stderr = %stderr, "remote stream complete")
+        }
+        StreamEnd::ConsumerGone => tracing::info!(
+            what = %opts.label,
+            bytes = bytes_out,
+            "remote stream: the consumer went away; SSH session closed"
+        ),
+        StreamEnd::Failed(why) => {
+            tracing::warn!(what = %opts.label, bytes = bytes_out, error = %why, stderr = %stderr, "remote stream failed");
+            let e = std::io::Error::other(why);
+            let _ = tokio::time::timeout(opts.stall_timeout, tx.send(Err(e))).await;
+        }
+    }
 }
 
 /// Whether something accepts TCP connections on `host:port` within `timeout` (cheap check
@@ -569,6 +752,8 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, SshError::Timeout(_)), "{e}");
 
+        stream_against_local_sshd(&target).await;
+
         // a different pinned key of the same type: refused before authenticating
         let wrong = PrivateKey::from_openssh(generate_private("w").unwrap())
             .unwrap()
@@ -592,5 +777,106 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, SshError::AuthFailed { .. }), "{e}");
+    }
+
+    /// [`exec_stream`]: every byte in order, stdin reaches the command, a failure is the last
+    /// item, idle timeout, and backpressure (an unread stream stops the remote writer).
+    async fn stream_against_local_sshd(target: &Target) {
+        use futures_util::StreamExt;
+        let opts = |stdin: &[u8], idle: Duration| StreamOptions {
+            start_timeout: Duration::from_secs(10),
+            idle_timeout: idle,
+            stall_timeout: Duration::from_secs(10),
+            stdin: stdin.to_vec(),
+            redact: vec!["hidden".into()],
+            label: "test".into(),
+        };
+        let long = Duration::from_secs(10);
+        let mut s = exec_stream(target, "seq 1 700000", opts(b"", long))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        while let Some(c) = s.next().await {
+            got.extend_from_slice(&c.unwrap());
+            chunks += 1;
+        }
+        let want: String = (1..=700_000).map(|i| format!("{i}\n")).collect();
+        assert!(got == want.as_bytes(), "every byte, in order");
+        assert!(chunks > 10, "{chunks} chunks");
+
+        let out: Vec<_> = exec_stream(
+            target,
+            "read -r a; echo \"got $a\"",
+            opts(b"hidden\n", long),
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await;
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(&out[0].as_ref().unwrap()[..], b"got hidden\n");
+
+        let out: Vec<_> = exec_stream(
+            target,
+            "echo part; echo hidden oops >&2; exit 4",
+            opts(b"", long),
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await;
+        assert_eq!(&out[0].as_ref().unwrap()[..], b"part\n");
+        let e = out.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(e.contains("status 4"), "{e}");
+
+        let out: Vec<_> = exec_stream(
+            target,
+            "echo a; sleep 5",
+            opts(b"", Duration::from_millis(500)),
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await;
+        let e = out.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(e.contains("sent nothing"), "{e}");
+
+        // Backpressure: 200 MB to write in 1-MB blocks (each counted in a file), nobody reads:
+        // the writer stops after what the SSH window and the buffers hold (a few MB), and
+        // dropping the stream ends it.
+        let marker = format!("/tmp/.pl-stream-count-{}", crate::ids::random_token(6));
+        let blocks = |m: &str| -> u32 {
+            std::fs::read_to_string(m)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let cmd = format!(
+            "i=0; while [ $i -lt 200 ]; do head -c 1000000 /dev/zero || exit 1; i=$((i+1)); echo $i > {marker}; done"
+        );
+        let s = exec_stream(target, &cmd, opts(b"", long)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let written = blocks(&marker);
+        eprintln!("exec_stream: {written} MB written while nobody read");
+        assert!(
+            written < 40,
+            "the remote command wrote {written} MB that nobody read"
+        );
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = blocks(&marker);
+        assert!(
+            after <= written + 1,
+            "still writing after the stream was dropped: {after}"
+        );
+        // the same command, read: all 200 MB arrive
+        let mut s = exec_stream(target, &cmd, opts(b"", long)).await.unwrap();
+        let mut n = 0usize;
+        while let Some(c) = s.next().await {
+            n += c.unwrap().len();
+        }
+        assert_eq!(n, 200_000_000);
+        let _ = std::fs::remove_file(&marker);
     }
 }

@@ -1888,3 +1888,111 @@ async fn restores_schedules_and_drills_rules() {
         assert!(!r.body.to_string().contains("very-secret-s3-key"), "{path}");
     }
 }
+
+/// Issue 7: `GET /api/backups/{id}/artifacts/{name}`: the error paths (the download itself runs
+/// end to end in `tests/e2e.rs`).
+#[tokio::test]
+async fn backup_download_error_paths() {
+    let app = TestApp::new().await;
+    let me = app.token().await;
+    let s = app.create_site(&me, "dl").await;
+    let env = s["primary_environment_id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/environments/{env}/backups"),
+            Some(json!({"backup_scope": "db"})),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let bid = r.body["id"].as_str().unwrap().to_string();
+    let get = |path: String, who: As| {
+        let app = &app;
+        async move { app.call(Method::GET, &path, None, &who).await }
+    };
+    let url = |b: &str, name: &str| format!("/api/backups/{b}/artifacts/{name}");
+
+    // unauthenticated → 401
+    let r = get(url(&bid, "database.sql.zst"), As::Nobody).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    assert_error_shape(&r.body);
+    // malformed id → 400; unknown backup → 404
+    let r = get(url("nope", "database.sql.zst"), me.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let r = get(
+        url("0190a5d1-0000-7000-8000-000000000000", "database.sql.zst"),
+        me.clone(),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_error_shape(&r.body);
+    // not completed → 409
+    let r = get(url(&bid, "database.sql.zst"), me.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "conflict"),
+        "{:?}",
+        r.body
+    );
+    assert_error_shape(&r.body);
+
+    let sha = "ab".repeat(32);
+    let manifest = format!(
+        r#"{{"format":1,"scope":"db","artifacts":[{{"name":"database.sql.zst","size":3,"sha256":"{sha}"}}]}}"#
+    );
+    app.exec(&format!("UPDATE backups SET status = 'completed', completed_at = '2026-01-01T00:00:00.000Z', checksum = '{}', manifest = '{manifest}' WHERE id = '{bid}'", "cd".repeat(32))).await;
+    // a name that is no artifact → 400; an artifact this backup does not have → 404
+    for name in ["passwd", "..%2F..%2Fetc%2Fpasswd", "manifest.json.bak"] {
+        let r = get(url(&bid, name), me.clone()).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{name}: {:?}",
+            r.body
+        );
+        assert_error_shape(&r.body);
+    }
+    let r = get(url(&bid, "files.tar.zst"), me.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{:?}",
+        r.body
+    );
+    // the node cannot be reached (no pinned host key here) → 502, audited as failed
+    app.exec("UPDATE nodes SET host_key = NULL").await;
+    let r = get(url(&bid, "database.sql.zst"), me.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_GATEWAY, "node_unreachable"),
+        "{:?}",
+        r.body
+    );
+    assert_error_shape(&r.body);
+    let r = get(format!("/api/audit?resource_id={bid}"), me.clone()).await;
+    let entry = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "backup.download")
+        .cloned()
+        .expect("backup.download audited");
+    assert_eq!(entry["result"], "failed", "{entry}");
+    // expired or deleted → 409
+    app.exec(&format!(
+        "UPDATE backups SET retention_until = '2001-01-01T00:00:00.000Z' WHERE id = '{bid}'"
+    ))
+    .await;
+    let r = get(url(&bid, "database.sql.zst"), me.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+    app.exec(&format!("UPDATE backups SET retention_until = '2999-01-01T00:00:00.000Z', deleted_at = '2026-01-02T00:00:00.000Z' WHERE id = '{bid}'")).await;
+    let r = get(url(&bid, "manifest.json"), me.clone()).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+}

@@ -175,6 +175,29 @@ impl Api {
         })
     }
 
+    /// `GET path`, the body streamed and hashed: status, headers, length, SHA-256 (hex).
+    fn download(&self, path: &str) -> (u16, reqwest::header::HeaderMap, u64, String) {
+        use sha2::Digest;
+        self.rt.block_on(async {
+            let mut r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            let mut sha = sha2::Sha256::new();
+            let mut n = 0u64;
+            while let Some(chunk) = r.chunk().await.unwrap() {
+                n += chunk.len() as u64;
+                sha.update(&chunk);
+            }
+            (status, headers, n, hex::encode(sha.finalize()))
+        })
+    }
+
     fn get(&self, path: &str) -> Value {
         let (s, v) = self.call("GET", path, None);
         assert_eq!(s, 200, "GET {path}: {v}");
@@ -991,7 +1014,13 @@ fn local_node_sites_isolation_deletion_failure_and_crash() {
     //    job left running and nothing created twice. The node's config lock is held meanwhile,
     //    so the creation is certainly still running when the control plane dies.
     let mut config_lock = Command::new("flock")
-        .args(["-x", "-o", "/run/lock/pressluft-config.lock", "-c", "sleep 120"])
+        .args([
+            "-x",
+            "-o",
+            "/run/lock/pressluft-config.lock",
+            "-c",
+            "sleep 120",
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -1842,6 +1871,61 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     assert_eq!(b1["checksum"].as_str().unwrap().len(), 64);
     assert!(!b1.to_string().contains(&secret));
 
+    // Every artifact of the backup downloads through the API (streamed from S3 via the node):
+    // the manifest's size and SHA-256, the bytes of the object on the target; manifest.json
+    // matches the backup's checksum.
+    let mut expected: Vec<(String, u64, String)> = artifacts
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["size"].as_u64().unwrap(),
+                a["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let manifest_file = object(&b1, "manifest.json");
+    expected.push((
+        "manifest.json".into(),
+        std::fs::metadata(&manifest_file).unwrap().len(),
+        b1["checksum"].as_str().unwrap().to_string(),
+    ));
+    for (name, size, sha) in &expected {
+        let (status, headers, n, digest) =
+            api.download(&format!("/api/backups/{b1_id}/artifacts/{name}"));
+        assert_eq!(status, 200, "download {name}");
+        assert_eq!((n, &digest), (*size, sha), "{name}: size and SHA-256");
+        let h = |k: &str| headers[k].to_str().unwrap().to_string();
+        assert_eq!(h("content-type"), "application/octet-stream");
+        assert_eq!(h("content-length"), size.to_string(), "{name}");
+        assert_eq!(&h("x-pressluft-sha256"), sha, "{name}");
+        assert_eq!(
+            h("content-disposition"),
+            format!("attachment; filename=\"{b1_id}-{name}\"")
+        );
+        let (ok, on_target) = sh(&format!("sha256sum {}", object(&b1, name).display()));
+        assert!(ok && on_target.starts_with(&digest), "{name}: {on_target}");
+    }
+    let (s, v) = api.call(
+        "GET",
+        &format!("/api/backups/{b1_id}/artifacts/wp-config.php"),
+        None,
+    );
+    assert_eq!((s, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    let audit = api.get(&format!("/api/audit?resource_id={b1_id}&limit=100"));
+    let downloads = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "backup.download" && e["result"] == "succeeded")
+        .count();
+    assert_eq!(downloads, expected.len(), "every download audited: {audit}");
+    eprintln!(
+        "[backups] {} artifacts downloaded from S3 through the API ({:?})",
+        expected.len(),
+        t0.elapsed()
+    );
+
     sql("DELETE FROM wp_posts WHERE post_name='e2e-backup-post'");
     std::fs::remove_file(&upload).unwrap();
     assert_eq!(posts(), "0");
@@ -2172,6 +2256,149 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         t0.elapsed()
     );
 
+    // 8. Local storage: a files backup holding a 64-MiB upload downloads through the API (from
+    //    the node's disk over SSH) and the CLI; the control plane's peak memory does not grow
+    //    with the artifact's size.
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({"backup_storage_type": "local"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let big = format!("{root}/shared/uploads/e2e-download.bin");
+    assert!(sh(&format!("head -c 64M /dev/urandom > {big}")).0);
+    let bl = backup(&api, "files");
+    let bl_id = bl["id"].as_str().unwrap().to_string();
+    let bl = wait_backup(&api, &bl_id, "completed");
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(
+        (bl["status"].as_str(), bl["storage_type"].as_str()),
+        (Some("completed"), Some("local")),
+        "{bl}"
+    );
+    let local_dir = bl["storage_path"].as_str().unwrap().to_string();
+    let pid = srv.child.as_ref().unwrap().id();
+    let peak_kb = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    let before = peak_kb();
+    let mut largest = 0;
+    for a in bl["manifest"]["artifacts"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        let size = a["size"].as_u64().unwrap();
+        let (status, headers, n, digest) =
+            api.download(&format!("/api/backups/{bl_id}/artifacts/{name}"));
+        assert_eq!(status, 200, "download {name}");
+        assert_eq!(
+            headers["content-length"].to_str().unwrap(),
+            size.to_string()
+        );
+        assert_eq!(
+            (n, digest.as_str()),
+            (size, a["sha256"].as_str().unwrap()),
+            "{name}"
+        );
+        largest = largest.max(size);
+    }
+    let after = peak_kb();
+    eprintln!(
+        "[backups] local artifacts downloaded (largest {} MiB); control plane peak RSS {} → {} MiB ({:?})",
+        largest >> 20,
+        before >> 10,
+        after >> 10,
+        t0.elapsed()
+    );
+    assert!(
+        largest > 60 << 20,
+        "the uploads artifact holds the 64-MiB file"
+    );
+    assert!(
+        after.saturating_sub(before) < 24 * 1024,
+        "peak memory grew by {} KiB during a {largest}-byte download",
+        after - before
+    );
+    let cli_out = tmp.path().join("uploads.tar.zst");
+    let out = Command::new(BIN)
+        .args(["download", &bl_id, "uploads.tar.zst", "-o"])
+        .arg(&cli_out)
+        .env("PRESSLUFT_SERVER", &api.base)
+        .env("PRESSLUFT_TOKEN", &api.token)
+        .env("PRESSLUFT_CONFIG", tmp.path().join("cli.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pressluft download: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uploads = bl["manifest"]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "uploads.tar.zst")
+        .unwrap();
+    let (ok, sum) = sh(&format!("sha256sum {}", cli_out.display()));
+    assert!(
+        ok && sum.starts_with(uploads["sha256"].as_str().unwrap()),
+        "{sum}"
+    );
+    std::fs::remove_file(&cli_out).unwrap();
+    // A failure after the headers were sent ends the body early: an artifact cut short on the
+    // target reaches the client as an error, never as a complete download.
+    let files_art = format!("{local_dir}/files.tar.zst");
+    let original = std::fs::read(&files_art).unwrap();
+    std::fs::write(&files_art, &original[..original.len() / 2]).unwrap();
+    let short = api.rt.block_on(async {
+        let mut r = api
+            .http
+            .get(format!(
+                "{}/api/backups/{bl_id}/artifacts/files.tar.zst",
+                api.base
+            ))
+            .bearer_auth(&api.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut n = 0;
+        loop {
+            match r.chunk().await {
+                Ok(Some(c)) => n += c.len(),
+                Ok(None) => return Ok(n),
+                Err(e) => return Err((n, e.to_string())),
+            }
+        }
+    });
+    assert!(
+        short.is_err(),
+        "a short artifact downloaded as complete: {short:?}"
+    );
+    // One byte flipped (same size): the CLI compares the SHA-256 and leaves no file.
+    let mut flipped = original.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    std::fs::write(&files_art, &flipped).unwrap();
+    let out = Command::new(BIN)
+        .args(["download", &bl_id, "files.tar.zst", "-o"])
+        .arg(&cli_out)
+        .env("PRESSLUFT_SERVER", &api.base)
+        .env("PRESSLUFT_TOKEN", &api.token)
+        .env("PRESSLUFT_CONFIG", tmp.path().join("cli.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("SHA-256"),
+        "pressluft download of a corrupted artifact: {stderr}"
+    );
+    assert!(!cli_out.exists(), "no file from a corrupted download");
+    std::fs::write(&files_art, &original).unwrap();
+
     // No S3 secret anywhere it could leak.
     let (_, events) = api.call("GET", "/api/events?limit=1000", None);
     assert!(!events.to_string().contains(&secret), "S3 secret in events");
@@ -2197,5 +2424,7 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
         |s, _| s == 404,
     );
     let _ = std::fs::remove_dir_all(std::path::Path::new(&data_dir).join(&bucket).join(&prefix));
+    // local artifacts stay when their rows go with the environment
+    let _ = std::fs::remove_dir_all(&local_dir);
     eprintln!("[backups] done in {:?}", t0.elapsed());
 }

@@ -12,6 +12,7 @@ pub mod text;
 pub mod validate;
 
 mod audit;
+mod backup_download;
 mod backups;
 mod cache_purge;
 mod domains;
@@ -109,6 +110,7 @@ type Apis = (
     nodes::NodesApi,
     domains::DomainsApi,
     backups::BackupsApi,
+    backup_download::BackupDownloadApi,
     restores::RestoresApi,
     schedules::SchedulesApi,
     jobs::JobsApi,
@@ -129,6 +131,7 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             nodes::NodesApi,
             domains::DomainsApi,
             backups::BackupsApi,
+            backup_download::BackupDownloadApi,
             restores::RestoresApi,
             schedules::SchedulesApi,
             jobs::JobsApi,

@@ -145,6 +145,105 @@ pub async fn drill(c: &Client, backup: &str, follow: bool) -> Result<String, Cli
     Ok(summary("drill", &v))
 }
 
+/// `pressluft download BACKUP ARTIFACT -o FILE`: streams the artifact into `FILE.partial`,
+/// checks its size and SHA-256 against the answer's headers, then renames it to `FILE` (`-o -`:
+/// standard output, unchecked until the end, where a mismatch is an error).
+pub async fn download(
+    c: &Client,
+    backup: &str,
+    artifact: &str,
+    out: &std::path::Path,
+) -> Result<String, ClientError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+    let mut resp = c
+        .get_stream(&format!(
+            "/api/backups/{backup}/artifacts/{}",
+            super::urlencode(artifact)
+        ))
+        .await?;
+    let header = |k: &str| {
+        resp.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let expected_sha = header("x-pressluft-sha256");
+    let expected_len = resp.content_length();
+    let to_stdout = out.as_os_str() == "-";
+    let shown = out.display().to_string();
+    let partial = out.with_file_name(format!(
+        ".{}.partial",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "download".into())
+    ));
+    let file_err = |p: &std::path::Path, e: std::io::Error| {
+        ClientError::File(p.display().to_string(), e.to_string())
+    };
+    let mut sink: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&partial).map_err(|e| file_err(&partial, e))?,
+        ))
+    };
+    let mut sha = Sha256::new();
+    let mut n: u64 = 0;
+    let result = async {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Transport(c.server.clone(), e))?
+        {
+            sha.update(&chunk);
+            n += chunk.len() as u64;
+            sink.write_all(&chunk).map_err(|e| file_err(&partial, e))?;
+        }
+        sink.flush().map_err(|e| file_err(&partial, e))?;
+        Ok::<(), ClientError>(())
+    }
+    .await;
+    drop(sink);
+    let digest = hex::encode(sha.finalize());
+    let mismatch = |what: String| ClientError::Api {
+        status: 0,
+        code: "download_incomplete".into(),
+        message: what,
+    };
+    let checked = result.and_then(|()| {
+        if expected_len.is_some_and(|l| l != n) {
+            return Err(mismatch(format!(
+                "received {n} of {} bytes",
+                expected_len.unwrap_or_default()
+            )));
+        }
+        if expected_sha.as_deref().is_some_and(|s| s != digest) {
+            return Err(mismatch(format!(
+                "SHA-256 {digest} differs from the recorded {}",
+                expected_sha.clone().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    });
+    if let Err(e) = checked {
+        if !to_stdout {
+            let _ = std::fs::remove_file(&partial);
+        }
+        return Err(e);
+    }
+    if !to_stdout {
+        std::fs::rename(&partial, out).map_err(|e| file_err(out, e))?;
+    }
+    let line = format!("{artifact}: {n} bytes, sha256 {digest} (verified)");
+    Ok(if to_stdout {
+        eprintln!("{line}");
+        String::new()
+    } else {
+        format!("{line} → {shown}")
+    })
+}
+
 pub struct ScheduleArgs {
     pub every: Option<String>,
     pub cron: Option<String>,

@@ -18,6 +18,9 @@ pub enum ClientError {
     NotLoggedIn,
     #[error("config file {0}: {1}")]
     Config(String, String),
+    /// A local file (a download's output).
+    #[error("{0}: {1}")]
+    File(String, String),
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
@@ -108,6 +111,28 @@ impl Client {
         } else {
             Err(api_error(status, &text))
         }
+    }
+
+    /// `GET path` whose successful answer is read by the caller (a download, chunk by chunk);
+    /// an error answer becomes the usual [`ClientError::Api`].
+    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let token = self.token.as_deref().ok_or(ClientError::NotLoggedIn)?;
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.server))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(self.server.clone(), e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Transport(self.server.clone(), e))?;
+        Err(api_error(status, &text))
     }
 
     async fn finish(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value), ClientError> {

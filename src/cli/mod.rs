@@ -227,6 +227,16 @@ pub enum Command {
         #[arg(long)]
         drill: bool,
     },
+    /// Download one artifact of a completed backup (streamed; size and SHA-256 checked).
+    Download {
+        /// Backup id.
+        backup: String,
+        /// database.sql.zst, files.tar.zst, uploads.tar.zst or manifest.json.
+        artifact: String,
+        /// Write it here (`-` for standard output).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Restore a backup into a scratch environment, health-check it, remove it.
     Drill {
         backup: String,
@@ -691,6 +701,14 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
                 },
             )
             .await
+        }
+        Command::Download {
+            backup,
+            artifact,
+            output,
+        } => {
+            let backup = resolve(&c, Kind::Backups, &backup).await?;
+            backups::download(&c, &backup, &artifact, &output).await
         }
         Command::Drill { backup, wait } => {
             let backup = resolve(&c, Kind::Backups, &backup).await?;
