@@ -705,6 +705,23 @@ async fn environments_crud_and_rules() {
         .call(Method::POST, &path, Some(json!({"name": "Scratch", "slug": "scratch", "type": "clone", "promotion_preset": "content-protect"})), &me)
         .await;
     assert_eq!(r.body["status"], "provisioning");
+    assert!(r.body["expires_at"].is_null());
+    // A temporary clone carries its expiry (store format); one in the past or not a date is refused.
+    let r = app
+        .call(Method::POST, &path, Some(json!({"name": "Temp", "slug": "temp", "type": "clone", "source_environment_id": a_prod, "promotion_preset": "content-protect", "expires_at": "2999-01-02T03:04:05+01:00"})), &me)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert_eq!(r.body["expires_at"], "2999-01-02T02:04:05.000Z");
+    for bad in ["2001-01-01T00:00:00Z", "tomorrow"] {
+        let r = app
+            .call(Method::POST, &path, Some(json!({"name": "T2", "slug": "t2", "type": "clone", "promotion_preset": "content-protect", "expires_at": bad})), &me)
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            "{bad}"
+        );
+    }
 
     // Errors: a second production, a source from another site, duplicate slug, bad enum, unknown site.
     let r = app
@@ -743,7 +760,7 @@ async fn environments_crud_and_rules() {
             &me,
         )
         .await;
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 3);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 4); // production, staging, scratch, temp
 
     // Update: cache flags and preset; stale → 409; unchanged → 200.
     let r = app

@@ -2428,3 +2428,267 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     let _ = std::fs::remove_dir_all(&local_dir);
     eprintln!("[backups] done in {:?}", t0.elapsed());
 }
+
+/// Issue 8 (staging and clones): a staging environment declared with a source environment is a
+/// copy of it - files and database - at its own preview URL, with the source URL rewritten
+/// everywhere: in post content (plain and JSON-encoded with escaped slashes) and inside a
+/// PHP-serialized option that still unserializes. No trace of the source URL is left.
+#[test]
+fn staging_clone_copies_content_and_rewrites_urls() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    eprintln!("[clones] node active after {:?}", t0.elapsed());
+
+    let (s, site) = api.call(
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Clone source", "slug": "clone-src"})),
+    );
+    assert_eq!(s, 202, "{site}");
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let src_id = site["primary_environment_id"].as_str().unwrap().to_string();
+    let src = api.wait_for(
+        "source ready",
+        &format!("/api/environments/{src_id}"),
+        Duration::from_secs(600),
+        |_, v| ready(v),
+    );
+    let src_url = src["preview_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let src_host = host_of(&src_url);
+    eprintln!(
+        "[clones] source ready at {src_url} after {:?}",
+        t0.elapsed()
+    );
+
+    // content of the source: a post with a plain and a JSON-encoded (slash-escaped) URL, a
+    // widget-like option holding a PHP-serialized array with the URL, a plugin file, an upload
+    let root = format!("/var/www/sites/{site_id}/{src_id}");
+    let user = db_of(&src_id);
+    let seed = tmp.path().join("seed.php");
+    std::fs::write(
+        &seed,
+        r#"<?php
+define('WP_USE_THEMES', false);
+require $argv[1] . '/current/wp-load.php';
+$home = $argv[2];
+$json = json_encode(array('url' => "$home/shop/"));
+$id = wp_insert_post(array('post_title' => 'Clone e2e post', 'post_content' => 'draft',
+    'post_status' => 'publish', 'post_type' => 'post'), true);
+if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message()); exit(1); }
+// straight into the table: kses would re-serialize the block comment without escaped slashes
+$wpdb->update($wpdb->posts, array('post_content' =>
+    "<p>clone e2e body <a href=\"$home/about/\">about</a></p>\n<!-- wp:pl/link $json /-->"),
+    array('ID' => $id));
+clean_post_cache($id);
+update_option('widget_pl_links', array(2 => array('title' => 'Links', 'url' => "$home/x/",
+    'nested' => array('img' => "$home/wp-content/uploads/pl-clone.txt")), '_multiwidget' => 1));
+echo $id;
+"#,
+    )
+    .unwrap();
+    let (ok, _) = sh(&format!(
+        "chmod 0755 {} && chmod 0644 {}",
+        tmp.path().display(),
+        seed.display()
+    ));
+    assert!(ok);
+    let (ok, post_id) = sh(&format!(
+        "runuser -u {user} -- php {} {root} {src_url} 2>&1",
+        seed.display()
+    ));
+    assert!(ok, "seeding the source: {post_id}");
+    let post_id: u64 = post_id.trim().parse().expect("post id");
+    let (ok, out) = sh(&format!(
+        "install -d -o {user} -g www-data -m 2750 {root}/current/wp-content/plugins/pl-clone && \
+         echo '<?php /* Plugin Name: pl clone */' > {root}/current/wp-content/plugins/pl-clone/pl-clone.php && \
+         echo 'upload of the source' > {root}/shared/uploads/pl-clone.txt && \
+         chown {user}:www-data {root}/current/wp-content/plugins/pl-clone/pl-clone.php {root}/shared/uploads/pl-clone.txt"
+    ));
+    assert!(ok, "source files: {out}");
+    let (ok, n) = sh(&format!(
+        "mariadb -N -B -e \"SELECT COUNT(*) FROM \\`{}\\`.wp_posts WHERE post_content LIKE '%{src_host}\\\\\\\\\\\\\\\\/shop%'\"",
+        db_of(&src_id)
+    ));
+    assert!(
+        ok && n == "1",
+        "the source's post holds the JSON-escaped URL: {n}"
+    );
+
+    // the staging environment, cloned from production
+    let (s, env) = api.call(
+        "POST",
+        &format!("/api/sites/{site_id}/environments"),
+        Some(
+            json!({"name": "Staging", "slug": "staging", "type": "staging",
+                    "source_environment_id": src_id, "promotion_preset": "content-protect"}),
+        ),
+    );
+    assert_eq!(s, 202, "{env}");
+    let env_id = env["id"].as_str().unwrap().to_string();
+    let tc = Instant::now();
+    let phases = std::cell::RefCell::new(Vec::<String>::new());
+    let env = api.wait_for(
+        "clone ready",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(600),
+        |_, v| {
+            let phase = v["status"].as_str().unwrap_or("").to_string();
+            let mut p = phases.borrow_mut();
+            if p.last() != Some(&phase) {
+                p.push(phase);
+            }
+            ready(v)
+        },
+    );
+    let phases = phases.into_inner();
+    assert!(
+        phases.iter().any(|p| p == "cloning"),
+        "phase cloning while the copy runs: {phases:?}"
+    );
+    let url = env["preview_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let host = host_of(&url);
+    eprintln!("[clones] clone ready at {url} in {:?}", tc.elapsed());
+    let clone_root = format!("/var/www/sites/{site_id}/{env_id}");
+    // the node module's marker: cloned once, from the source at its URL
+    let marker = std::fs::read_to_string(format!("{clone_root}/.pressluft-cloned"))
+        .expect("clone marker on the node");
+    assert!(
+        marker.starts_with(&format!("{src_id} {src_url} ")),
+        "clone marker: {marker}"
+    );
+
+    // the same content at the clone's own URL
+    // (WordPress redirects ?p= to the permalink on the clone's host)
+    let (ok, body) = sh(&format!(
+        "curl -sSL --max-time 10 --connect-to ::127.0.0.1:80 'http://{host}/?p={post_id}'"
+    ));
+    assert!(ok, "{body}");
+    assert!(body.contains("clone e2e body"), "the clone serves the post");
+    assert!(
+        body.contains(&format!("href=\"{url}/about/\"")),
+        "links point at the clone"
+    );
+    assert!(
+        !body.contains(&src_host),
+        "the clone's page names the source host"
+    );
+    let (code, body) = curl(&host, "/wp-content/uploads/pl-clone.txt");
+    assert_eq!((code, body.trim()), (200, "upload of the source"));
+    let (ok, owner) = sh(&format!(
+        "stat -c %U {clone_root}/current/wp-content/plugins/pl-clone/pl-clone.php"
+    ));
+    assert!(
+        ok && owner == db_of(&env_id),
+        "plugin copied, owned by the clone: {owner}"
+    );
+
+    // the serialized option unserializes with the clone's URL
+    let (ok, out) = sh(&format!(
+        "mariadb -N -B --raw -e \"SELECT option_value FROM \\`{}\\`.wp_options WHERE option_name='widget_pl_links'\" \
+         | php -r '$v = unserialize(stream_get_contents(STDIN)); echo is_array($v) ? $v[2][\"url\"] . \" \" . $v[2][\"nested\"][\"img\"] : \"BROKEN\";'",
+        db_of(&env_id)
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        format!("{url}/x/ {url}/wp-content/uploads/pl-clone.txt"),
+        "serialized option"
+    );
+    // the JSON-encoded URL rewritten; no form of the source URL anywhere in the clone's database
+    let (ok, n) = sh(&format!(
+        "mariadb -N -B -e \"SELECT COUNT(*) FROM \\`{}\\`.wp_posts WHERE post_content LIKE '%{host}\\\\\\\\\\\\\\\\/shop%'\"",
+        db_of(&env_id)
+    ));
+    assert!(ok && n == "1", "JSON-escaped URL rewritten: {n}");
+    let (_, n) = sh(&format!(
+        "mariadb-dump --skip-comments {} | grep -c '{src_host}'",
+        db_of(&env_id)
+    ));
+    assert_eq!(n, "0", "lines of the clone's database naming {src_host}");
+    let (_, n) = sh(&format!(
+        "mariadb-dump --skip-comments {} | grep -c '{host}'",
+        db_of(&env_id)
+    ));
+    assert!(
+        n.parse::<u64>().unwrap_or(0) > 0,
+        "the clone's URL is in its database"
+    );
+    assert_eq!(option_value(&env_id, "home"), url);
+    assert_eq!(option_value(&src_id, "home"), src_url, "source untouched");
+    let (ok, cfg) = sh(&format!(
+        "grep -c \"'DB_NAME', '{}'\" {clone_root}/shared/wp-config.php",
+        db_of(&env_id)
+    ));
+    assert!(ok && cfg == "1", "the clone keeps its own wp-config");
+    eprintln!("[clones] phases seen: {phases:?}");
+
+    // a temporary clone: it goes by itself once its expires_at has passed
+    let (_, expires) = sh("date -u -d '+20 seconds' +%Y-%m-%dT%H:%M:%SZ");
+    let (s, tmp_env) = api.call(
+        "POST",
+        &format!("/api/sites/{site_id}/environments"),
+        Some(json!({"name": "Temp", "slug": "temp", "type": "clone",
+                    "source_environment_id": src_id, "promotion_preset": "content-protect",
+                    "expires_at": expires})),
+    );
+    assert_eq!(s, 202, "{tmp_env}");
+    assert!(tmp_env["expires_at"].as_str().is_some(), "{tmp_env}");
+    let tmp_id = tmp_env["id"].as_str().unwrap().to_string();
+    let te = Instant::now();
+    api.wait_for(
+        "temporary clone expired and deleted",
+        &format!("/api/environments/{tmp_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    eprintln!("[clones] temporary clone gone after {:?}", te.elapsed());
+    assert!(
+        te.elapsed() >= Duration::from_secs(15),
+        "not deleted before its expiry"
+    );
+    let events = api.get("/api/events?limit=1000");
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["resource_id"] == json!(tmp_id) && e["reason"] == "Expired"),
+        "event Expired for the temporary clone"
+    );
+    assert!(!std::path::Path::new(&format!("/var/www/sites/{site_id}/{tmp_id}")).exists());
+
+    // clean up: the site goes with both environments
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
+    assert!(s == 202 || s == 200, "{v}");
+    api.wait_for(
+        "site deleted",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    assert!(!std::path::Path::new(&clone_root).exists(), "clone removed");
+    eprintln!("[clones] done in {:?}", t0.elapsed());
+}

@@ -102,6 +102,10 @@ options:
   health_timeout: {type: float, default: 10}
   health_retries: {type: int, default: 1}
   helper: {type: str, default: /usr/local/lib/pressluft/pressluft-helper.php}
+  source_environment_id: {type: str, description: "state=present: clone this environment (same node) into this one while it holds no installed WordPress (see clone_source); reports cloned_from, clone_timings_ms"}
+  source_environment_root: {type: str, description: "with source_environment_id: its root, <sites_root>/<site>/<source id>"}
+  source_db_name: {type: str, description: "with source_environment_id: its database"}
+  source_site_url: {type: str, description: "with source_environment_id: the URL it serves WordPress on (rewritten to site_url)"}
 """
 
 RETURN = r"""
@@ -169,6 +173,9 @@ DOMAIN_RE = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
 ACME_WEBROOT = "/var/www/acme"
 # Pressluft's object-cache drop-in carries this marker; only such a file is ever removed.
 DROPIN_MARKER = b"Pressluft object-cache drop-in (pressluft-object-cache)"
+# In the environment root: written after a successful clone (never clone again) / while one runs.
+CLONE_MARKER = ".pressluft-cloned"
+CLONE_PENDING = ".pressluft-clone-pending"
 HSTS = 'add_header Strict-Transport-Security "max-age=31536000" always;'
 
 
@@ -783,21 +790,7 @@ class Env:
             return result
         old = home.rstrip("/")
         if old != want and re.match(r"^https?://[^/\s\"'<>\\]+$", old):
-            php = "php%s" % self.php if shutil.which("php%s" % self.php) else "php"
-            argv = ["runuser", "-u", self.user, "--", php, self.p["helper"], "--path=%s/current" % self.root,
-                    "search-replace", "--old", old, "--new", want]
-            try:
-                proc = subprocess.run(argv, capture_output=True, text=True, cwd="/", timeout=1800,
-                                      stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired:
-                raise Failure("search-replace %s -> %s timed out" % (old, want))
-            res = last_json_line(proc.stdout)
-            if not isinstance(res, dict) or res.get("ok") is not True:
-                detail = (res or {}).get("error") or (proc.stderr or proc.stdout).strip()[-500:]
-                errors = (res or {}).get("errors") or []
-                raise Failure("search-replace %s -> %s failed: %s %s" % (old, want, detail, "; ".join(errors[:5])))
-            self.change("search-replace %s -> %s: %s rows, %s replacements"
-                        % (old, want, res.get("rows_changed"), res.get("replacements")))
+            self.search_replace(old, want)
         # both options exactly site_url, whatever they were
         self.mariadb("UPDATE %s SET option_value=%s WHERE option_name IN ('home', 'siteurl') AND option_value<>%s;\n"
                      % (self.options_table(), sql_str(want), sql_str(want)))
@@ -805,6 +798,157 @@ class Env:
         self.drop_redis_keys()
         self.purge_page_cache()
         return result
+
+    def search_replace(self, old, want):
+        """The helper's serialized-safe search-replace old -> want over the whole database (plain,
+        JSON-escaped and URL-encoded forms), as the environment's user."""
+        php = "php%s" % self.php if shutil.which("php%s" % self.php) else "php"
+        argv = ["runuser", "-u", self.user, "--", php, self.p["helper"], "--path=%s/current" % self.root,
+                "search-replace", "--old", old, "--new", want]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, cwd="/", timeout=1800,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise Failure("search-replace %s -> %s timed out" % (old, want))
+        res = last_json_line(proc.stdout)
+        if not isinstance(res, dict) or res.get("ok") is not True:
+            detail = (res or {}).get("error") or (proc.stderr or proc.stdout).strip()[-500:]
+            errors = (res or {}).get("errors") or []
+            raise Failure("search-replace %s -> %s failed: %s %s" % (old, want, detail, "; ".join(errors[:5])))
+        self.change("search-replace %s -> %s: %s rows, %s replacements"
+                    % (old, want, res.get("rows_changed"), res.get("replacements")))
+        return res
+
+    # --- clone of a source environment ----------------------------------------------------------
+    def clone_source(self):
+        """With source_environment_id: copies the source environment's wp-content (of its current
+        release; plugins, themes, mu-plugins - not Pressluft's object-cache drop-in) and shared
+        uploads (rsync, owned by this environment's user) and its database (mariadb-dump
+        --single-transaction --quick piped into this database, as root), then rewrites
+        source_site_url to site_url with the helper's serialized-safe search-replace. This
+        environment's wp-config (DB credentials, salts, Redis prefix) stays its own.
+
+        Only into an environment that holds no installed WordPress: a marker (CLONE_MARKER in the
+        environment root) is written after a successful clone and makes reruns skip it; a run
+        that dies mid-clone leaves CLONE_PENDING, and the next run clones again (over its own
+        partial copy). An installed WordPress without either marker is never cloned over.
+        Returns the facts cloned_from, clone_timings_ms (and clone_skipped)."""
+        p = self.p
+        sid = (p["source_environment_id"] or "").strip().lower()
+        if not sid:
+            return {}
+        marker = os.path.join(self.root, CLONE_MARKER)
+        pending = os.path.join(self.root, CLONE_PENDING)
+        if os.path.isfile(marker):
+            with open(marker, "r", encoding="utf-8", errors="replace") as fh:
+                done = fh.read().split()
+            return {"cloned_from": done[0] if done else sid, "clone_skipped": "already cloned"}
+        if self.wordpress_installed and not os.path.exists(pending):
+            return {"cloned_from": None, "clone_skipped": "WordPress already installed: never cloned over"}
+        if not UUID_RE.match(sid) or len(sid) != 36:
+            raise Failure("source_environment_id must be a UUID with dashes, got %r" % sid)
+        if sid == self.env_id:
+            raise Failure("an environment cannot be cloned from itself")
+        src_root = os.path.normpath(p["source_environment_root"] or "")
+        if (not src_root.startswith(os.path.normpath(p["sites_root"]) + "/")
+                or os.path.basename(src_root) != sid):
+            raise Failure("source_environment_root %r must be <sites_root>/<site>/%s" % (src_root, sid))
+        src_db = p["source_db_name"] or ""
+        if not DB_IDENT_RE.match(src_db) or src_db == self.db_name:
+            raise Failure("source_db_name %r must be another database's name" % src_db)
+        src_url = normalize_url(p["source_site_url"] or "", "source_site_url")
+        src_release = os.path.realpath(os.path.join(src_root, "current"))
+        if not os.path.isfile(os.path.join(src_release, "wp-load.php")):
+            raise Failure("source environment %s is not ready: %s/current holds no release" % (sid, src_root))
+        out = self.mariadb("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s;\n" % sql_str(src_db))
+        if not int(out.strip() or 0):
+            raise Failure("source environment %s is not ready: database %s missing" % (sid, src_db))
+        self.change("cloned from environment %s (%s -> %s)" % (sid, src_url, self.site_url))
+        if self.check:
+            return {"cloned_from": sid}
+        with open(pending, "w", encoding="utf-8") as fh:
+            fh.write(sid + "\n")
+        timings = {}
+        started = time.monotonic()
+        release = self.current_release()
+        if release is None:
+            raise Failure("no current release to clone into")
+        dst_content = os.path.join(self.root, "releases", release, "wp-content")
+        owner = "--chown=%s:%s" % (self.user, WEB_GROUP)
+        rsync = shutil.which("rsync")
+        if not rsync:
+            raise Failure("rsync is not installed")
+        jobs = [
+            # wp-content of the source's live release; the uploads symlink, Pressluft's drop-in
+            # and this release's mu-plugin stay this environment's (excluded = also not deleted)
+            [rsync, "-rlt", "--delete", owner, "--chmod=D2750,F640", "--exclude=/uploads",
+             "--exclude=/object-cache.php", "--exclude=/mu-plugins/pressluft-login.php",
+             os.path.join(src_release, "wp-content") + "/", dst_content + "/"],
+            [rsync, "-rlt", "--delete", owner, "--chmod=D2750,F640",
+             os.path.join(src_root, "shared", "uploads") + "/", os.path.join(self.root, "shared", "uploads") + "/"],
+        ]
+        files = {}
+
+        def copy_files():
+            t0 = time.monotonic()
+            procs = [start(argv) for argv in jobs]
+            files["results"] = [finish(proc) for proc in procs]
+            files["ms"] = int((time.monotonic() - t0) * 1000)
+
+        copier = threading.Thread(target=copy_files, name="pressluft-clone-files", daemon=True)
+        copier.start()
+        try:
+            t0 = time.monotonic()
+            self.copy_database(src_db)
+            timings["database"] = int((time.monotonic() - t0) * 1000)
+        finally:
+            copier.join()
+        timings["files"] = files.get("ms", 0)
+        for rc, _, err in files.get("results", []):
+            if rc != 0:
+                raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))
+        t0 = time.monotonic()
+        if src_url != self.site_url:
+            self.search_replace(src_url, self.site_url)
+        timings["search_replace"] = int((time.monotonic() - t0) * 1000)
+        self.drop_redis_keys()
+        self.purge_page_cache()
+        with open(marker + ".tmp", "w", encoding="utf-8") as fh:
+            fh.write("%s %s %s\n" % (sid, src_url, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
+        os.rename(marker + ".tmp", marker)
+        os.unlink(pending)
+        self.wordpress_installed = True  # the install step is skipped
+        timings["total"] = int((time.monotonic() - started) * 1000)
+        return {"cloned_from": sid, "clone_timings_ms": timings}
+
+    def copy_database(self, src_db):
+        """mariadb-dump --single-transaction --quick of src_db piped into this database (as root)."""
+        dump_bin = shutil.which("mariadb-dump") or shutil.which("mysqldump")
+        client = shutil.which("mariadb") or shutil.which("mysql")
+        if not dump_bin or not client:
+            raise Failure("the mariadb client / mariadb-dump is not installed")
+        # tables of an earlier partial clone or install go first: the dump drops only its own
+        tables = self.mariadb("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n"
+                              % sql_str(self.db_name)).split()
+        if tables:
+            self.mariadb("SET FOREIGN_KEY_CHECKS=0;\n" + "".join(
+                "DROP TABLE IF EXISTS `%s`.`%s`;\n" % (self.db_name, t.replace("`", "``")) for t in tables))
+        with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as load_err:
+            dump = subprocess.Popen([dump_bin, "--protocol=socket", "--user=root", "--single-transaction", "--quick",
+                                     "--default-character-set=utf8mb4", "--hex-blob", "--routines", "--triggers",
+                                     "--skip-comments", src_db],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=dump_err)
+            load = subprocess.Popen([client, "--protocol=socket", "--user=root", "--default-character-set=utf8mb4",
+                                     self.db_name], stdin=dump.stdout, stdout=subprocess.DEVNULL, stderr=load_err)
+            dump.stdout.close()
+            load_rc = load.wait()
+            dump_rc = dump.wait()
+            if dump_rc != 0 or load_rc != 0:
+                dump_err.seek(0)
+                load_err.seek(0)
+                raise Failure("copying database %s failed (dump rc=%d, import rc=%d): %s %s"
+                              % (src_db, dump_rc, load_rc, dump_err.read().decode("utf-8", "replace").strip()[-700:],
+                                 load_err.read().decode("utf-8", "replace").strip()[-700:]))
 
     def purge_page_cache(self):
         if not os.path.isdir(self.cache_dir):
@@ -1560,6 +1704,10 @@ def main():
             health_timeout=dict(type="float", default=10.0),
             health_retries=dict(type="int", default=1),
             helper=dict(type="str", default="/usr/local/lib/pressluft/pressluft-helper.php"),
+            source_environment_id=dict(type="str"),
+            source_environment_root=dict(type="str"),
+            source_db_name=dict(type="str"),
+            source_site_url=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -1601,6 +1749,8 @@ def main():
                 facts["linux_uid"] = pwd.getpwnam(env.user).pw_uid
             except KeyError:
                 pass
+            # a clone of a source environment instead of a fresh install (only when not installed)
+            facts.update(env.timed("clone", env.clone_source))
             if module.params["install"]:
                 for key in ("wp_admin_login", "wp_admin_email", "wp_admin_password"):
                     if not module.params[key]:

@@ -384,6 +384,7 @@ ok "every playbook again: changed=0; health-check reports healthy / unhealthy"
 
 source "$here/e2e-domains.sh"
 source "$here/e2e-backups.sh"
+source "$here/e2e-clones.sh"
 # ---- deletion ----------------------------------------------------------------------------------
 for e in a b c; do
     play "delete-$e" env-delete "$e"

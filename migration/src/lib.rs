@@ -8,6 +8,7 @@ mod m20261123_000001_initial_schema;
 mod m20261123_000002_job_reason;
 mod m20261205_000003_domains;
 mod m20261205_000004_backups;
+mod m20261205_000005_env_expiry;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_job_reason::Migration),
             Box::new(m20261205_000003_domains::Migration),
             Box::new(m20261205_000004_backups::Migration),
+            Box::new(m20261205_000005_env_expiry::Migration),
         ]
     }
 }

@@ -492,6 +492,7 @@ mod tests {
             observed_at: None,
             created_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
+            expires_at: None,
         }
     }
 

@@ -149,6 +149,8 @@ pub struct Environment {
     /// When a restore drill last proved one of this environment's backups restorable (read
     /// responses of one environment; absent in lists and write answers).
     pub last_verified_backup_at: Option<String>,
+    /// A temporary environment: when this passes, its deletion is requested (event `Expired`).
+    pub expires_at: Option<String>,
     pub generation: i64,
     pub observed_generation: i64,
     pub conditions: Vec<Condition>,
@@ -188,6 +190,7 @@ impl From<environments::Model> for Environment {
             cache_purge_requested_at: m.cache_purge_requested_at,
             drift_check_requested_at: m.drift_check_requested_at,
             reset_requested_at: m.reset_requested_at,
+            expires_at: m.expires_at,
             last_verified_backup_at: None,
             generation: m.generation,
             observed_generation: m.observed_generation,

@@ -47,6 +47,9 @@ pub struct CreateEnvironment {
     /// Copy this environment of the same site (a clone or staging copy).
     pub source_environment_id: Option<Text>,
     pub promotion_preset: PromotionPreset,
+    /// A temporary environment (RFC 3339, in the future): once it has passed, the environment is
+    /// deleted like on an operator's request (event `Expired`).
+    pub expires_at: Option<Text>,
 }
 
 #[derive(ApiResponse)]
@@ -512,6 +515,18 @@ impl SitesApi {
             .as_deref()
             .map(|s| validate::uuid("source_environment_id", s))
             .transpose()?;
+        let expires_at = body
+            .0
+            .expires_at
+            .as_deref()
+            .map(|s| validate::timestamp("expires_at", s))
+            .transpose()?;
+        if expires_at
+            .as_deref()
+            .is_some_and(|e| e <= crate::clock::now().as_str())
+        {
+            return Err(ApiError::invalid("expires_at", "expires_at must be in the future").into());
+        }
         let tx = st.begin().await?;
         let site = load_site(&tx, &site_id).await?;
         if site.deletion_requested_at.is_some() {
@@ -565,7 +580,7 @@ impl SitesApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::Internal("node missing".into()))?;
         let preview_base = super::preview_base(&tx, st, &node).await?;
-        let env = resources::insert_environment(
+        let mut env = resources::insert_environment(
             &tx,
             NewEnvironment {
                 site_id: &site_id,
@@ -584,6 +599,12 @@ impl SitesApi {
         )
         .await
         .map_err(ApiError::from)?;
+        if let Some(e) = &expires_at {
+            resources::set_environment_expiry(&tx, &env.id, Some(e))
+                .await
+                .map_err(ApiError::from)?;
+            env.expires_at = Some(e.clone());
+        }
         store::events::append(
             &tx,
             NewEvent {

@@ -16,9 +16,38 @@ use crate::store::entity::{backups, environments};
 use crate::store::{self, events::NewEvent, nodes, resources};
 
 pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Duration>> {
-    let Some(env) = resources::environment_by_id(&rt.db, id).await? else {
+    let Some(mut env) = resources::environment_by_id(&rt.db, id).await? else {
         return Ok(None);
     };
+    // A temporary environment whose expiry passed: its deletion is requested like an operator's.
+    if env.deletion_requested_at.is_none()
+        && env
+            .expires_at
+            .as_deref()
+            .is_some_and(|e| e <= clock::now().as_str())
+        && resources::expire_environment(&rt.db, id).await?
+    {
+        store::events::append(
+            &rt.db,
+            NewEvent {
+                resource_type: "environment",
+                resource_id: id,
+                site_id: Some(&env.site_id),
+                environment_id: Some(id),
+                reason: "Expired",
+                message: format!(
+                    "environment '{}' expired at {}: deletion requested",
+                    env.slug,
+                    env.expires_at.as_deref().unwrap_or("")
+                ),
+            },
+        )
+        .await?;
+        let Some(e) = resources::environment_by_id(&rt.db, id).await? else {
+            return Ok(None);
+        };
+        env = e;
+    }
     let node = nodes::by_id(&rt.db, &env.node_id).await?;
     let node_facts: Option<NodeFacts> = node
         .as_ref()
@@ -115,6 +144,22 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             plan.action = Action::Wait {
                 reason: reconcilers::WaitReason::JobInProgress,
             };
+        }
+    }
+    // A clone is copied by its first converge: it waits while its source exists but has never
+    // been Ready (a source that is gone fails the job with a clear message, see the executor).
+    if matches!(plan.action, Action::RunJob { .. }) && !facts.ever_ready && !spec.deletion_requested
+    {
+        if let Some(src_id) = &env.source_environment_id {
+            if let Some(src) = resources::environment_by_id(&rt.db, src_id).await? {
+                let src_facts: EnvFacts = observed::parse(src.observed.as_deref());
+                if src.deletion_requested_at.is_none() && !src_facts.ever_ready {
+                    tracing::debug!(environment = %id, source = %src_id, "clone waits for its source");
+                    plan.action = Action::Wait {
+                        reason: reconcilers::WaitReason::JobInProgress,
+                    };
+                }
+            }
         }
     }
 

@@ -209,6 +209,10 @@ async fn playbook(
             return Ok(o);
         }
     };
+    if let Some(msg) = clone_source_unavailable(rt, job).await? {
+        // retryable: the reconciler waits while the source exists but is not Ready yet
+        return Ok(failed(JobErrorCode::AnsiblePlayError, format!("{msg}\n")));
+    }
     let (vars, secrets) = vars(rt, job, node).await?;
     // The job row shows what ran, secrets redacted.
     let shown: Map<String, Value> = vars
@@ -372,6 +376,9 @@ async fn vars(
         ] {
             v.insert(k.into(), val);
         }
+        if let Some(src) = clone_source(rt, &env).await? {
+            source_vars(rt, &src, &site.id, &mut v).await?;
+        }
         let routes = super::routes::desired(&rt.db, &env).await?;
         v.insert("routes_digest".into(), json!(routes.digest()));
         v.insert("site_url".into(), json!(routes.site_url));
@@ -397,6 +404,108 @@ async fn vars(
         super::backup::job_vars(rt, job, &mut v, &mut secrets).await?;
     }
     Ok((v, secrets))
+}
+
+/// `pl_` + the last 16 hex digits of an id: an environment's Linux user, database and DB user.
+fn unix_name_of(id: &str) -> String {
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    format!("pl_{}", &hex[hex.len().saturating_sub(16)..]).to_ascii_lowercase()
+}
+
+/// The environment to clone `env` from: its source while `env` has never been Ready (a clone is
+/// made once, by its first converge; the node module never clones over an installed WordPress
+/// either), and that source still exists and is not being deleted.
+async fn clone_source(
+    rt: &Arc<Runtime>,
+    env: &crate::store::entity::environments::Model,
+) -> Result<Option<crate::store::entity::environments::Model>> {
+    let Some(src_id) = &env.source_environment_id else {
+        return Ok(None);
+    };
+    let facts: EnvFacts = observed::parse(env.observed.as_deref());
+    if facts.ever_ready {
+        return Ok(None);
+    }
+    Ok(store::resources::environment_by_id(&rt.db, src_id)
+        .await?
+        .filter(|s| s.deletion_requested_at.is_none()))
+}
+
+/// Why the converge job of a clone cannot run (its source gone, being deleted, never Ready, on
+/// another node), or None. The environment loop holds the clone back while its source exists
+/// but is not Ready yet, so this mostly answers for a source that went away.
+async fn clone_source_unavailable(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+) -> Result<Option<String>> {
+    if job.job_type != "env_create" {
+        return Ok(None);
+    }
+    let Some(env_id) = &job.environment_id else {
+        return Ok(None);
+    };
+    let Some(env) = store::resources::environment_by_id(&rt.db, env_id).await? else {
+        return Ok(None);
+    };
+    let Some(src_id) = env.source_environment_id.clone() else {
+        return Ok(None);
+    };
+    let facts: EnvFacts = observed::parse(env.observed.as_deref());
+    if facts.ever_ready {
+        return Ok(None);
+    }
+    let Some(src) = clone_source(rt, &env).await? else {
+        return Ok(Some(format!(
+            "the source environment {src_id} of this clone is gone or being deleted: nothing to clone"
+        )));
+    };
+    let src_facts: EnvFacts = observed::parse(src.observed.as_deref());
+    if !src_facts.ever_ready {
+        return Ok(Some(format!(
+            "the source environment {src_id} is not Ready yet: the clone waits for it"
+        )));
+    }
+    if src.node_id != env.node_id {
+        return Ok(Some(format!(
+            "the source environment {src_id} is on another node: clones are made on the same node"
+        )));
+    }
+    Ok(None)
+}
+
+/// The source of a clone for `env_create` (the node module copies it while the target holds no
+/// installed WordPress): its root, database and the URL it serves WordPress on (its last
+/// converge's `site_url`, else the site URL its routes give: its primary domain or its preview
+/// URL), rewritten to the clone's. (The module also rewrites the copied `home` when it differs.)
+async fn source_vars(
+    rt: &Arc<Runtime>,
+    src: &crate::store::entity::environments::Model,
+    site_id: &str,
+    v: &mut Map<String, Value>,
+) -> Result<()> {
+    let facts: EnvFacts = observed::parse(src.observed.as_deref());
+    let reported = facts
+        .facts
+        .get("site_url")
+        .and_then(Value::as_str)
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
+        .map(|s| s.trim_end_matches('/').to_string());
+    let site_url = match reported {
+        Some(u) => u,
+        None => super::routes::desired(&rt.db, src)
+            .await?
+            .site_url
+            .trim_end_matches('/')
+            .to_string(),
+    };
+    v.insert("source_environment_id".into(), json!(src.id));
+    v.insert(
+        "source_environment_root".into(),
+        json!(format!("/var/www/sites/{site_id}/{}", src.id)),
+    );
+    v.insert("source_db_name".into(), json!(unix_name_of(&src.id)));
+    v.insert("source_site_url".into(), json!(site_url));
+    Ok(())
 }
 
 /// Extra-vars of `domain_add` / `domain_remove`: the name, the TLS mode and where certificates

@@ -286,6 +286,7 @@ pub async fn insert_environment(
             observed_at: Set(None),
             created_at: Set(now.clone()),
             updated_at: Set(now),
+            expires_at: Set(None),
         };
         return m.insert(db).await.map_err(|err| {
             if is_unique_violation(&err) {
@@ -354,6 +355,38 @@ pub async fn mark_environment_deleted(
     )
     .await?;
     mark_domains_deleted(db, id, &now).await
+}
+
+/// Sets (or clears) when a temporary environment expires (RFC 3339, store format).
+pub async fn set_environment_expiry(
+    db: &impl ConnectionTrait,
+    id: &str,
+    expires_at: Option<&str>,
+) -> Result<()> {
+    environments::Entity::update_many()
+        .col_expr(environments::Column::ExpiresAt, Expr::value(expires_at))
+        .filter(environments::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Requests the deletion of an environment whose `expires_at` has passed, like an operator's
+/// delete (generation and state version bumped, its domains go too). False when it is no longer
+/// due (deleted meanwhile, expiry moved, production).
+pub async fn expire_environment(db: &impl ConnectionTrait, id: &str) -> Result<bool> {
+    let now = clock::now();
+    let Some(env) = environment_by_id(db, id).await? else {
+        return Ok(false);
+    };
+    let due = env.deletion_requested_at.is_none()
+        && env.environment_type != "production"
+        && env.expires_at.as_deref().is_some_and(|e| e <= now.as_str());
+    if !due {
+        return Ok(false);
+    }
+    mark_environment_deleted_unchecked(db, id, &now).await?;
+    Ok(true)
 }
 
 async fn mark_environment_deleted_unchecked(

@@ -42,6 +42,8 @@ pub struct Model {
     pub observed_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Temporary clones: when this passes, the environment loop requests the deletion.
+    pub expires_at: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
