@@ -13,8 +13,10 @@
 # the three artifacts side by side (as pressluft_backup does; the target ≤ 1.3× is judged against
 # this) and one after the other (shown for reference). Prints wall time, MiB/s of raw data and the
 # ratio (medians of the rounds), the restore job alone (env_restore started → finished) besides the
-# end-to-end restore (which includes the pre-restore backup), the control plane's RSS (VmRSS of the
-# serve process sampled every 50 ms) idle and peak during a small and the large backups, and where
+# end-to-end restore (which includes the pre-restore backup; compared, ≤ 1.3×, with a hand backup
+# side by side + a hand restore that checks every checksum first, of the same data), the control
+# plane's RSS (VmRSS of the serve process sampled every 50 ms) idle and peak during a small and
+# the large backups, and where
 # the time of the API backup and restore goes (job timestamps and the module's *_timings_ms).
 # Rounds: BENCH_ROUNDS (default auto: 3 when that keeps the run within BENCH_BUDGET_SECONDS (720)
 # after the build, else 1). Needs root, sshd and the node stack (scripts/install-prereqs.sh); run it
@@ -366,7 +368,7 @@ log "raw data: database dump $(mib "$dump_bytes") MiB, uploads tar $(mib "$uploa
 sync
 
 # ------------------------------------------------------------------ rounds ----------------------
-declare -a A_B A_R A_RJ A_PEAK A_RPEAK H_BP H_BS H_RP H_RS H_RV
+declare -a A_B A_R A_RJ A_PEAK A_RPEAK H_BP H_BS H_RP H_RS H_RV H_E2E
 round=0
 want="$rounds"
 [ "$want" != auto ] || want=3
@@ -401,6 +403,8 @@ while [ "$round" -lt "$want" ]; do
     H_RP+=("$(hand parallel get "$s3_prefix-hand/r$round-p")")
     H_RS+=("$(hand sequential get "$s3_prefix-hand/r$round-p")")
     H_RV+=("$(hand verified get "$s3_prefix-hand/r$round-p")")
+    # the end-to-end reference: hand backup (side by side) + hand restore checked first, same data
+    H_E2E+=("$((${H_BP[-1]} + ${H_RV[-1]}))")
     rm -rf "$tmp/hand-restore"
     mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`"
 
@@ -426,7 +430,7 @@ line() {  # LABEL MS [REFERENCE_MS TARGET]: labels in ASCII (printf pads bytes)
 }
 mb_b="$(median "${A_B[@]}")" mh_bp="$(median "${H_BP[@]}")" mh_bs="$(median "${H_BS[@]}")"
 mb_r="$(median "${A_R[@]}")" mb_rj="$(median "${A_RJ[@]}")" mh_rp="$(median "${H_RP[@]}")"
-mh_rs="$(median "${H_RS[@]}")" mh_rv="$(median "${H_RV[@]}")"
+mh_rs="$(median "${H_RS[@]}")" mh_rv="$(median "${H_RV[@]}")" mh_e2e="$(median "${H_E2E[@]}")"
 peak_large="$(median "${A_PEAK[@]}")"
 peak_max=0
 for v in "${A_PEAK[@]}"; do [ "$v" -gt "$peak_max" ] && peak_max="$v"; done
@@ -444,6 +448,7 @@ line "API   POST -> succeeded (pre-restore backup + restore)" "$mb_r"
 line "hand  3 artifacts side by side, streamed (reference)" "$mh_rp"
 line "hand  one after the other, streamed" "$mh_rs"
 line "hand  all downloaded + checked first, then applied" "$mh_rv"
+line "API end-to-end / hand backup+checked restore ($(secs "$mh_e2e") s)" "$mb_r" "$mh_e2e" 1.3
 printf '  API / hand one after the other: backup %s, restore job %s; restore job / hand checked first: %s\n' \
     "$(ratio "$mb_b" "$mh_bs")" "$(ratio "$mb_rj" "$mh_rs")" "$(ratio "$mb_rj" "$mh_rv")"
 echo "  control plane RSS (pressluft serve, VmRSS every 50 ms)"

@@ -35,11 +35,14 @@ description:
     under C(/var/lib/pressluft/restore); local: in place, the backup directory being root-only),
     and checks the rollback backup's manifest when I(rollback_storage_path) is given - nothing in
     the environment is touched before all of this passed (RESTORE_CHECKSUM_MISMATCH,
-    RESTORE_STORAGE_UNREADABLE). (2) Prepares, beside the live ones, a new release (the current
-    release's WordPress core + the files archive, extracted by tar as the environment's user) and a
-    new uploads directory; owners and modes as pressluft_environment sets them; the login
-    mu-plugin and Pressluft's object-cache drop-in follow the environment, not the backup.
-    (3) Drops all tables, views and routines of I(db_name) and imports the dump (as root).
+    RESTORE_STORAGE_UNREADABLE); the artifacts are read side by side. (2) Prepares, beside the
+    live ones, a new release (the current release's WordPress core - hard links when its files
+    are owned as pressluft_environment sets them, else a copy - + the files archive, extracted by
+    tar as the environment's user) and a new uploads directory; owners and modes as
+    pressluft_environment sets them; the login mu-plugin and Pressluft's object-cache drop-in
+    follow the environment, not the backup. (3) Drops all tables, views and routines of
+    I(db_name) and imports the dump (as root). (2) and (3) run side by side; when one fails
+    nothing is switched.
     (4) Swaps the uploads directory in (renameat2 RENAME_EXCHANGE) and switches C(current) (atomic
     rename of a link). (5) When the
     manifest's C(site_url) differs from I(site_url), runs the PHP helper's serialized-safe
@@ -49,7 +52,8 @@ description:
     I(site_url). Unhealthy (or a step failed) and I(rollback_storage_path) given: the rollback
     backup is verified and restored the same way, health-checked, and the run reports
     RESTORE_ROLLED_BACK; without a rollback (or when the rollback cannot complete) RESTORE_FAILED.
-    The last 3 releases (and always C(current)) are kept."
+    The last 3 releases (and always C(current)) are kept; older ones leave C(releases/) at once
+    and are deleted in the background (not waited for)."
   - The task always exits normally for these known failures, with C(error_code) and C(error) in
     C(pressluft_facts); the playbook fails the run afterwards. Invalid input fails the task.
   - "S3 through C(rclone), configured only through environment variables (remote C(pls3), no config
@@ -1159,20 +1163,24 @@ class Restore:
 
     def fetch(self, storage, recorded, dest, label):
         """Verifies every artifact (size + SHA-256); {name: local path}. S3 artifacts are streamed
-        into dest (0700); local ones are verified in place (root-only directory)."""
+        into dest (0700); local ones are verified in place (root-only directory). The artifacts
+        are read side by side (hashlib and the pipes release the GIL); when any fails, the first
+        failure in manifest order is raised once all reads ended - nothing is applied before."""
         listing = self.check_manifest(storage, recorded, label)
-        paths = {}
         for art in recorded["artifacts"]:
-            name = art["name"]
-            if listing[name] != art["size"]:
+            if listing[art["name"]] != art["size"]:
                 raise VerifyError("%s: %s has %d bytes, the manifest says %d"
-                                  % (storage.describe(), name, listing[name], art["size"]))
+                                  % (storage.describe(), art["name"], listing[art["name"]], art["size"]))
+        if any(storage.local_path(a["name"]) is None for a in recorded["artifacts"]):
+            os.makedirs(dest, mode=0o700, exist_ok=True)
+
+        def one(art):
+            name = art["name"]
             local = storage.local_path(name)
             if local is not None:
                 got = checksum(storage, name)
-                paths[name] = local
+                path = local
             else:
-                os.makedirs(dest, mode=0o700, exist_ok=True)
                 path = os.path.join(dest, name)
                 h = hashlib.sha256()
                 size = [0]
@@ -1184,10 +1192,18 @@ class Restore:
                         fh.write(chunk)
                     storage.read_chunks(name, take)
                 got = (size[0], h.hexdigest())
-                paths[name] = path
             if got != (art["size"], art["sha256"]):
                 raise VerifyError("%s: %s does not match its checksum (%d bytes, sha256 %s; expected %d bytes, sha256 %s)"
                                   % (storage.describe(), name, got[0], got[1], art["size"], art["sha256"]))
+            return path
+
+        arts = recorded["artifacts"]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(arts)) as pool:
+            futures = [(a["name"], pool.submit(one, a)) for a in arts]
+            concurrent.futures.wait([f for _, f in futures])
+        paths = {}
+        for name, f in futures:
+            paths[name] = f.result()  # the first failure (manifest order) is raised here
         return paths
 
     def check_fits(self, manifest, label):
@@ -1250,9 +1266,7 @@ class Restore:
         self.make_dir(tmp)
         core = sorted(os.path.join(src, e) for e in os.listdir(src) if is_core(e))
         if core:
-            self.timer.run("release_core_copy", self.run_as_user,
-                           ["cp", "-R", "-L" if deref else "-P", "--preserve=timestamps", "-t", tmp, "--"] + core,
-                           "copying WordPress core from %s" % src)
+            self.place_core(src, core, tmp, deref)
         self.timer.run("release_extract", self.extract, archive, tmp,
                        ["--anchored", "--exclude=wp-config.php", "--exclude=./wp-config.php",
                         "--exclude=wp-content/uploads", "--exclude=./wp-content/uploads"])
@@ -1280,6 +1294,66 @@ class Restore:
         self.converge_dropin(src if not deref else None, content)
         self.timer.run("release_own", own_tree, tmp, t.uid, t.web_gid)
         return tmp
+
+    def core_linkable(self, src, core):
+        """True when the current release's core (the paths in `core`) holds only directories and
+        regular files owned uid:web_gid with mode 0640 on the releases' filesystem - exactly what
+        own_tree gives a release, so own_tree leaves linked files alone (it would otherwise chown or
+        chmod the shared inode, i.e. the old release's file too). A link anywhere: not linkable."""
+        t = self.t
+        dev = os.lstat(t.releases_dir).st_dev
+        stack = list(core)
+        while stack:
+            path = stack.pop()
+            st = os.lstat(path)
+            if st.st_dev != dev:
+                return False
+            if stat.S_ISDIR(st.st_mode):
+                stack.extend(os.path.join(path, e) for e in os.listdir(path))
+            elif not (stat.S_ISREG(st.st_mode) and (st.st_uid, st.st_gid) == (t.uid, t.web_gid)
+                      and stat.S_IMODE(st.st_mode) == 0o640):
+                return False
+        return True
+
+    def place_core(self, src, core, tmp, deref):
+        """WordPress core into the new release. From the current release: hard links (`cp -R -P
+        --link` as the environment's user, so the kernel's protected_hardlinks and the user's own
+        rights bound what can be linked; new directories, shared file inodes) when core_linkable,
+        else (and from wordpress_source_dir, or when linking fails) a copy as before.
+        Why sharing inodes with the old release is safe here:
+        - nothing this restore does writes into a linked file: the files archive holds no core
+          (the producer leaves it out) and GNU tar replaces an existing file by unlinking it
+          before extracting (its default without --overwrite), wp-config.php and uploads are
+          replaced by links, the mu-plugin and the drop-in live in wp-content (never linked and
+          written by unlink + copy), own_tree changes no linked inode (checked above);
+        - old releases are inert: never served, pruned (the newest 3 kept); restores take core
+          from `current` and roll back from the pre-restore backup, not from an old release;
+          Pressluft's updates work on a copied release (spec: "Updates as a release").
+        The one writer in place is WordPress itself run in `current` (a core update started by
+        hand in wp-admin: WP_Filesystem_Direct::copy is PHP copy(), which truncates and rewrites
+        the existing file): a file rewritten that way changes in the previous release too (which
+        then holds a mix of both versions). That release is never served or reactivated by the
+        restore path and is pruned; the live release is never affected by an old one, since old
+        releases are not written. Timings: release_core_check + release_core_link when linked,
+        release_core_copy when copied."""
+        if not deref:
+            try:
+                if self.timer.run("release_core_check", self.core_linkable, src, core):
+                    self.timer.run("release_core_link", self.run_as_user,
+                                   ["cp", "-R", "-P", "--link", "-t", tmp, "--"] + core,
+                                   "linking WordPress core from %s" % src)
+                    return
+            except (OSError, ApplyError):
+                pass
+            for path in core:  # a partial link tree: removed, then copied
+                dst = os.path.join(tmp, os.path.basename(path))
+                if os.path.isdir(dst) and not os.path.islink(dst):
+                    shutil.rmtree(dst)
+                elif os.path.lexists(dst):
+                    os.unlink(dst)
+        self.timer.run("release_core_copy", self.run_as_user,
+                       ["cp", "-R", "-L" if deref else "-P", "--preserve=timestamps", "-t", tmp, "--"] + core,
+                       "copying WordPress core from %s" % src)
 
     def converge_dropin(self, current, content):
         """Pressluft's object-cache drop-in follows the environment, not the backup (like
@@ -1368,17 +1442,43 @@ class Restore:
         os.symlink("releases/" + name, tmp_link)
         os.replace(tmp_link, link)
 
-    def prune_releases(self):
+    def prune_releases(self, label):
+        """Old releases (all but the newest KEEP_RELEASES and `current`'s target) are moved into a
+        root-only directory under RESTORE_TMP (a rename: they leave releases/ at once, so the
+        listing never shows a half-deleted release) and deleted there by a detached `rm`, which
+        the run does not wait for: its result does not depend on it. `current`'s target is never
+        moved. Another filesystem (rename impossible): deleted here, synchronously. Leftovers of
+        an interrupted deletion are removed by a later restore (RESTORE_TMP entries > 6 h)."""
         t = self.t
         current = t.current_release()
         current = os.path.basename(current) if current else None
         names = t.releases()
         keep = set(names[-KEEP_RELEASES:]) | ({current} if current else set())
-        removed = []
+        removed, doomed = [], []
         for name in names:
-            if name not in keep:
-                shutil.rmtree(os.path.join(t.releases_dir, name), ignore_errors=True)
-                removed.append(name)
+            if name in keep:
+                continue
+            path = os.path.join(t.releases_dir, name)
+            trash = os.path.join(RESTORE_TMP, "prune-%s-%s-%s" % (self.restore_id, t.env_id, name))
+            try:
+                os.rename(path, trash)
+                os.utime(trash)  # the > 6 h sweep counts from now
+                doomed.append(trash)
+            except OSError:
+                shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+        if doomed:
+            argv = ["rm", "-rf", "--one-file-system", "--"] + doomed
+            if shutil.which("ionice"):
+                argv = ["ionice", "-c", "3"] + argv
+            try:
+                subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, cwd="/", close_fds=True, start_new_session=True)
+            except OSError:
+                for trash in doomed:
+                    shutil.rmtree(trash, ignore_errors=True)
+        if removed:
+            self.changes.append("%s: removed old releases %s" % (label, ", ".join(removed)))
         return removed
 
     def imported_home(self):
@@ -1458,13 +1558,23 @@ class Restore:
                              + glob.glob(os.path.join(t.shared, ".uploads-old-*"))
                              + glob.glob(os.path.join(t.releases_dir, ".tmp-*"))):
                 shutil.rmtree(leftover, ignore_errors=True)
+            # the three apply steps side by side (threads: the work is in subprocesses and
+            # syscalls); the switches below only when all of them succeeded
+            steps = []
             if FILES_ARTIFACT in paths:
-                release_tmp = timer.run(label + "_release", self.build_release, paths[FILES_ARTIFACT], name)
+                release_tmp = os.path.join(t.releases_dir, ".tmp-" + name)  # build_release's
+                steps.append((label + "_release", self.build_release, paths[FILES_ARTIFACT], name))
             if UPLOADS_ARTIFACT in paths:
-                uploads_tmp = timer.run(label + "_uploads", self.build_uploads, paths[UPLOADS_ARTIFACT], name)
+                uploads_tmp = os.path.join(t.shared, ".uploads-new-" + name)  # build_uploads'
+                steps.append((label + "_uploads", self.build_uploads, paths[UPLOADS_ARTIFACT], name))
             if DB_ARTIFACT in paths:
                 self.changes.append("%s: database %s replaced" % (label, t.db_name))
-                timer.run(label + "_database", self.import_database, paths[DB_ARTIFACT])
+                steps.append((label + "_database", self.import_database, paths[DB_ARTIFACT]))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+                futures = [pool.submit(timer.run, *step) for step in steps]
+                concurrent.futures.wait(futures)
+            for f in futures:
+                f.result()  # the first failure (release, uploads, database) is raised; nothing switched
             if uploads_tmp:
                 timer.run(label + "_switch", self.swap_uploads, uploads_tmp)
                 uploads_tmp = None
@@ -1491,27 +1601,9 @@ class Restore:
             home = self.imported_home()
             if home and home not in (old, self.site_url) and urlsplit(home).scheme in ("http", "https"):
                 self.facts["url_rewrite_home"] = timer.run(label + "_url_rewrite", self.rewrite_urls, home)
-        self.start_prune(label)
+        timer.run(label + "_prune", self.prune_releases, label)
         self.facts["cache_purge"] = timer.run(label + "_caches", self.purge_caches)
         return release
-
-    def start_prune(self, label):
-        """Removes old releases in a thread (thousands of files: seconds under I/O load) while the
-        caches are purged and the health is checked; joined before the run ends."""
-        self.join_prune()
-
-        def run():
-            pruned = self.timer.run(label + "_prune", self.prune_releases)
-            if pruned:
-                self.changes.append("%s: removed old releases %s" % (label, ", ".join(pruned)))
-
-        self.prune_thread = threading.Thread(target=run, name="pressluft-prune", daemon=True)
-        self.prune_thread.start()
-
-    def join_prune(self):
-        if getattr(self, "prune_thread", None) is not None:
-            self.prune_thread.join()
-            self.prune_thread = None
 
     # --------------------------------------------------------------------------------- health
     def health(self):
@@ -1607,7 +1699,6 @@ class Restore:
             raise Known("RESTORE_ROLLED_BACK", "%s; rolled back to the pre-restore backup, which is %s" % (
                 error, "healthy" if healthy else "unhealthy too (%s)" % detail))
         finally:
-            self.join_prune()
             shutil.rmtree(tmp, ignore_errors=True)
 
 
