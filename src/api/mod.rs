@@ -100,28 +100,35 @@ impl AppState {
     }
 }
 
-/// Every API group, one per resource.
+/// Every API group, one per resource. poem-openapi implements `OpenApi` for tuples of at most 16
+/// members, and a tuple of APIs is itself one: the groups nest, so each new API joins a group.
 type Apis = (
-    auth::AuthApi,
-    sites::SitesApi,
-    environments::EnvironmentsApi,
-    magic_login::MagicLoginApi,
-    cache_purge::CachePurgeApi,
-    nodes::NodesApi,
-    domains::DomainsApi,
-    backups::BackupsApi,
-    backup_download::BackupDownloadApi,
-    restores::RestoresApi,
-    schedules::SchedulesApi,
-    jobs::JobsApi,
-    events::EventsApi,
-    audit::AuditApi,
-    settings::SettingsApi,
-    meta::MetaApi,
+    (
+        auth::AuthApi,
+        sites::SitesApi,
+        environments::EnvironmentsApi,
+        magic_login::MagicLoginApi,
+        cache_purge::CachePurgeApi,
+        nodes::NodesApi,
+        domains::DomainsApi,
+    ),
+    (
+        backups::BackupsApi,
+        backup_download::BackupDownloadApi,
+        restores::RestoresApi,
+        schedules::SchedulesApi,
+    ),
+    (
+        jobs::JobsApi,
+        events::EventsApi,
+        audit::AuditApi,
+        settings::SettingsApi,
+        meta::MetaApi,
+    ),
 );
 
-pub fn api_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
+fn apis() -> Apis {
+    (
         (
             auth::AuthApi,
             sites::SitesApi,
@@ -130,16 +137,26 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
             cache_purge::CachePurgeApi,
             nodes::NodesApi,
             domains::DomainsApi,
+        ),
+        (
             backups::BackupsApi,
             backup_download::BackupDownloadApi,
             restores::RestoresApi,
             schedules::SchedulesApi,
+        ),
+        (
             jobs::JobsApi,
             events::EventsApi,
             audit::AuditApi,
             settings::SettingsApi,
             meta::MetaApi,
         ),
+    )
+}
+
+pub fn api_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        apis(),
         "Pressluft",
         env!("CARGO_PKG_VERSION"),
     )
