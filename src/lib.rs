@@ -6,6 +6,7 @@ pub mod clock;
 pub mod dns;
 pub mod ids;
 pub mod local_node;
+pub mod manifest;
 pub mod notify;
 pub mod password;
 pub mod prober;
