@@ -14,6 +14,7 @@ pub mod check;
 pub mod kinds;
 pub mod parse;
 pub mod plan;
+pub mod render;
 
 use std::collections::BTreeMap;
 
