@@ -23,6 +23,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// Manifests with problems: every one of them, in `details.problems`.
+    #[error("the manifests have {} problem(s); nothing was written", .0.len())]
+    InvalidManifests(Vec<crate::manifest::Problem>),
     #[error("authentication required")]
     Unauthorized,
     #[error("{0}")]
@@ -72,6 +75,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid { .. } => "bad_request",
+            ApiError::InvalidManifests(_) => "invalid_manifests",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
@@ -101,6 +105,7 @@ impl ApiError {
             | ApiError::JobNotCancellable
             | ApiError::ResourceInUse(_) => StatusCode::CONFLICT,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InvalidManifests(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EnvironmentNotActive => StatusCode::CONFLICT,
@@ -114,6 +119,9 @@ impl ApiError {
         }
         let details = match self {
             ApiError::Invalid { field, .. } => Some(serde_json::json!({ "field": field })),
+            ApiError::InvalidManifests(problems) => {
+                Some(serde_json::json!({ "problems": problems }))
+            }
             _ => None,
         };
         ErrorBody {

@@ -4,6 +4,7 @@
 
 // An OpenAPI operation takes each query parameter as an argument of its own.
 #![allow(clippy::too_many_arguments)]
+pub mod apply;
 pub mod auth;
 pub mod credentials;
 pub mod error;
@@ -42,6 +43,8 @@ use error::ApiError;
 
 /// Request bodies above this size are refused with 413 before they are read.
 pub const BODY_LIMIT: usize = 256 * 1024;
+/// Manifests of a whole installation (1,000 resources and more) come in one request.
+pub const MANIFEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 #[derive(Tags)]
 pub enum Tag {
@@ -67,6 +70,8 @@ pub enum Tag {
     Settings,
     /// Health and counters.
     Meta,
+    /// Manifests (GitOps): plan and apply.
+    Apply,
 }
 
 /// What every handler may use.
@@ -119,6 +124,7 @@ type Apis = (
         schedules::SchedulesApi,
     ),
     (
+        apply::ApplyApi,
         jobs::JobsApi,
         events::EventsApi,
         audit::AuditApi,
@@ -145,6 +151,7 @@ fn apis() -> Apis {
             schedules::SchedulesApi,
         ),
         (
+            apply::ApplyApi,
             jobs::JobsApi,
             events::EventsApi,
             audit::AuditApi,
@@ -155,17 +162,13 @@ fn apis() -> Apis {
 }
 
 pub fn api_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        apis(),
-        "Pressluft",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
-        "Pressluft records desired state; reconcilers make the nodes match. Writes answer 202 \
+    OpenApiService::new(apis(), "Pressluft", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Pressluft records desired state; reconcilers make the nodes match. Writes answer 202 \
          (work pending) or 200 (nothing to do) with the resource; follow `status`, `conditions` \
          and `observed_generation` to see how far the system got.",
-    )
-    .server("/api")
+        )
+        .server("/api")
 }
 
 /// The OpenAPI document as committed in `openapi/openapi.yaml`.
@@ -215,14 +218,19 @@ async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Respon
         .get(poem::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT) {
+    let limit = if req.uri().path().starts_with("/api/apply") {
+        MANIFEST_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    if declared.is_some_and(|n| n > limit) {
         return Ok(ApiError::PayloadTooLarge.into_response());
     }
     if matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
-        match req.take_body().into_bytes_limit(BODY_LIMIT).await {
+        match req.take_body().into_bytes_limit(limit).await {
             Ok(bytes) => req.set_body(bytes),
             Err(poem::error::ReadBodyError::PayloadTooLarge) => {
                 return Ok(ApiError::PayloadTooLarge.into_response())

@@ -352,7 +352,7 @@ fn cross_check(all: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn render(all: &BTreeMap<String, String>) -> Settings {
+pub(crate) fn render(all: &BTreeMap<String, String>) -> Settings {
     let get = |k: &str| all.get(k).cloned();
     Settings {
         control_plane_domain: get("control_plane_domain"),

@@ -6,6 +6,7 @@ pub mod backups;
 pub mod entity;
 pub mod events;
 pub mod jobs;
+pub mod manifests;
 pub mod nodes;
 pub mod resources;
 pub mod secrets;

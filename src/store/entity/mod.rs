@@ -2,6 +2,7 @@
 //!
 //! The schema itself lives in the `migration` crate; these mirror it column for column.
 pub mod api_tokens;
+pub mod apply_receipts;
 pub mod audit_logs;
 pub mod auth_sessions;
 pub mod backup_schedules;
@@ -16,6 +17,7 @@ pub mod job_logs;
 pub mod jobs;
 pub mod leases;
 pub mod login_attempts;
+pub mod manifest_objects;
 pub mod nodes;
 pub mod promotions;
 pub mod releases;
