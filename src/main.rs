@@ -69,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
             println!("database is up to date");
         }
         Command::Openapi => print!("{}", pressluft::api::openapi_yaml()),
+        diff @ Command::Diff { .. } => {
+            std::process::exit(pressluft::cli::run_diff(cli.server, diff).await)
+        }
         other => match pressluft::cli::run_client(cli.server, other).await {
             Ok(out) => {
                 if !out.is_empty() {

@@ -174,3 +174,49 @@ async fn twenty_mistakes_in_one_answer_and_nothing_written() {
     assert!(!r.body.to_string().contains("plain-text-secret"));
     assert_eq!(app.snapshot().await, before, "nothing is written");
 }
+
+/// export → plan the export: no changes (the round trip `pressluft export | pressluft diff -f -`).
+#[tokio::test]
+async fn an_export_plans_as_in_sync() {
+    let app = TestApp::new().await;
+    let who = app.token().await;
+    let site = app.create_site(&who, "shop").await;
+    let prod = site["primary_environment_id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/sites/{}/environments", site["id"].as_str().unwrap()),
+            Some(
+                json!({"name": "Staging", "slug": "staging", "type": "staging",
+                        "source_environment_id": prod, "promotion_preset": "commerce-protect"}),
+            ),
+            &who,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let r = app.call(Method::GET, "/api/apply/export", None, &who).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let text = r.body["manifests"].as_str().unwrap().to_string();
+    for want in [
+        "kind: Node\nmetadata:\n  name: local\n",
+        "kind: Site\nmetadata:\n  name: shop\n",
+        "  source_environment: production\n",
+        "  promotion_preset: commerce-protect\n",
+        "kind: Settings\n",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    let r = app
+        .call(
+            Method::POST,
+            "/api/apply/plan",
+            Some(json!({"manifests": text})),
+            &who,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["in_sync"], true, "{:#?}", r.body["steps"]);
+    // The export is stable.
+    let again = app.call(Method::GET, "/api/apply/export", None, &who).await;
+    assert_eq!(again.body["manifests"].as_str().unwrap(), text);
+}

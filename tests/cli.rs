@@ -446,3 +446,143 @@ fn backup_commands() {
     let (ok, _, err) = cli(&srv, &["drill", &backup_id], None);
     assert!(!ok && err.contains("conflict"), "{err}");
 }
+
+/// `pressluft export` and `pressluft diff -f FILE|DIR` (exit 0 in sync, 1 changes, 2 errors),
+/// with deterministic output.
+#[test]
+fn export_and_diff_round_trip_with_exit_codes() {
+    let (srv, _) = start(Some("s3cret-pass"));
+    let (ok, out, err) = cli(
+        &srv,
+        &["login", "--email", "ops@example.com", "--password-stdin"],
+        Some("s3cret-pass\n"),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "node",
+            "--name",
+            "web-1",
+            "--hostname",
+            "127.0.0.1",
+            "--ssh-port",
+            "1",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let node: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, _, err) = cli(
+        &srv,
+        &[
+            "create",
+            "site",
+            "--name",
+            "Blog",
+            "--slug",
+            "blog",
+            "--node",
+            node["id"].as_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+
+    let code = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("PRESSLUFT_SERVER", &srv.url)
+            .env("PRESSLUFT_CONFIG", &srv.config)
+            .env_remove("PRESSLUFT_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, exported, err) = cli(&srv, &["export"], None);
+    assert!(ok, "{err}");
+    assert!(
+        exported.contains(
+            "kind: Site\nmetadata:\n  name: blog\nspec:\n  display_name: Blog\n  node: web-1\n"
+        ),
+        "{exported}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, &exported).unwrap();
+    let (c, out, err) = code(&["diff", "-f", file.to_str().unwrap()]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    assert!(
+        out.ends_with("0 to create, 0 to change, 0 to prune, 4 unchanged.\n"),
+        "{out}"
+    );
+
+    // A directory: one file changes the site, another adds a domain.
+    let set = dir.path().join("set");
+    std::fs::create_dir(&set).unwrap();
+    std::fs::write(
+        set.join("a-site.yaml"),
+        "apiVersion: pressluft.dev/v1\nkind: Site\nmetadata: {name: blog}\nspec: {display_name: Blog Two}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        set.join("b-domain.json"),
+        r#"{"apiVersion": "pressluft.dev/v1", "kind": "Domain", "metadata": {"name": "blog.example.com"}, "spec": {"site": "blog", "environment": "production", "tls_mode": "none"}}"#,
+    )
+    .unwrap();
+    let (c, out, err) = code(&["diff", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(1), "{out}{err}");
+    assert_eq!(
+        out,
+        "~ Site/blog (change)
+    display_name: \"Blog\" -> \"Blog Two\"
++ Domain/blog.example.com (create)
+    environment: \"production\"
+    site: \"blog\"
+    tls_mode: \"none\"
+1 to create, 1 to change, 0 to prune, 0 unchanged.
+"
+    );
+
+    // Problems name their file and document; exit 2.
+    std::fs::write(
+        set.join("c-bad.yaml"),
+        "apiVersion: pressluft.dev/v1\nkind: Environment\nmetadata: {name: qa}\nspec: {site: blog, type: stagin}\n---\nkind: Nope\n",
+    )
+    .unwrap();
+    let (c, out, err) = code(&["diff", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(2), "{out}{err}");
+    assert!(err.contains("c-bad.yaml (document 0), spec.type: invalid_value: type must be one of production, staging, clone"), "{err}");
+    assert!(
+        err.contains("c-bad.yaml (document 1), apiVersion: missing_field"),
+        "{err}"
+    );
+    assert!(err.ends_with("problems; nothing was written.\n"), "{err}");
+    // Standard input works too.
+    let mut child = Command::new(BIN)
+        .args(["diff", "-f", "-"])
+        .env("PRESSLUFT_SERVER", &srv.url)
+        .env("PRESSLUFT_CONFIG", &srv.config)
+        .env_remove("PRESSLUFT_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(exported.as_bytes())
+            .unwrap();
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

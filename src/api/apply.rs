@@ -75,6 +75,18 @@ pub struct ApplyPlan {
     pub in_sync: bool,
 }
 
+/// The current desired state as manifests.
+#[derive(Debug, Object)]
+pub struct Export {
+    /// Multi-document YAML: every declarative resource with every field, so that applying it
+    /// changes nothing. Secrets are never exported.
+    pub manifests: String,
+}
+
+error_response!(ExportError {
+    Unauthorized = 401,
+});
+
 error_response!(PlanError {
     BadRequest = 400,
     Unauthorized = 401,
@@ -116,17 +128,42 @@ impl ApplyApi {
             .map_err(ApiError::from)?;
         let known = store::manifests::known(&named);
         let set = manifest::load(&body.0.manifests, &known).map_err(ApiError::InvalidManifests)?;
-        let mut current: BTreeMap<Key, Current> =
-            named.into_iter().map(|n| (n.key, n.current)).collect();
-        let all = store::settings::all(&st.db).await.map_err(ApiError::from)?;
-        current.insert(
-            (Kind::Settings, String::new(), "settings".into()),
-            settings_current(&all),
-        );
+        let current = with_settings(&st.db, named).await?;
         let steps = plan::plan(&set, &current, apply_set.as_deref().filter(|_| prune))
             .map_err(ApiError::InvalidManifests)?;
         Ok(Json(render(apply_set, prune, steps)))
     }
+
+    /// Export the desired state as manifests.
+    ///
+    /// Every node, site, environment, domain, backup schedule and the settings, as multi-document
+    /// YAML with every field: planning (or applying) the export changes nothing. Secrets are
+    /// never exported.
+    #[oai(path = "/export", method = "get", operation_id = "exportManifests")]
+    async fn export(&self, req: &Request, _auth: Auth) -> Result<Json<Export>, ExportError> {
+        let st = state(req)?;
+        let named = store::manifests::current(&st.db)
+            .await
+            .map_err(ApiError::from)?;
+        let current = with_settings(&st.db, named).await?;
+        Ok(Json(Export {
+            manifests: manifest::export::yaml(&current),
+        }))
+    }
+}
+
+async fn with_settings(
+    db: &sea_orm::DatabaseConnection,
+    named: Vec<store::manifests::Named>,
+) -> Result<BTreeMap<Key, Current>, ApiError> {
+    let mut current: BTreeMap<Key, Current> =
+        named.into_iter().map(|n| (n.key, n.current)).collect();
+    let all = store::settings::all(db).await.map_err(ApiError::from)?;
+    current.insert(
+        (Kind::Settings, String::new(), "settings".into()),
+        settings_current(&all),
+    );
+    Ok(current)
 }
 
 /// The settings as a manifest declares them: the API's reading (defaults filled in) without the

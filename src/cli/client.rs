@@ -12,6 +12,13 @@ pub enum ClientError {
         code: String,
         message: String,
     },
+    /// Manifests the server refused, with every problem (`details.problems`).
+    #[error("{code}: {message}")]
+    InvalidManifests {
+        code: String,
+        message: String,
+        details: Value,
+    },
     #[error("cannot reach {0}: {1}")]
     Transport(String, reqwest::Error),
     #[error("not logged in: run `pressluft login` first (or set PRESSLUFT_TOKEN)")]
@@ -221,6 +228,13 @@ impl Client {
 
 fn api_error(status: StatusCode, text: &str) -> ClientError {
     let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    if v.get("code").and_then(Value::as_str) == Some("invalid_manifests") {
+        return ClientError::InvalidManifests {
+            code: "invalid_manifests".into(),
+            message: v["message"].as_str().unwrap_or_default().to_string(),
+            details: v.get("details").cloned().unwrap_or(Value::Null),
+        };
+    }
     ClientError::Api {
         status: status.as_u16(),
         code: v

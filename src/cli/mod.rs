@@ -2,6 +2,7 @@
 //! (`login`, `get`, `describe`, `create`, `update`, `delete`, `reset`, `logs`).
 mod backups;
 pub mod client;
+pub mod manifests;
 mod output;
 
 use std::net::SocketAddr;
@@ -163,6 +164,26 @@ pub enum Command {
     },
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Show what applying manifests would change; exits 0 when in sync, 1 when there are
+    /// changes, 2 on errors (like `kubectl diff`).
+    Diff {
+        /// Manifest file or directory (its *.yaml, *.yml, *.json), `-` for standard input;
+        /// repeatable.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// The apply set the manifests belong to.
+        #[arg(long)]
+        apply_set: Option<String>,
+        /// Also show what the apply set would prune.
+        #[arg(long)]
+        prune: bool,
+        /// List unchanged resources too.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Print the desired state as manifests (YAML): every node, site, environment, domain,
+    /// backup schedule and the settings; applying it changes nothing.
+    Export,
     /// Log in and keep an API token for the other commands.
     Login {
         #[arg(long, env = "PRESSLUFT_EMAIL")]
@@ -459,6 +480,37 @@ pub enum UpdateCommand {
     },
 }
 
+/// `pressluft diff`: prints the plan (or the problems) and answers the exit code.
+pub async fn run_diff(server: Option<String>, command: Command) -> i32 {
+    let Command::Diff {
+        files,
+        apply_set,
+        prune,
+        verbose,
+    } = command
+    else {
+        return 2;
+    };
+    match manifests::diff(&client(server), &files, apply_set, prune, verbose).await {
+        Ok(manifests::DiffOutcome::InSync(text)) => {
+            print!("{text}");
+            0
+        }
+        Ok(manifests::DiffOutcome::Changes(text)) => {
+            print!("{text}");
+            1
+        }
+        Ok(manifests::DiffOutcome::Invalid(text)) => {
+            eprint!("{text}");
+            2
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
 fn client(server: Option<String>) -> Client {
     let cfg = client::load_config();
     let server = server
@@ -721,8 +773,12 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
             };
             events(&c, &filter, follow).await
         }
-        Command::Serve { .. } | Command::Migrate { .. } | Command::Openapi => {
-            unreachable!("server commands are dispatched by main")
+        Command::Export => manifests::export(&c).await,
+        Command::Serve { .. }
+        | Command::Migrate { .. }
+        | Command::Openapi
+        | Command::Diff { .. } => {
+            unreachable!("server commands and diff are dispatched by main")
         }
     }
 }

@@ -11,6 +11,7 @@
 //! with names where the API takes ids.
 
 pub mod check;
+pub mod export;
 pub mod kinds;
 pub mod parse;
 pub mod plan;
