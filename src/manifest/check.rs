@@ -286,6 +286,15 @@ fn check_fields_together(m: &Manifest, problems: &mut Vec<Problem>) {
                     "wildcard domains need tls_mode custom (HTTP-01 cannot issue them)".into(),
                 );
             }
+            if m.spec.get("primary") == Some(&Value::Bool(false)) {
+                add(
+                    "spec.primary",
+                    codes::INVALID_VALUE,
+                    "only primary: true can be declared (a primary is replaced by declaring \
+                     another domain primary, never unset)"
+                        .into(),
+                );
+            }
             if wildcard && m.spec.get("primary") == Some(&Value::Bool(true)) {
                 add(
                     "spec.primary",

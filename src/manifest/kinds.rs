@@ -92,6 +92,34 @@ impl Kind {
             Kind::Settings => "The installation's settings; `metadata.name` is `settings`. Secret values are never written in a manifest: `{env: VAR}` names an environment variable of the applying CLI.",
         }
     }
+
+    /// What a created resource holds for the fields its manifest does not give (what the API
+    /// fills in): an apply creates with these, so a re-apply finds every field as declared.
+    pub fn defaults(self, name: &str) -> BTreeMap<String, Value> {
+        let pairs: Vec<(&str, Value)> = match self {
+            Kind::Node => vec![("ssh_port", json!(22)), ("ssh_user", json!("root"))],
+            Kind::Site => vec![("display_name", json!(name))],
+            Kind::Environment => vec![
+                ("display_name", json!(name)),
+                ("promotion_preset", json!("content-protect")),
+                ("fastcgi_cache_enabled", json!(true)),
+                ("redis_cache_enabled", json!(true)),
+                ("fastcgi_cache_ttl_seconds", json!(3600)),
+            ],
+            Kind::Domain => vec![
+                ("www_redirect", json!(false)),
+                ("tls_mode", json!("acme")),
+            ],
+            Kind::Backup => vec![("scope", json!("full"))],
+            Kind::BackupSchedule => vec![
+                ("backup_scope", json!("full")),
+                ("drill", json!(false)),
+                ("enabled", json!(true)),
+            ],
+            Kind::Promotion | Kind::Settings => vec![],
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
 }
 
 /// What a field holds.

@@ -220,6 +220,120 @@ pub fn plan(
     }
 }
 
+/// The desired state an apply of `set` leaves: what the applier must write, computed without
+/// I/O. Steps run in plan order (dependencies first, then by key), so the result does not depend
+/// on the order of the documents. Fields a manifest does not give keep their value (or the
+/// kind's default on creation); an environment's first domain becomes its primary, and a domain
+/// declared primary takes over from the environment's previous primary, as through the API.
+pub fn after(
+    set: &[Manifest],
+    current: &BTreeMap<Key, Current>,
+    apply_set: Option<&str>,
+    prune: bool,
+) -> Result<BTreeMap<Key, Current>, Vec<Problem>> {
+    let steps = plan(set, current, apply_set.filter(|_| prune))?;
+    let by_key: BTreeMap<Key, &Manifest> = set.iter().map(|m| (m.key(), m)).collect();
+    let mut state = current.clone();
+    for step in steps {
+        let key: Key = match step.action {
+            Action::Prune => {
+                let k = (
+                    step.kind,
+                    step.site
+                        .clone()
+                        .filter(|_| step.kind.site_scoped())
+                        .unwrap_or_default(),
+                    step.name.clone(),
+                );
+                state.remove(&k);
+                if step.kind == Kind::Site {
+                    // Its environments go with it.
+                    state.retain(|k2, _| !(k2.0 == Kind::Environment && k2.1 == step.name));
+                }
+                continue;
+            }
+            _ => match step
+                .document
+                .and_then(|d| set.iter().find(|m| m.index == d))
+            {
+                Some(m) => m.key(),
+                None => continue,
+            },
+        };
+        let m = by_key[&key];
+        let created = !state.contains_key(&key);
+        let entry = state.entry(key.clone()).or_insert_with(|| Current {
+            spec: m.kind.defaults(&m.name),
+            labels: BTreeMap::new(),
+            apply_set: None,
+        });
+        for (f, v) in &m.spec {
+            entry.spec.insert(f.clone(), v.clone());
+        }
+        for (k, v) in &m.labels {
+            entry.labels.insert(k.clone(), v.clone());
+        }
+        if let Some(s) = apply_set {
+            entry.apply_set = Some(s.to_string());
+        }
+        if m.kind == Kind::Site && created {
+            // Its production environment comes with it.
+            let pk = (
+                Kind::Environment,
+                m.name.clone(),
+                super::check::PRODUCTION.to_string(),
+            );
+            state.entry(pk).or_insert_with(|| {
+                let mut spec = Kind::Environment.defaults(super::check::PRODUCTION);
+                spec.insert("site".into(), Value::from(m.name.as_str()));
+                spec.insert("type".into(), Value::from("production"));
+                Current {
+                    spec,
+                    labels: BTreeMap::new(),
+                    apply_set: None,
+                }
+            });
+        }
+        if m.kind == Kind::Domain {
+            let env = (
+                m.str("site").map(str::to_string),
+                m.str("environment").map(str::to_string),
+            );
+            let same_env = |c: &Current| {
+                (
+                    c.spec
+                        .get("site")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    c.spec
+                        .get("environment")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                ) == env
+            };
+            let has_other_primary = state.iter().any(|(k, c)| {
+                k.0 == Kind::Domain
+                    && *k != key
+                    && same_env(c)
+                    && c.spec.get("primary") == Some(&Value::Bool(true))
+            });
+            let declared_primary = m.spec.get("primary") == Some(&Value::Bool(true));
+            if created && !has_other_primary {
+                state
+                    .get_mut(&key)
+                    .map(|c| c.spec.insert("primary".into(), Value::Bool(true)));
+            } else if declared_primary {
+                for (k, c) in state.iter_mut() {
+                    if k.0 == Kind::Domain && *k != key && same_env(c) {
+                        c.spec.remove("primary");
+                    }
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
 fn order(kind: Kind) -> usize {
     Kind::ALL
         .iter()
@@ -348,5 +462,115 @@ mod tests {
             (p[0].resource.as_str(), &p[0].action),
             ("Site/shop", &Action::Prune)
         );
+    }
+}
+
+/// The property: random valid manifest sets, applied in random order and re-applied,
+/// converge to the same desired state.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::manifest::{load, Known};
+
+    /// A random valid set: sites, their staging/clone environments, domains (some declared
+    /// primary, at most one per environment), schedules, optional settings; as YAML documents.
+    fn arb_set() -> impl Strategy<Value = Vec<String>> {
+        let site = (0usize..3, any::<bool>(), 0usize..3, any::<bool>(), 0i64..3);
+        proptest::collection::vec(site, 1..4).prop_flat_map(|sites| {
+            let mut docs = Vec::new();
+            for (i, (envs, cache, domains, with_schedule, ttl)) in sites.into_iter().enumerate() {
+                let s = format!("site-{i}");
+                docs.push(format!(
+                    "{{apiVersion: pressluft.dev/v1, kind: Site, metadata: {{name: {s}, labels: {{team: t{i}}}}}, spec: {{display_name: Site {i}}}}}"
+                ));
+                docs.push(format!(
+                    "{{apiVersion: pressluft.dev/v1, kind: Environment, metadata: {{name: production}}, spec: {{site: {s}, type: production, fastcgi_cache_enabled: {cache}}}}}"
+                ));
+                for e in 0..envs {
+                    let t = if e % 2 == 0 { "staging" } else { "clone" };
+                    docs.push(format!(
+                        "{{apiVersion: pressluft.dev/v1, kind: Environment, metadata: {{name: env-{e}}}, spec: {{site: {s}, type: {t}, source_environment: production, fastcgi_cache_ttl_seconds: {}}}}}",
+                        600 * (ttl + 1)
+                    ));
+                }
+                for d in 0..domains {
+                    let primary = if d == domains - 1 && cache { ", primary: true" } else { "" };
+                    docs.push(format!(
+                        "{{apiVersion: pressluft.dev/v1, kind: Domain, metadata: {{name: d{d}.{s}.example.com}}, spec: {{site: {s}, environment: production{primary}}}}}"
+                    ));
+                }
+                if with_schedule {
+                    docs.push(format!(
+                        "{{apiVersion: pressluft.dev/v1, kind: BackupSchedule, metadata: {{name: nightly}}, spec: {{site: {s}, environment: production, cron: '0 3 * * *', keep_last: {}}}}}",
+                        ttl + 1
+                    ));
+                }
+            }
+            let n = docs.len();
+            (Just(docs), Just(n)).prop_flat_map(|(docs, n)| {
+                (Just(docs), proptest::collection::vec(0..n.max(1), n))
+            })
+            .prop_map(|(docs, swaps)| {
+                // A random order: Fisher-Yates driven by the generated indices.
+                let mut docs = docs;
+                for (i, j) in swaps.into_iter().enumerate() {
+                    docs.swap(i, j);
+                }
+                docs
+            })
+        })
+    }
+
+    fn yaml(docs: &[String]) -> String {
+        format!("[{}]", docs.join(",\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn applying_in_any_order_converges_and_reapplying_changes_nothing(
+            docs in arb_set(),
+            rotate in 0usize..50,
+        ) {
+            let known = Known::default();
+            let set = load(&yaml(&docs), &known).unwrap();
+            let mut other = docs.clone();
+            other.reverse();
+            let len = other.len();
+            other.rotate_left(rotate % len);
+            let set2 = load(&yaml(&other), &known).unwrap();
+
+            let empty = BTreeMap::new();
+            let a = after(&set, &empty, Some("web"), true).unwrap();
+            let b = after(&set2, &empty, Some("web"), true).unwrap();
+            prop_assert_eq!(&a, &b, "the order of the documents does not matter");
+
+            // Re-applying: nothing to do, same state.
+            let steps = plan(&set, &a, Some("web")).unwrap();
+            prop_assert!(steps.iter().all(|s| s.action == Action::Unchanged), "{:?}", steps);
+            prop_assert_eq!(after(&set2, &a, Some("web"), true).unwrap(), a.clone());
+
+            // Every environment has at most one primary domain, and one if it has domains.
+            let mut primaries: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for (k, c) in &a {
+                if k.0 == Kind::Domain {
+                    let env = (
+                        c.spec["site"].as_str().unwrap().to_string(),
+                        c.spec["environment"].as_str().unwrap().to_string(),
+                    );
+                    let p = primaries.entry(env).or_default();
+                    if c.spec.get("primary") == Some(&Value::Bool(true)) {
+                        *p += 1;
+                    }
+                }
+            }
+            prop_assert!(primaries.values().all(|n| *n == 1), "{:?}", primaries);
+
+            // Pruning the whole set leaves nothing of it.
+            let gone = after(&[], &a, Some("web"), true).unwrap();
+            prop_assert!(gone.is_empty(), "{:?}", gone.keys().collect::<Vec<_>>());
+        }
     }
 }

@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 use super::entity::{
-    apply_receipts, backup_schedules, domains, environments, manifest_objects, nodes, sites,
+    backup_schedules, domains, environments, manifest_objects, nodes, sites, apply_receipts,
 };
 use super::Result;
 use crate::manifest::check::Known;
@@ -139,10 +139,10 @@ pub async fn current(db: &impl ConnectionTrait) -> Result<Vec<Named>> {
         let mut spec = BTreeMap::new();
         spec.insert("site".into(), json!(site));
         spec.insert("environment".into(), json!(env.slug));
-        spec.insert(
-            "primary".into(),
-            json!(env.primary_domain_id.as_deref() == Some(d.id.as_str())),
-        );
+        // Only a primary says so: `primary: false` is not declarable (see manifest::check).
+        if env.primary_domain_id.as_deref() == Some(d.id.as_str()) {
+            spec.insert("primary".into(), json!(true));
+        }
         spec.insert("www_redirect".into(), json!(d.www_redirect));
         spec.insert("tls_mode".into(), json!(d.tls_mode));
         let key = (Kind::Domain, String::new(), d.hostname.clone());
@@ -218,7 +218,10 @@ pub fn known(named: &[Named]) -> Known {
     k
 }
 
-pub async fn receipt(db: &impl ConnectionTrait, id: &str) -> Result<Option<apply_receipts::Model>> {
+pub async fn receipt(
+    db: &impl ConnectionTrait,
+    id: &str,
+) -> Result<Option<apply_receipts::Model>> {
     Ok(apply_receipts::Entity::find_by_id(id.to_string())
         .one(db)
         .await?)
