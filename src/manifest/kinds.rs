@@ -261,7 +261,8 @@ static DOMAIN: &[Field] = &[
         "primary",
         Ty::Bool,
         false,
-        "The environment's site URL; exactly one per environment.",
+        "true: the environment's site URL (one per environment; its first domain is primary \
+         until another is declared primary). Only true can be declared.",
     ),
     f(
         "www_redirect",
