@@ -11,6 +11,7 @@ pub enum Kind {
     Domain,
     Backup,
     Restore,
+    Promotion,
     Schedule,
     Job,
 }
@@ -24,6 +25,7 @@ impl Kind {
             Kind::Domain => "domain",
             Kind::Backup => "backup",
             Kind::Restore => "restore",
+            Kind::Promotion => "promotion",
             Kind::Schedule => "backup_schedule",
             Kind::Job => "job",
         }

@@ -28,6 +28,9 @@ pub struct EnvProbe {
     /// environment module reports for what it rendered); absent when either file is missing.
     #[serde(default)]
     pub config_hash: Option<String>,
+    /// The release directory `current` points to (`releases/<name>` → `<name>`), if any.
+    #[serde(default)]
+    pub current_release: Option<String>,
 }
 
 impl EnvProbe {
@@ -150,7 +153,14 @@ def one(arg):
          "server_block": os.path.isfile(block), "pool": bool(pools),
          "database": user in dbs, "uploads": os.path.isdir(os.path.join(root, "shared", "uploads")),
          "http_status": 0, "http_wordpress": False, "http_checked": want_http == "1",
-         "config_hash": config_hash(block, pools, os.path.join(cur, "wp-content", "object-cache.php"))}
+         "config_hash": config_hash(block, pools, os.path.join(cur, "wp-content", "object-cache.php")),
+         "current_release": None}
+    try:
+        t = os.readlink(cur).rstrip("/")
+        if t.startswith("releases/") and "/" not in t[9:]:
+            e["current_release"] = t[9:]
+    except OSError:
+        pass
     for attempt in ((0, 1) if want_http == "1" else ()):
         # HEAD first: WordPress answers it after template_redirect (which sends the api.w.org
         # Link header) without rendering the theme, a fraction of a page view. GET when that
@@ -305,6 +315,7 @@ mod tests {
             http_wordpress: true,
             http_checked: true,
             config_hash: None,
+            current_release: None,
         };
         assert!(e.present() && e.serving() && e.missing_data().is_none());
         e.database = false;

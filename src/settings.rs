@@ -9,6 +9,10 @@ pub const DEFAULT_BACKUP_LOCAL_DIR: &str = "/var/backups/pressluft";
 pub const DEFAULT_FRESH_WINDOW_MINUTES: i64 = 60;
 pub const DEFAULT_ACME_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/directory";
 pub const DEFAULT_TLS_RENEW_BEFORE_DAYS: i64 = 30;
+/// Release directories kept per environment (never fewer than the current and the previous).
+pub const DEFAULT_RELEASES_KEEP: i64 = 5;
+/// Where updates of core, plugins and themes come from on the nodes (offline source).
+pub const DEFAULT_UPDATE_SOURCE_DIR: &str = "/var/lib/pressluft/updates";
 
 /// Keys whose values are secrets.
 pub const SECRET_KEYS: [&str; 2] = ["dns01_credentials_json", "backup_s3_secret_access_key"];

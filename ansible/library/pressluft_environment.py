@@ -119,6 +119,7 @@ health_error: {type: str, description: with health_check and unhealthy - the fai
 pressluft_facts: {type: dict, description: facts for the control plane (no secrets)}
 """
 
+import atexit
 import concurrent.futures
 import fcntl
 import glob
@@ -388,6 +389,8 @@ class Env:
         copy = self.begin_release(uid, web_gid)
         try:
             self.timed("database", self.ensure_database)
+            # a clone's database copy and uploads rsync start now, beside the rest of the set-up
+            self.timed("clone_begin", self.clone_begin)
             self.timed("wp_config", self.ensure_wp_config, uid, web_gid)
             pool = self.render_pool()
             nginx = self.render_nginx()
@@ -820,31 +823,21 @@ class Env:
         return res
 
     # --- clone of a source environment ----------------------------------------------------------
-    def clone_source(self):
-        """With source_environment_id: copies the source environment's wp-content (of its current
-        release; plugins, themes, mu-plugins - not Pressluft's object-cache drop-in) and shared
-        uploads (rsync, owned by this environment's user) and its database (mariadb-dump
-        --single-transaction --quick piped into this database, as root), then rewrites
-        source_site_url to site_url with the helper's serialized-safe search-replace. This
-        environment's wp-config (DB credentials, salts, Redis prefix) stays its own.
-
-        Only into an environment that holds no installed WordPress: a marker (CLONE_MARKER in the
-        environment root) is written after a successful clone and makes reruns skip it; a run
-        that dies mid-clone leaves CLONE_PENDING, and the next run clones again (over its own
-        partial copy). An installed WordPress without either marker is never cloned over.
-        Returns the facts cloned_from, clone_timings_ms (and clone_skipped)."""
+    def clone_check(self):
+        """The checks of a clone: (facts, None) when none runs (no source, already cloned, an
+        installed WordPress, check mode), else (None, plan)."""
         p = self.p
         sid = (p["source_environment_id"] or "").strip().lower()
         if not sid:
-            return {}
+            return {}, None
         marker = os.path.join(self.root, CLONE_MARKER)
         pending = os.path.join(self.root, CLONE_PENDING)
         if os.path.isfile(marker):
             with open(marker, "r", encoding="utf-8", errors="replace") as fh:
                 done = fh.read().split()
-            return {"cloned_from": done[0] if done else sid, "clone_skipped": "already cloned"}
+            return {"cloned_from": done[0] if done else sid, "clone_skipped": "already cloned"}, None
         if self.wordpress_installed and not os.path.exists(pending):
-            return {"cloned_from": None, "clone_skipped": "WordPress already installed: never cloned over"}
+            return {"cloned_from": None, "clone_skipped": "WordPress already installed: never cloned over"}, None
         if not UUID_RE.match(sid) or len(sid) != 36:
             raise Failure("source_environment_id must be a UUID with dashes, got %r" % sid)
         if sid == self.env_id:
@@ -865,64 +858,121 @@ class Env:
             raise Failure("source environment %s is not ready: database %s missing" % (sid, src_db))
         self.change("cloned from environment %s (%s -> %s)" % (sid, src_url, self.site_url))
         if self.check:
-            return {"cloned_from": sid}
-        with open(pending, "w", encoding="utf-8") as fh:
-            fh.write(sid + "\n")
-        timings = {}
-        started = time.monotonic()
-        release = self.current_release()
-        if release is None:
-            raise Failure("no current release to clone into")
-        dst_content = os.path.join(self.root, "releases", release, "wp-content")
-        owner = "--chown=%s:%s" % (self.user, WEB_GROUP)
+            return {"cloned_from": sid}, None
+        return None, {"sid": sid, "src_root": src_root, "src_db": src_db, "src_url": src_url,
+                      "src_release": src_release, "marker": marker, "pending": pending}
+
+    def clone_begin(self):
+        """Starts the longest parts of a clone - the database copy (dump | import) and the rsync of
+        the uploads - in the background as soon as this environment's user, directories and
+        database exist (present() calls it right after the database step): they run while the
+        release, wp-config, pool and server block are converged. CLONE_PENDING is written first.
+        Nothing when no clone is due (clone_check); the subprocesses are killed when the module
+        exits before clone_source() collected them (a failure elsewhere)."""
+        if getattr(self, "_clone", None) is not None:
+            return
+        facts, plan = self.clone_check()
+        if plan is None:
+            self._clone = {"facts": facts}
+            return
+        with open(plan["pending"], "w", encoding="utf-8") as fh:
+            fh.write(plan["sid"] + "\n")
         rsync = shutil.which("rsync")
         if not rsync:
             raise Failure("rsync is not installed")
-        jobs = [
-            # wp-content of the source's live release; the uploads symlink, Pressluft's drop-in
-            # and this release's mu-plugin stay this environment's (excluded = also not deleted)
-            [rsync, "-rlt", "--delete", owner, "--chmod=D2750,F640", "--exclude=/uploads",
-             "--exclude=/object-cache.php", "--exclude=/mu-plugins/pressluft-login.php",
-             os.path.join(src_release, "wp-content") + "/", dst_content + "/"],
-            [rsync, "-rlt", "--delete", owner, "--chmod=D2750,F640",
-             os.path.join(src_root, "shared", "uploads") + "/", os.path.join(self.root, "shared", "uploads") + "/"],
-        ]
-        files = {}
+        state = {"plan": plan, "t0": time.monotonic(), "procs": [], "db_error": None, "db_ms": 0,
+                 "rsync": rsync, "owner": "--chown=%s:%s" % (self.user, WEB_GROUP)}
+        self._clone = state
+        atexit.register(self.clone_abort)
+        state["uploads"] = start([rsync, "-rlt", "--delete", state["owner"], "--chmod=D2750,F640",
+                                  os.path.join(plan["src_root"], "shared", "uploads") + "/",
+                                  os.path.join(self.root, "shared", "uploads") + "/"])
+        state["procs"].append(state["uploads"])
 
-        def copy_files():
-            t0 = time.monotonic()
-            procs = [start(argv) for argv in jobs]
-            files["results"] = [finish(proc) for proc in procs]
-            files["ms"] = int((time.monotonic() - t0) * 1000)
+        def copy_db():
+            try:
+                self.copy_database(plan["src_db"], state["procs"])
+            except Failure as exc:
+                state["db_error"] = exc
+            except Exception as exc:  # reported, never lost in the thread
+                state["db_error"] = Failure("copying database %s failed: %s" % (plan["src_db"], exc))
+            state["db_ms"] = int((time.monotonic() - state["t0"]) * 1000)
 
-        copier = threading.Thread(target=copy_files, name="pressluft-clone-files", daemon=True)
-        copier.start()
-        try:
-            t0 = time.monotonic()
-            self.copy_database(src_db)
-            timings["database"] = int((time.monotonic() - t0) * 1000)
-        finally:
-            copier.join()
-        timings["files"] = files.get("ms", 0)
-        for rc, _, err in files.get("results", []):
+        state["db_thread"] = threading.Thread(target=copy_db, name="pressluft-clone-db", daemon=True)
+        state["db_thread"].start()
+
+    def clone_abort(self):
+        state = getattr(self, "_clone", None) or {}
+        for proc in state.get("procs", []):
+            if proc.poll() is None:
+                try:
+                    proc.kill()
+                    proc.wait(5)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+
+    def clone_source(self):
+        """With source_environment_id: copies the source environment's wp-content (of its current
+        release; plugins, themes, mu-plugins - not Pressluft's object-cache drop-in) and shared
+        uploads (rsync, owned by this environment's user) and its database (mariadb-dump
+        --single-transaction --quick piped into this database, as root), then rewrites
+        source_site_url to site_url with the helper's serialized-safe search-replace. This
+        environment's wp-config (DB credentials, salts, Redis prefix) stays its own. The database
+        copy and the uploads rsync started in clone_begin() (during the set-up of the
+        environment); wp-content is copied here, into the finished release.
+
+        Only into an environment that holds no installed WordPress: a marker (CLONE_MARKER in the
+        environment root) is written after a successful clone and makes reruns skip it; a run
+        that dies mid-clone leaves CLONE_PENDING, and the next run clones again (over its own
+        partial copy). An installed WordPress without either marker is never cloned over.
+        Returns the facts cloned_from, clone_timings_ms (and clone_skipped)."""
+        self.clone_begin()
+        state = self._clone
+        if "facts" in state:
+            return state["facts"]
+        plan = state["plan"]
+        timings = {}
+        release = self.current_release()
+        if release is None:
+            self.clone_abort()
+            raise Failure("no current release to clone into")
+        dst_content = os.path.join(self.root, "releases", release, "wp-content")
+        t0 = time.monotonic()
+        # wp-content of the source's live release; the uploads symlink, Pressluft's drop-in and
+        # this release's mu-plugin stay this environment's (excluded = also not deleted)
+        results = [finish(start([state["rsync"], "-rlt", "--delete", state["owner"], "--chmod=D2750,F640",
+                                 "--exclude=/uploads", "--exclude=/object-cache.php",
+                                 "--exclude=/mu-plugins/pressluft-login.php",
+                                 os.path.join(plan["src_release"], "wp-content") + "/", dst_content + "/"]))]
+        results.append(finish(state["uploads"]))
+        timings["files"] = int((time.monotonic() - state["t0"]) * 1000)
+        timings["content"] = int((time.monotonic() - t0) * 1000)
+        state["db_thread"].join()
+        timings["database"] = state["db_ms"]
+        timings["wait"] = int((time.monotonic() - t0) * 1000)
+        if state["db_error"] is not None:
+            raise state["db_error"]
+        for rc, _, err in results:
             if rc != 0:
                 raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))
         t0 = time.monotonic()
-        if src_url != self.site_url:
-            self.search_replace(src_url, self.site_url)
+        if plan["src_url"] != self.site_url:
+            self.search_replace(plan["src_url"], self.site_url)
         timings["search_replace"] = int((time.monotonic() - t0) * 1000)
         self.drop_redis_keys()
         self.purge_page_cache()
+        marker = plan["marker"]
         with open(marker + ".tmp", "w", encoding="utf-8") as fh:
-            fh.write("%s %s %s\n" % (sid, src_url, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
+            fh.write("%s %s %s\n" % (plan["sid"], plan["src_url"], datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")))
         os.rename(marker + ".tmp", marker)
-        os.unlink(pending)
+        os.unlink(plan["pending"])
         self.wordpress_installed = True  # the install step is skipped
-        timings["total"] = int((time.monotonic() - started) * 1000)
-        return {"cloned_from": sid, "clone_timings_ms": timings}
+        timings["total"] = int((time.monotonic() - state["t0"]) * 1000)
+        return {"cloned_from": plan["sid"], "clone_timings_ms": timings}
 
-    def copy_database(self, src_db):
-        """mariadb-dump --single-transaction --quick of src_db piped into this database (as root)."""
+    def copy_database(self, src_db, procs=None):
+        """mariadb-dump --single-transaction --quick of src_db piped into this database (as root);
+        the two processes are appended to `procs` (clone_abort kills them)."""
         dump_bin = shutil.which("mariadb-dump") or shutil.which("mysqldump")
         client = shutil.which("mariadb") or shutil.which("mysql")
         if not dump_bin or not client:
@@ -940,6 +990,8 @@ class Env:
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=dump_err)
             load = subprocess.Popen([client, "--protocol=socket", "--user=root", "--default-character-set=utf8mb4",
                                      self.db_name], stdin=dump.stdout, stdout=subprocess.DEVNULL, stderr=load_err)
+            if procs is not None:
+                procs.extend((dump, load))
             dump.stdout.close()
             load_rc = load.wait()
             dump_rc = dump.wait()

@@ -312,6 +312,54 @@ expect_fact r-db-b restored_release ""
     || fail "b: title not restored from the database backup"
 ok "database-only backup and restore (b): one artifact, the database back, the release untouched"
 
+# ---- a dump with a trigger: the scratch account may not create it (DEFINER) -> root import --------
+# (the usual path imports the stream into the scratch database plrs_<env> as an account limited to
+# it and renames the tables in; a DEFINER needs root: the dump is then verified as a file first)
+b_site=$(jv "$work/b.json" site_id)
+b_env=$(jv "$work/b.json" environment_id)
+bk_sql "${db[b]}" "CREATE TRIGGER pl_bk_trigger BEFORE UPDATE ON wp_options FOR EACH ROW SET NEW.autoload = NEW.autoload"
+bk_trg=$(bk_new_id)
+bk_vars bk-trg-b b "backup_id=\"$bk_trg\"" 'backup_scope="db"' 'storage_type="local"' \
+    "storage_path=\"$bk_base/$b_site/$b_env/$bk_trg\""
+play bk-trg-b backup-create bk-trg-b
+bk_sql "${db[b]}" "DROP TRIGGER pl_bk_trigger; UPDATE wp_options SET option_value='Changed again' WHERE option_name='blogname'"
+r_trg=$(bk_new_id)
+bk_vars r-trg-b b "restore_id=\"$r_trg\"" 'backup_storage_type="local"' "backup_storage_path=\"$bk_base/$b_site/$b_env/$bk_trg\"" \
+    "backup_manifest=@$work/facts-bk-trg-b.json:backup_manifest" "site_url=\"$(jv "$work/b.json" preview_url)\""
+play r-trg-b env-restore r-trg-b
+expect_fact r-trg-b healthy true
+[ "$(bk_sql "${db[b]}" "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA='${db[b]}' AND TRIGGER_NAME='pl_bk_trigger'")" = 1 ] \
+    || fail "b: the trigger was not restored"
+[ "$(bk_sql "${db[b]}" "SELECT option_value FROM wp_options WHERE option_name='blogname'")" = "$(jv "$work/b.json" site_title)" ] \
+    || fail "b: title not restored by the root import"
+grep -q 'verified, then imported as root' "$work/facts-r-trg-b.json" || fail "b: the dump with a trigger did not take the root path"
+grep -q 'imported into a scratch database while verified' "$work/facts-r-db-b.json" || fail "b: the plain dump did not take the scratch path"
+bk_sql "${db[b]}" "DROP TRIGGER pl_bk_trigger"
+[ -z "$(bk_sql mysql "SELECT User FROM mysql.user WHERE User LIKE 'plrs\\_%'")" ] || fail "a scratch account is left"
+[ -z "$(bk_sql mysql "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'plr%'")" ] \
+    || fail "a scratch database is left"
+ok "a dump with a trigger (DEFINER): verified as a file, imported as root, trigger and data back; plain dumps go through the scratch database; no scratch database or account left"
+
+# ---- a tampered dump: streamed into the scratch database by the limited account, then refused ----
+tampered="$bk_base/$b_site/$b_env/tampered-$bk_db"
+rm -rf "$tampered"
+cp -a "$bk_base/$b_site/$b_env/$bk_db" "$tampered"
+printf 'CREATE TABLE `%s`.wp_tamper (x INT);\nCREATE DATABASE pl_tamper_test;\n' "${db[b]}" \
+    | zstd -q -c > "$tampered/database.sql.zst"
+r_tamper=$(bk_new_id)
+bk_vars r-tamper-b b "restore_id=\"$r_tamper\"" 'backup_storage_type="local"' "backup_storage_path=\"$tampered\"" \
+    "backup_manifest=@$work/facts-bk-db-b.json:backup_manifest" "site_url=\"$(jv "$work/b.json" preview_url)\""
+play r-tamper-b env-restore r-tamper-b 2
+expect_fact r-tamper-b error_code RESTORE_CHECKSUM_MISMATCH
+expect_fact r-tamper-b restore_verified false
+[ -z "$(bk_sql mysql "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='pl_tamper_test' OR SCHEMA_NAME LIKE 'plr%'")" ] \
+    || fail "b: the tampered dump created a database, or a scratch database is left"
+[ "$(bk_sql mysql "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME='wp_tamper'")" = 0 ] \
+    || fail "b: the tampered dump created a table outside the (dropped) scratch database"
+[ -z "$(bk_sql mysql "SELECT User FROM mysql.user WHERE User LIKE 'plrs\\_%'")" ] || fail "a scratch account is left"
+rm -rf "$tampered"
+ok "a tampered dump: its SQL ran only as the account limited to the scratch database (no other database or table touched), RESTORE_CHECKSUM_MISMATCH, nothing left"
+
 # ---- backup-cleanup ------------------------------------------------------------------------------
 play rm-local backup-cleanup bk-local
 expect_fact rm-local backup_deleted true

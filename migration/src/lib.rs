@@ -9,6 +9,8 @@ mod m20261123_000002_job_reason;
 mod m20261205_000003_domains;
 mod m20261205_000004_backups;
 mod m20261205_000005_env_expiry;
+mod m20261205_000006_releases;
+mod m20261205_000007_promotions;
 mod m20261205_000008_manifests;
 
 pub struct Migrator;
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000003_domains::Migration),
             Box::new(m20261205_000004_backups::Migration),
             Box::new(m20261205_000005_env_expiry::Migration),
+            Box::new(m20261205_000006_releases::Migration),
+            Box::new(m20261205_000007_promotions::Migration),
             Box::new(m20261205_000008_manifests::Migration),
         ]
     }

@@ -53,6 +53,23 @@ str_enum! {
         RestoreRolledBack => "RESTORE_ROLLED_BACK",
         /// The restore failed on the node (and the rollback could not complete).
         RestoreFailed => "RESTORE_FAILED",
+        /// Production was unhealthy after a promotion and was switched back (tables and release;
+        /// the pre-promotion backup restored when that was not enough). Not retried.
+        PromotionRolledBack => "PROMOTION_ROLLED_BACK",
+        /// The promotion could not be prepared on the node (nothing on production switched).
+        PromotionFailed => "PROMOTION_FAILED",
+        /// A release's source (git repository and ref, archive URL) could not be fetched.
+        /// Retried: networks and servers come back.
+        ReleaseSourceUnavailable => "RELEASE_SOURCE_UNAVAILABLE",
+        /// A release archive does not match its pinned `#sha256=`. Not retried; the release is
+        /// marked unhealthy.
+        ReleaseChecksumMismatch => "RELEASE_CHECKSUM_MISMATCH",
+        /// A release's content is neither a WordPress root nor a `wp-content` overlay (or an
+        /// archive is unsafe: absolute paths, `..`, links out). Not retried; marked unhealthy.
+        ReleaseInvalid => "RELEASE_INVALID",
+        /// The release failed its health check before or after the switch; `current` serves the
+        /// previous release again. Not retried; marked unhealthy.
+        ReleaseUnhealthy => "RELEASE_UNHEALTHY",
     }
 }
 
@@ -87,10 +104,16 @@ impl JobErrorCode {
             | Self::BackupStorageFailed
             | Self::BackupVerifyFailed
             | Self::RestoreStorageUnreadable
-            | Self::RestoreFailed => true,
+            | Self::RestoreFailed
+            | Self::PromotionFailed
+            | Self::ReleaseSourceUnavailable => true,
             Self::CertificateInvalid
             | Self::RestoreChecksumMismatch
             | Self::RestoreRolledBack
+            | Self::PromotionRolledBack
+            | Self::ReleaseChecksumMismatch
+            | Self::ReleaseInvalid
+            | Self::ReleaseUnhealthy
             | Self::JobTimeout
             | Self::AnsibleSyntaxError
             | Self::AnsibleUnexpectedError
@@ -122,6 +145,12 @@ impl JobErrorCode {
             Self::RestoreStorageUnreadable => "RestoreStorageUnreadable",
             Self::RestoreRolledBack => "RestoreRolledBack",
             Self::RestoreFailed => "RestoreFailed",
+            Self::PromotionRolledBack => "PromotionRolledBack",
+            Self::PromotionFailed => "PromotionFailed",
+            Self::ReleaseSourceUnavailable => "ReleaseSourceUnavailable",
+            Self::ReleaseChecksumMismatch => "ReleaseChecksumMismatch",
+            Self::ReleaseInvalid => "ReleaseInvalid",
+            Self::ReleaseUnhealthy => "ReleaseUnhealthy",
         }
     }
 }

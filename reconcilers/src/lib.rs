@@ -39,6 +39,7 @@ pub mod job;
 pub mod node;
 pub mod phase;
 pub mod plan;
+pub mod promotion;
 pub mod restore;
 pub mod schedule;
 pub mod site;

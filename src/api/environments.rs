@@ -341,11 +341,26 @@ pub async fn refuse_while_restoring(
     env_id: &str,
 ) -> Result<(), ApiError> {
     match store::backups::active_restore(db, env_id).await? {
-        Some(r) if !r.drill => Err(ApiError::ResourceInUse(format!(
-            "restore {} of this environment is in progress",
-            r.id
+        Some(r) if !r.drill => {
+            return Err(ApiError::ResourceInUse(format!(
+                "restore {} of this environment is in progress",
+                r.id
+            )))
+        }
+        _ => {}
+    }
+    // a promotion owns its source and production the same way
+    match store::promotions::active_for(db, env_id).await? {
+        Some(p) => Err(ApiError::ResourceInUse(format!(
+            "promotion {} {} this environment is in progress",
+            p.id,
+            if p.target_environment_id == env_id {
+                "into"
+            } else {
+                "from"
+            }
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 

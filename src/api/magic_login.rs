@@ -493,6 +493,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
             expires_at: None,
+            release_generation: None,
         }
     }
 

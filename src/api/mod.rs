@@ -23,6 +23,8 @@ mod jobs;
 mod magic_login;
 mod meta;
 mod nodes;
+mod promotions;
+mod releases;
 mod restores;
 mod schedules;
 mod settings;
@@ -116,12 +118,14 @@ type Apis = (
         cache_purge::CachePurgeApi,
         nodes::NodesApi,
         domains::DomainsApi,
+        releases::ReleasesApi,
     ),
     (
         backups::BackupsApi,
         backup_download::BackupDownloadApi,
         restores::RestoresApi,
         schedules::SchedulesApi,
+        promotions::PromotionsApi,
     ),
     (
         apply::ApplyApi,
@@ -143,12 +147,14 @@ fn apis() -> Apis {
             cache_purge::CachePurgeApi,
             nodes::NodesApi,
             domains::DomainsApi,
+            releases::ReleasesApi,
         ),
         (
             backups::BackupsApi,
             backup_download::BackupDownloadApi,
             restores::RestoresApi,
             schedules::SchedulesApi,
+            promotions::PromotionsApi,
         ),
         (
             apply::ApplyApi,

@@ -44,6 +44,12 @@ pub struct Settings {
     pub dns_resolver: Option<String>,
     /// Certificates are renewed when fewer days than this remain (default 30).
     pub tls_renew_before_days: i64,
+    /// Release directories kept per environment (2 … 100, default 5); the current and the
+    /// previous release are never removed.
+    pub releases_keep: i64,
+    /// Directory on the nodes holding the update source: `core/` (a WordPress tree),
+    /// `plugins/<slug>/`, `themes/<slug>/` (default /var/lib/pressluft/updates).
+    pub update_source_dir: String,
 }
 
 /// A change of settings: absent fields stay, `null` clears a setting.
@@ -71,6 +77,8 @@ pub struct SettingsChange {
     pub acme_ca_file: MaybeUndefined<Text>,
     pub dns_resolver: MaybeUndefined<Text>,
     pub tls_renew_before_days: MaybeUndefined<i64>,
+    pub releases_keep: MaybeUndefined<i64>,
+    pub update_source_dir: MaybeUndefined<Text>,
 }
 
 error_response!(GetError { Unauthorized = 401 });
@@ -216,6 +224,31 @@ impl SettingsApi {
             MaybeUndefined::Null => set(&mut all, "backup_s3_force_path_style", None),
             MaybeUndefined::Value(b) => {
                 set(&mut all, "backup_s3_force_path_style", Some(b.to_string()))
+            }
+        }
+        match c.update_source_dir {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => set(&mut all, "update_source_dir", None),
+            MaybeUndefined::Value(d) => {
+                let d = d.as_str();
+                if !d.starts_with('/') || d.split('/').any(|p| p == "..") || d.len() > 1024 {
+                    return Err(ApiError::invalid(
+                        "update_source_dir",
+                        "update_source_dir must be an absolute path without '..'",
+                    )
+                    .into());
+                }
+                set(&mut all, "update_source_dir", Some(d.to_string()))
+            }
+        }
+        match c.releases_keep {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => set(&mut all, "releases_keep", None),
+            MaybeUndefined::Value(n) if (2..=100).contains(&n) => {
+                set(&mut all, "releases_keep", Some(n.to_string()))
+            }
+            MaybeUndefined::Value(_) => {
+                return Err(ApiError::invalid("releases_keep", "must be between 2 and 100").into())
             }
         }
         match c.backup_fresh_window_minutes {
@@ -369,6 +402,11 @@ pub(crate) fn render(all: &BTreeMap<String, String>) -> Settings {
         backup_s3_force_path_style: get("backup_s3_force_path_style").is_some_and(|v| v == "true"),
         backup_s3_access_key_id: get("backup_s3_access_key_id"),
         backup_s3_secret_access_key_set: all.contains_key(SECRET_KEYS[1]),
+        update_source_dir: get("update_source_dir")
+            .unwrap_or_else(|| keys::DEFAULT_UPDATE_SOURCE_DIR.into()),
+        releases_keep: get("releases_keep")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(keys::DEFAULT_RELEASES_KEEP),
         backup_fresh_window_minutes: get("backup_fresh_window_minutes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(keys::DEFAULT_FRESH_WINDOW_MINUTES),

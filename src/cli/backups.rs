@@ -281,6 +281,95 @@ pub async fn schedule(c: &Client, env: &str, a: ScheduleArgs) -> Result<String, 
     ))
 }
 
+/// `pressluft promote`: the plan (dry run), or a promotion declared (and followed with `--wait`).
+pub async fn promote(
+    c: &Client,
+    env: &str,
+    preset: Option<&str>,
+    dry_run: bool,
+    follow: bool,
+) -> Result<String, ClientError> {
+    let mut body = json!({});
+    if let Some(p) = preset {
+        body["preset"] = json!(p);
+    }
+    if dry_run {
+        body["dry_run"] = json!(true);
+    }
+    let (_, v) = c
+        .request(
+            Method::POST,
+            &format!("/api/environments/{env}/promote"),
+            Some(&body),
+        )
+        .await?;
+    if dry_run {
+        let list = |k: &str| {
+            let items: Vec<&str> = v[k]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if items.is_empty() {
+                "-".to_string()
+            } else {
+                items.join(", ")
+            }
+        };
+        let mut out = format!(
+            "plan: promote {} to {} ({})\ndrift: {}{}\n",
+            v["source_environment_id"].as_str().unwrap_or_default(),
+            v["target_environment_id"].as_str().unwrap_or_default(),
+            v["promotion_preset"].as_str().unwrap_or_default(),
+            v["drift_status"].as_str().unwrap_or_default(),
+            v["drift_reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+        for (label, key) in [
+            ("tables synced", "tables_synced"),
+            ("tables protected", "tables_protected"),
+            ("files added", "files_added"),
+            ("files changed", "files_changed"),
+            ("files removed", "files_removed"),
+        ] {
+            out.push_str(&format!("{label}: {}\n", list(key)));
+        }
+        return Ok(out.trim_end().to_string());
+    }
+    let line = |v: &Value| {
+        let mut l = format!(
+            "promotion {} {}",
+            v["id"].as_str().unwrap_or_default(),
+            v["status"].as_str().unwrap_or_default()
+        );
+        if let Some(c) = v["conditions"].as_array().and_then(|a| {
+            a.iter()
+                .find(|c| c["type"] == "DriftClean" && c["status"] == "False")
+        }) {
+            l.push_str(&format!(
+                " ({}: {})",
+                c["reason"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            ));
+        }
+        l
+    };
+    if !follow {
+        return Ok(line(&v));
+    }
+    let id = v["id"].as_str().unwrap_or_default();
+    let v = wait(
+        c,
+        &format!("/api/promotions/{id}"),
+        &["succeeded"],
+        &["failed", "blocked"],
+    )
+    .await?;
+    Ok(line(&v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_every;

@@ -4,6 +4,7 @@ mod backups;
 pub mod client;
 pub mod manifests;
 mod output;
+mod releases;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -195,6 +196,8 @@ pub enum Command {
     /// List resources.
     Get {
         kind: Kind,
+        /// promotions: the environment whose promotions are listed (id).
+        parent: Option<String>,
         /// Only those of this site (id or slug).
         #[arg(long)]
         site: Option<String>,
@@ -257,6 +260,61 @@ pub enum Command {
         /// Write it here (`-` for standard output).
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Promote a staging or clone environment to its site's production environment (drift
+    /// gate, fresh backup of production, sync that never writes protected tables, health check,
+    /// rollback). `--dry-run` prints the plan and changes nothing.
+    Promote {
+        /// The environment to promote (id).
+        environment: String,
+        /// content-protect or commerce-protect (default: the environment's preset).
+        #[arg(long)]
+        preset: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until the promotion is over (fails when it is blocked or failed).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Deploy a release to an environment: built, checked before and after an atomic switch,
+    /// switched back when unhealthy. `--dry-run` prints the files that would change.
+    Deploy {
+        /// Environment id.
+        environment: String,
+        /// A git repository and ref: URL#branch, URL#tag or URL#commit.
+        #[arg(long, conflicts_with = "upload")]
+        git: Option<String>,
+        /// An archive (.tar.gz, .tgz, .zip): file:///path on the node or http(s)://, optionally
+        /// #sha256=<hex>.
+        #[arg(long)]
+        upload: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until the release is judged (fails when it is unhealthy).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Update WordPress core, plugins or themes from the update source as a new release (after
+    /// a fresh full backup; switched back when unhealthy). `--dry-run` lists what would change.
+    ApplyUpdates {
+        /// Environment id.
+        environment: String,
+        /// core, plugins, themes or all.
+        #[arg(long, default_value = "all")]
+        scope: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Switch an environment back to one of its earlier releases.
+    Rollback {
+        /// Environment id.
+        environment: String,
+        /// Release id.
+        release: String,
+        #[arg(long)]
+        wait: bool,
     },
     /// Restore a backup into a scratch environment, health-check it, remove it.
     Drill {
@@ -333,6 +391,10 @@ pub enum Kind {
     Events,
     #[value(alias = "token")]
     Tokens,
+    #[value(alias = "promotion")]
+    Promotions,
+    #[value(alias = "release")]
+    Releases,
 }
 
 impl Kind {
@@ -346,6 +408,8 @@ impl Kind {
             Kind::Jobs => "/api/jobs",
             Kind::Events => "/api/events",
             Kind::Tokens => "/api/tokens",
+            Kind::Promotions => "/api/promotions",
+            Kind::Releases => "/api/releases",
         }
     }
 }
@@ -615,12 +679,52 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
         }
         Command::Get {
             kind,
+            parent,
             site,
             environment,
             status,
             output,
         } => {
             let mut path = kind.path().to_string();
+            if kind == Kind::Promotions {
+                let env = parent
+                    .or(environment.clone())
+                    .ok_or_else(|| ClientError::Api {
+                        status: 400,
+                        code: "bad_request".into(),
+                        message: "get promotions needs an environment id".into(),
+                    })?;
+                let env = resolve(&c, Kind::Environments, &env).await?;
+                let (_, v) = c
+                    .request(
+                        Method::GET,
+                        &format!("/api/environments/{env}/promotions"),
+                        None,
+                    )
+                    .await?;
+                let items = v.get("items").cloned().unwrap_or(v);
+                return Ok(output::render_list(kind, &items, output));
+            }
+            if kind == Kind::Releases {
+                let env = parent
+                    .or(environment.clone())
+                    .ok_or_else(|| ClientError::Api {
+                        status: 400,
+                        code: "bad_request".into(),
+                        message: "get releases needs an environment id".into(),
+                    })?;
+                let env = resolve(&c, Kind::Environments, &env).await?;
+                let (_, v) = c
+                    .request(
+                        Method::GET,
+                        &format!("/api/environments/{env}/releases"),
+                        None,
+                    )
+                    .await?;
+                let items = v.get("items").cloned().unwrap_or(v);
+                return Ok(output::render_list(kind, &items, output));
+            }
+            let _ = parent;
             let mut q = Vec::new();
             if let Some(s) = site {
                 q.push(format!("site_id={}", site_id(&c, &s).await?));
@@ -720,6 +824,42 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
         } => {
             let env = resolve(&c, Kind::Environments, &environment).await?;
             backups::backup(&c, &env, &scope, wait).await
+        }
+        Command::Promote {
+            environment,
+            preset,
+            dry_run,
+            wait,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            backups::promote(&c, &env, preset.as_deref(), dry_run, wait).await
+        }
+        Command::Deploy {
+            environment,
+            git,
+            upload,
+            dry_run,
+            wait,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            releases::deploy(&c, &env, git, upload, dry_run, wait).await
+        }
+        Command::ApplyUpdates {
+            environment,
+            scope,
+            dry_run,
+            wait,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            releases::apply_updates(&c, &env, &scope, dry_run, wait).await
+        }
+        Command::Rollback {
+            environment,
+            release,
+            wait,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            releases::rollback(&c, &env, &release, wait).await
         }
         Command::Restore {
             environment,

@@ -71,6 +71,22 @@ fn columns(kind: Kind) -> &'static [&'static str] {
             "message",
         ],
         Kind::Tokens => &["id", "name", "created_at", "last_used_at", "revoked_at"],
+        Kind::Promotions => &[
+            "id",
+            "source_environment_id",
+            "promotion_preset",
+            "status",
+            "error_code",
+            "created_at",
+        ],
+        Kind::Releases => &[
+            "id",
+            "source_type",
+            "health_status",
+            "current",
+            "created_at",
+            "notes",
+        ],
     }
 }
 

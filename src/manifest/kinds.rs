@@ -106,10 +106,7 @@ impl Kind {
                 ("redis_cache_enabled", json!(true)),
                 ("fastcgi_cache_ttl_seconds", json!(3600)),
             ],
-            Kind::Domain => vec![
-                ("www_redirect", json!(false)),
-                ("tls_mode", json!("acme")),
-            ],
+            Kind::Domain => vec![("www_redirect", json!(false)), ("tls_mode", json!("acme"))],
             Kind::Backup => vec![("scope", json!("full"))],
             Kind::BackupSchedule => vec![
                 ("backup_scope", json!("full")),
@@ -425,6 +422,18 @@ static SETTINGS: &[Field] = &[
         Ty::Text,
         false,
         "IP:PORT of the DNS server for DNS checks.",
+    ),
+    f(
+        "releases_keep",
+        Ty::Int(2, 100),
+        false,
+        "Release directories kept per environment.",
+    ),
+    f(
+        "update_source_dir",
+        Ty::AbsPath,
+        false,
+        "Offline update source on the nodes (core/, plugins/<slug>/, themes/<slug>/).",
     ),
     f(
         "tls_renew_before_days",

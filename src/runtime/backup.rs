@@ -183,7 +183,7 @@ async fn mark_deleted(db: &impl ConnectionTrait, id: &str) -> store::Result<()> 
 /// The storage extra-vars shared by every backup job (`prefix` = "" or "backup_" for restores'
 /// `backup_storage_type` / `backup_storage_path`). S3 credentials come from the settings and the
 /// secret store and are pushed to `secrets` so the runner redacts them.
-async fn storage_vars(
+pub(super) async fn storage_vars(
     rt: &Runtime,
     b: &backups::Model,
     prefix: &str,
@@ -230,7 +230,7 @@ async fn storage_vars(
     Ok(())
 }
 
-fn manifest_of(b: &backups::Model) -> Value {
+pub(super) fn manifest_of(b: &backups::Model) -> Value {
     b.manifest
         .as_deref()
         .and_then(|m| serde_json::from_str(m).ok())

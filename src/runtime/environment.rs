@@ -85,6 +85,8 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         reset_requested_at: env.reset_requested_at.clone(),
         fastcgi_cache_enabled: env.fastcgi_cache_enabled,
         redis_cache_enabled: env.redis_cache_enabled,
+        release_generation: env.release_generation,
+        desired_release: desired_release(rt, &env).await?,
     };
     // Routes (domains, certificates, primary) changed since the last converge: render again.
     let routes_outdated = env.deletion_requested_at.is_none() && {
@@ -105,6 +107,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         handled_reset_at: facts.handled_reset_at.clone(),
         data_missing: facts.data_missing.clone(),
         routes_outdated,
+        current_release: facts.current_release.clone(),
         conditions: conditions_of(&env.conditions),
     };
     let ctx = Context {
@@ -141,6 +144,29 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         }
         if matches!(plan.action, Action::RunJob { .. }) {
             tracing::debug!(environment = %id, restore = %r.id, "converge held back while restoring");
+            plan.action = Action::Wait {
+                reason: reconcilers::WaitReason::JobInProgress,
+            };
+        }
+    }
+    // A promotion into this environment in progress: it shows Reconciling, and no converge or
+    // release work runs meanwhile (the promotion's own jobs change files and database).
+    if let Some(pr) = crate::store::promotions::active_for(&rt.db, id)
+        .await?
+        .filter(|pr| pr.target_environment_id == id && !spec.deletion_requested)
+    {
+        let mut c = reconcilers::Conditions::from_vec(plan.conditions);
+        c.set(
+            ConditionType::Reconciling,
+            ConditionStatus::True,
+            "Promoting",
+            format!("promotion {} into this environment is in progress", pr.id),
+            env.generation,
+            &clock::now(),
+        );
+        plan.conditions = c.into_vec();
+        if matches!(plan.action, Action::RunJob { .. }) {
+            tracing::debug!(environment = %id, promotion = %pr.id, "work held back while promoting");
             plan.action = Action::Wait {
                 reason: reconcilers::WaitReason::JobInProgress,
             };
@@ -244,6 +270,15 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         rt.enqueue(Kind::Site, &env.site_id);
     }
 
+    // An update runs once its rollback point (a fresh full backup) is completed.
+    if let Action::RunJob {
+        job_type: reconcilers::JobType::EnvUpdate,
+    } = plan.action
+    {
+        if !super::release::update_gate(rt, &env).await? {
+            return Ok(Some(Duration::from_secs(2)));
+        }
+    }
     match plan.action {
         Action::RunJob { job_type } => {
             let job = crate::store::gated(
@@ -277,9 +312,40 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     Ok(plan.requeue_after_ms.map(Duration::from_millis))
 }
 
+/// The environment's desired release as the reconciler sees it.
+async fn desired_release(
+    rt: &Arc<Runtime>,
+    env: &environments::Model,
+) -> Result<Option<reconcilers::environment::DesiredRelease>> {
+    use reconcilers::environment::{DesiredRelease, ReleaseHealth};
+    let Some(id) = env.desired_release_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(r) = store::releases::by_id(&rt.db, id).await? else {
+        return Ok(None);
+    };
+    let health = match r.health_status.as_str() {
+        "healthy" => ReleaseHealth::Healthy,
+        "unhealthy" => ReleaseHealth::Unhealthy,
+        _ => ReleaseHealth::Pending,
+    };
+    Ok(Some(DesiredRelease {
+        id: r.id,
+        health,
+        notes: r.notes,
+        job_type: if r.source_type == "update" {
+            reconcilers::JobType::EnvUpdate
+        } else {
+            reconcilers::JobType::EnvDeploy
+        },
+        built_elsewhere: r.source_type == "promotion",
+    }))
+}
+
 /// Teardown is done on the node: remove the rows (and the environment's secrets).
 async fn finalize(rt: &Arc<Runtime>, env: &environments::Model) -> Result<()> {
     let tx = crate::store::begin_write(&rt.db).await?;
+    store::releases::delete_of_environment(&tx, &env.id).await?;
     backups::Entity::delete_many()
         .filter(backups::Column::EnvironmentId.eq(env.id.as_str()))
         .exec(&tx)

@@ -378,6 +378,12 @@ async fn vars(
         }
         if let Some(src) = clone_source(rt, &env).await? {
             source_vars(rt, &src, &site.id, &mut v).await?;
+            // a clone of production records production's drift baseline first (once)
+            v.insert("promotion_preset".into(), json!(env.promotion_preset));
+            v.insert(
+                "drift_baseline_wanted".into(),
+                json!(src.environment_type == "production" && env.drift_baseline_id.is_none()),
+            );
         }
         let routes = super::routes::desired(&rt.db, &env).await?;
         v.insert("routes_digest".into(), json!(routes.digest()));
@@ -396,9 +402,15 @@ async fn vars(
             "fastcgi_cache_ttl_seconds".into(),
             json!(env.fastcgi_cache_ttl_seconds),
         );
+        if matches!(job.job_type.as_str(), "env_deploy" | "env_update") {
+            super::release::job_vars(rt, &env, &mut v, &mut secrets).await?;
+        }
     }
     if job.resource_type == "domain" {
         domain_vars(rt, job, &mut v, &mut secrets).await?;
+    }
+    if job.resource_type == "promotion" {
+        super::promotion::job_vars(rt, job, &mut v, &mut secrets).await?;
     }
     if matches!(job.resource_type.as_str(), "backup" | "restore") {
         super::backup::job_vars(rt, job, &mut v, &mut secrets).await?;
@@ -675,6 +687,9 @@ async fn record(
                             wake.push((crate::notify::Kind::Domain, d.clone()));
                         }
                         f.facts = facts.clone();
+                        if job.job_type == "env_create" {
+                            super::promotion::record_clone_baseline(&tx, &env, &facts).await?;
+                        }
                     }
                     "site_create" | "env_create" | "health_check" if healthy.is_some() => {
                         f.healthy = healthy;
@@ -685,6 +700,12 @@ async fn record(
                     "env_delete" if ok => {
                         f.exists_on_node = Some(false);
                         f.applied_generation = None;
+                    }
+                    "env_deploy" | "env_update" => {
+                        super::release::record_facts(&tx, job, &env, &mut f, ok, &facts).await?;
+                        if ok {
+                            rt.http_checked_now(&env.id);
+                        }
                     }
                     _ => {}
                 }
@@ -746,6 +767,7 @@ async fn record(
             }
         }
         "backup" | "restore" => super::backup::record_facts(&tx, job, ok, &facts).await?,
+        "promotion" => super::promotion::record_facts(&tx, job, ok, &facts).await?,
         _ => {}
     }
     let (site_id, env_id) = (job.site_id.as_deref(), job.environment_id.as_deref());

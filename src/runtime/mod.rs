@@ -11,7 +11,10 @@ pub mod lease;
 mod node;
 pub mod observed;
 mod probe;
+mod promotion;
 pub mod queue;
+mod release;
+pub use release::redact as redact_source;
 mod restore;
 pub mod routes;
 mod schedule;
@@ -98,6 +101,7 @@ pub struct Runtime {
     domain_queue: WorkQueue<String>,
     backup_queue: WorkQueue<String>,
     restore_queue: WorkQueue<String>,
+    promotion_queue: WorkQueue<String>,
     schedule_queue: WorkQueue<String>,
     site_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     node_locks: Mutex<HashMap<String, NodeLock>>,
@@ -134,6 +138,7 @@ impl Runtime {
             domain_queue: WorkQueue::default(),
             backup_queue: WorkQueue::default(),
             restore_queue: WorkQueue::default(),
+            promotion_queue: WorkQueue::default(),
             schedule_queue: WorkQueue::default(),
             site_locks: Mutex::new(HashMap::new()),
             node_locks: Mutex::new(HashMap::new()),
@@ -165,7 +170,13 @@ impl Runtime {
                 tasks.spawn(rt.clone().worker(Kind::Site));
             }
             tasks.spawn(rt.clone().worker(Kind::Domain));
-            for kind in [Kind::Backup, Kind::Backup, Kind::Restore, Kind::Schedule] {
+            for kind in [
+                Kind::Backup,
+                Kind::Backup,
+                Kind::Restore,
+                Kind::Promotion,
+                Kind::Schedule,
+            ] {
                 tasks.spawn(rt.clone().worker(kind));
             }
             rt.shutdown.cancelled().await;
@@ -175,6 +186,7 @@ impl Runtime {
             rt.domain_queue.close();
             rt.backup_queue.close();
             rt.restore_queue.close();
+            rt.promotion_queue.close();
             rt.schedule_queue.close();
             rt.jobs_tracker.close();
             if tokio::time::timeout(rt.cfg.shutdown_grace, rt.jobs_tracker.wait())
@@ -200,6 +212,7 @@ impl Runtime {
             Kind::Domain => Some(&self.domain_queue),
             Kind::Backup => Some(&self.backup_queue),
             Kind::Restore => Some(&self.restore_queue),
+            Kind::Promotion => Some(&self.promotion_queue),
             Kind::Schedule => Some(&self.schedule_queue),
             _ => None,
         }
@@ -309,6 +322,10 @@ impl Runtime {
         if let Ok(ids) = crate::store::backups::restore_ids_in_progress(db).await {
             ids.iter().for_each(|id| self.restore_queue.add(id.clone()));
         }
+        if let Ok(ids) = crate::store::promotions::ids_in_progress(db).await {
+            ids.iter()
+                .for_each(|id| self.promotion_queue.add(id.clone()));
+        }
         if let Ok(ids) = crate::store::backups::schedule_ids(db).await {
             ids.iter()
                 .for_each(|id| self.schedule_queue.add(id.clone()));
@@ -333,6 +350,7 @@ impl Runtime {
                         Kind::Domain => domain::reconcile(&self, &id).await,
                         Kind::Backup => backup::reconcile(&self, &id).await,
                         Kind::Restore => restore::reconcile(&self, &id).await,
+                        Kind::Promotion => promotion::reconcile(&self, &id).await,
                         Kind::Schedule => schedule::reconcile(&self, &id).await,
                         _ => Ok(None),
                     };
@@ -417,6 +435,7 @@ pub(crate) fn kind_of(resource_type: &str) -> Kind {
         "domain" => Kind::Domain,
         "backup" => Kind::Backup,
         "restore" => Kind::Restore,
+        "promotion" => Kind::Promotion,
         _ => Kind::Environment,
     }
 }

@@ -30,6 +30,9 @@ pub struct EnvFacts {
     /// The domains the last converge rendered.
     #[serde(default)]
     pub served_domains: Vec<String>,
+    /// The release directory `current` points to (the last deploy's facts, then every probe).
+    #[serde(default)]
+    pub current_release: Option<String>,
 }
 
 /// A domain's observed state: its DNS answer and its installed certificate.

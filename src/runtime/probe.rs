@@ -173,6 +173,9 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         f.exists_on_node = Some(ep.present() && config_matches);
         f.healthy = Some(ep.present() && config_matches && serving);
         f.data_missing = ep.missing_data().map(str::to_string);
+        if ep.current_release.is_some() {
+            f.current_release = ep.current_release.clone();
+        }
         if f != before {
             store::gated(
                 &rt.db,
@@ -183,6 +186,30 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
                 ),
             )
             .await?;
+        }
+        if f.current_release != before.current_release && before.current_release.is_some() {
+            // `current` switched outside Pressluft: the reconciler compares it with the desired
+            // release and repairs it
+            crate::store::gated(
+                &rt.db,
+                store::events::append(
+                    &rt.db,
+                    store::events::NewEvent {
+                        resource_type: "environment",
+                        resource_id: &env.id,
+                        site_id: Some(&env.site_id),
+                        environment_id: Some(&env.id),
+                        reason: "ReleaseDrift",
+                        message: format!(
+                            "probe: current points to {} (was {})",
+                            f.current_release.as_deref().unwrap_or("-"),
+                            before.current_release.as_deref().unwrap_or("-")
+                        ),
+                    },
+                ),
+            )
+            .await?;
+            rt.enqueue(Kind::Environment, &env.id);
         }
         let state = |f: &EnvFacts| (f.exists_on_node, f.healthy, f.data_missing.clone());
         if state(&f) != state(&before) {

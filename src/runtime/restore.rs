@@ -183,44 +183,21 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                 return Ok(Some(Duration::from_secs(5)));
             };
             let tx = store::begin_write(&rt.db).await?;
-            let storage = match crate::settings::backup_storage(&tx).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(restore = %id, error = %e, "pre-restore backup: storage settings");
-                    return Ok(Some(Duration::from_secs(30)));
-                }
-            };
-            let b = resources::create_backup(
+            let Some(b) = declare_rollback_backup(
                 &tx,
-                resources::NewBackup {
-                    environment_id: &env.id,
-                    backup_scope: "full",
-                    storage_type: storage.storage_type,
-                    storage_base: &storage.base,
-                    site_id: &env.site_id,
-                    retention_until: clock::from_now(time::Duration::days(30)),
-                    reason: "pre_restore",
-                    schedule_id: None,
-                },
+                env,
+                "pre_restore",
+                &format!("pre-restore backup for restore {id}"),
             )
-            .await?;
+            .await?
+            else {
+                return Ok(Some(Duration::from_secs(30)));
+            };
             restores::Entity::update_many()
                 .col_expr(restores::Column::PreBackupId, Expr::value(b.id.clone()))
                 .filter(restores::Column::Id.eq(id))
                 .exec(&tx)
                 .await?;
-            store::events::append(
-                &tx,
-                NewEvent {
-                    resource_type: "backup",
-                    resource_id: &b.id,
-                    site_id: Some(&env.site_id),
-                    environment_id: Some(&env.id),
-                    reason: "Created",
-                    message: format!("pre-restore backup for restore {id}"),
-                },
-            )
-            .await?;
             tx.commit().await?;
             rt.enqueue(Kind::Backup, &b.id);
             rt.enqueue(Kind::Restore, id);
@@ -254,4 +231,49 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         _ => {}
     }
     Ok(plan.requeue_after_ms.map(Duration::from_millis))
+}
+
+/// Declares a full backup of `env` as the rollback point of an operation (restores, promotions),
+/// with its `Created` event, in the caller's transaction. `None` when the backup storage settings
+/// are unusable (logged; the caller looks again later).
+pub(super) async fn declare_rollback_backup(
+    tx: &impl sea_orm::ConnectionTrait,
+    env: &environments::Model,
+    reason: &str,
+    message: &str,
+) -> Result<Option<backups::Model>> {
+    let storage = match crate::settings::backup_storage(tx).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(environment = %env.id, error = %e, "rollback backup: storage settings");
+            return Ok(None);
+        }
+    };
+    let b = resources::create_backup(
+        tx,
+        resources::NewBackup {
+            environment_id: &env.id,
+            backup_scope: "full",
+            storage_type: storage.storage_type,
+            storage_base: &storage.base,
+            site_id: &env.site_id,
+            retention_until: clock::from_now(time::Duration::days(30)),
+            reason,
+            schedule_id: None,
+        },
+    )
+    .await?;
+    store::events::append(
+        tx,
+        NewEvent {
+            resource_type: "backup",
+            resource_id: &b.id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&env.id),
+            reason: "Created",
+            message: message.to_string(),
+        },
+    )
+    .await?;
+    Ok(Some(b))
 }

@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 use super::entity::{
-    backup_schedules, domains, environments, manifest_objects, nodes, sites, apply_receipts,
+    apply_receipts, backup_schedules, domains, environments, manifest_objects, nodes, sites,
 };
 use super::Result;
 use crate::manifest::check::Known;
@@ -218,10 +218,7 @@ pub fn known(named: &[Named]) -> Known {
     k
 }
 
-pub async fn receipt(
-    db: &impl ConnectionTrait,
-    id: &str,
-) -> Result<Option<apply_receipts::Model>> {
+pub async fn receipt(db: &impl ConnectionTrait, id: &str) -> Result<Option<apply_receipts::Model>> {
     Ok(apply_receipts::Entity::find_by_id(id.to_string())
         .one(db)
         .await?)

@@ -8,6 +8,8 @@ pub mod events;
 pub mod jobs;
 pub mod manifests;
 pub mod nodes;
+pub mod promotions;
+pub mod releases;
 pub mod resources;
 pub mod secrets;
 pub mod settings;

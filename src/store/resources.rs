@@ -287,6 +287,7 @@ pub async fn insert_environment(
             created_at: Set(now.clone()),
             updated_at: Set(now),
             expires_at: Set(None),
+            release_generation: Set(None),
         };
         return m.insert(db).await.map_err(|err| {
             if is_unique_violation(&err) {

@@ -13,7 +13,20 @@
 //! | applied, but the probe no longer finds it on the node (drift) | the converge job |
 //! | applied, last health check failed | the converge job |
 //! | applied, no health result known | `health_check` |
+//! | healthy, desired release ≠ the release the node serves, not judged `unhealthy` | `env_deploy` (`env_update` for an update) |
+//! | healthy, desired release judged `unhealthy` | nothing: `Degraded=True` `ReleaseUnhealthy` (final for that release) |
 //! | otherwise | nothing: converged |
+//!
+//! # Releases
+//!
+//! Declaring a release (deploy, rollback, update request) bumps the generation and records it as
+//! `release_generation`: when the only change since the applied generation is that declaration
+//! (`applied + 1 == generation == release_generation`), no converge runs; the release work does,
+//! and its success applies the generation. The release the node serves is observed (the deploy's
+//! facts, then every probe: `current` → `releases/<id>`), so a `current` switched by hand to
+//! another directory is drift the deploy job repairs. An unhealthy release is never retried; a new
+//! declaration (another release, or a rollback) is the way on. A `promotion` release still
+//! `pending` is built by its Promotion, not here.
 //!
 //! The converge job is `site_create` for production and `env_create` for staging and clone. Both are
 //! converge playbooks: idempotent, they create what is missing and re-render what exists (cache
@@ -82,6 +95,43 @@ pub struct EnvSpec {
     /// Cache intent; rendered by the converge job, listed so a change is part of the spec.
     pub fastcgi_cache_enabled: bool,
     pub redis_cache_enabled: bool,
+    /// The generation whose only change was a release declaration (see the module docs).
+    #[serde(default)]
+    pub release_generation: Option<i64>,
+    /// The release the environment should serve (`desired_release_id`) and its verdict.
+    #[serde(default)]
+    pub desired_release: Option<DesiredRelease>,
+}
+
+str_enum! {
+    /// A release's `health_status` as far as the reconciler cares.
+    pub enum ReleaseHealth : "release health" {
+        /// Declared, not judged yet (also `unknown`, the old default).
+        Pending => "pending",
+        Healthy => "healthy",
+        Unhealthy => "unhealthy",
+    }
+}
+
+/// The environment's desired release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredRelease {
+    /// The release id = its directory name on the node (`releases/<id>`).
+    pub id: String,
+    pub health: ReleaseHealth,
+    /// Why it is unhealthy.
+    pub notes: Option<String>,
+    /// `env_deploy` (git, upload, rollback, promotion releases) or `env_update` (an update).
+    pub job_type: JobType,
+    /// Built by another operation (a promotion) while `pending`: not deployed from here.
+    pub built_elsewhere: bool,
+}
+
+/// Reasons of the release work.
+pub mod release_reason {
+    pub const DECLARED: &str = "ReleaseDeclared";
+    pub const DRIFT: &str = "ReleaseDrift";
+    pub const UNHEALTHY: &str = "ReleaseUnhealthy";
 }
 
 /// What the runtime observed about the environment and its node.
@@ -110,6 +160,9 @@ pub struct EnvObserved {
     /// what its last converge rendered: converge again without a generation bump.
     #[serde(default)]
     pub routes_outdated: bool,
+    /// The release directory `current` points to on the node (last deploy, then every probe).
+    #[serde(default)]
+    pub current_release: Option<String>,
     /// The conditions stored by the previous pass (their transition times are kept).
     pub conditions: Vec<Condition>,
 }
@@ -135,6 +188,13 @@ pub fn attempt_failure(desired: &EnvSpec, observed: &EnvObserved) -> Option<JobE
         return (job.job_type == JobType::EnvDelete)
             .then(|| job.failure())
             .flatten();
+    }
+    if matches!(job.job_type, JobType::EnvDeploy | JobType::EnvUpdate) {
+        // A judged release is final: its failure is no failed attempt of the environment.
+        return match desired.desired_release.as_ref().map(|r| r.health) {
+            Some(ReleaseHealth::Pending) => job.failure(),
+            _ => None,
+        };
     }
     if !matches!(
         job.job_type,
@@ -175,10 +235,16 @@ pub fn reconcile(desired: &EnvSpec, observed: &EnvObserved, ctx: &Context) -> Pl
     let decision = decision::decide(&work, &inputs, ctx);
     let ready_now = matches!(work, Work::Done);
 
+    let releasing = is_release_work(&work)
+        || observed.latest_job.as_ref().is_some_and(|j| {
+            j.is_in_progress() && matches!(j.job_type, JobType::EnvDeploy | JobType::EnvUpdate)
+        });
     let phase = if desired.deletion_requested {
         Phase::Deleting
     } else if decision.stall.is_some() {
         Phase::Failed
+    } else if releasing && observed.ever_ready {
+        Phase::Deploying
     } else if ready_now || observed.ever_ready {
         Phase::Active
     } else if desired.created_from_source {
@@ -205,7 +271,11 @@ pub fn reconcile(desired: &EnvSpec, observed: &EnvObserved, ctx: &Context) -> Pl
                 ConditionType::Reconciling,
                 decision::reconciling(&work, &decision, &inputs, ctx),
             ),
-            (ConditionType::Degraded, decision::degraded(&work, &inputs)),
+            (
+                ConditionType::Degraded,
+                unhealthy_release(desired, observed, &work)
+                    .unwrap_or_else(|| decision::degraded(&work, &inputs)),
+            ),
             (
                 ConditionType::Stalled,
                 decision::stalled(&decision, &inputs),
@@ -289,6 +359,13 @@ pub fn run_reason(desired: &EnvSpec, observed: &EnvObserved, failed_attempts: u3
         "reset"
     } else if failed_attempts > 0 {
         "retry"
+    } else if matches!(converge_work(desired, observed), Work::Run(ref n) if matches!(n.job_type, JobType::EnvDeploy | JobType::EnvUpdate))
+    {
+        if release_only_pending(desired, observed) {
+            "release"
+        } else {
+            "drift"
+        }
     } else {
         match observed.applied_generation {
             None => "create",
@@ -351,14 +428,18 @@ fn converge_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
             reason::PROVISIONING,
             "creating the environment".into(),
         ),
-        Some(applied) if applied < desired.generation => need(
-            converge,
-            reason::SPEC_CHANGED,
-            format!(
-                "applying generation {} (applied: {applied})",
-                desired.generation
-            ),
-        ),
+        Some(applied)
+            if applied < desired.generation && !release_only_pending(desired, observed) =>
+        {
+            need(
+                converge,
+                reason::SPEC_CHANGED,
+                format!(
+                    "applying generation {} (applied: {applied})",
+                    desired.generation
+                ),
+            )
+        }
         Some(_) if observed.exists_on_node == Some(false) => need(
             converge,
             reason::MISSING_ON_NODE,
@@ -370,7 +451,7 @@ fn converge_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
             "its domains, certificates or site URL changed; rendering them".into(),
         ),
         Some(_) => match observed.healthy {
-            Some(true) => Work::Done,
+            Some(true) => release_work(desired, observed),
             Some(false) => need(
                 converge,
                 reason::HEALTH_CHECK_FAILED,
@@ -385,10 +466,93 @@ fn converge_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
     }
 }
 
+/// The only spec change not applied yet is a release declaration: no converge is needed for it.
+fn release_only_pending(desired: &EnvSpec, observed: &EnvObserved) -> bool {
+    observed
+        .applied_generation
+        .is_some_and(|a| a + 1 == desired.generation)
+        && desired.release_generation == Some(desired.generation)
+}
+
+fn is_release_work(work: &Work) -> bool {
+    matches!(work, Work::Run(n) if matches!(n.job_type, JobType::EnvDeploy | JobType::EnvUpdate))
+}
+
+/// Converged and healthy: is the desired release the one the node serves?
+fn release_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
+    let Some(r) = desired.desired_release.as_ref() else {
+        return Work::Done;
+    };
+    if observed.current_release.as_deref() == Some(r.id.as_str())
+        || r.health == ReleaseHealth::Unhealthy
+        || (r.built_elsewhere && r.health == ReleaseHealth::Pending)
+    {
+        return Work::Done;
+    }
+    let (reason, message) =
+        if r.health == ReleaseHealth::Pending || release_only_pending(desired, observed) {
+            (
+                release_reason::DECLARED,
+                format!("release {} is declared; building and switching to it", r.id),
+            )
+        } else {
+            (
+                release_reason::DRIFT,
+                format!(
+                    "the node serves {} instead of release {}; switching back",
+                    observed.current_release.as_deref().unwrap_or("no release"),
+                    r.id
+                ),
+            )
+        };
+    Work::Run(Need {
+        job_type: r.job_type,
+        may_stall: true,
+        reason,
+        message,
+    })
+}
+
+/// `Degraded=True ReleaseUnhealthy` while the desired release is judged unhealthy and the node
+/// keeps serving another one.
+fn unhealthy_release(desired: &EnvSpec, observed: &EnvObserved, work: &Work) -> Option<Derived> {
+    let r = desired.desired_release.as_ref()?;
+    if r.health != ReleaseHealth::Unhealthy
+        || desired.deletion_requested
+        || !matches!(work, Work::Done)
+        || observed.current_release.as_deref() == Some(r.id.as_str())
+    {
+        return None;
+    }
+    Some(Derived::new(
+        ConditionStatus::True,
+        release_reason::UNHEALTHY,
+        format!(
+            "release {} is unhealthy ({}); the environment keeps serving {}",
+            r.id,
+            r.notes.as_deref().unwrap_or("no reason recorded"),
+            observed
+                .current_release
+                .as_deref()
+                .unwrap_or("its previous release")
+        ),
+    ))
+}
+
 fn ready_condition(desired: &EnvSpec, observed: &EnvObserved, work: &Work) -> Derived {
     use ConditionStatus::{False, True, Unknown};
     if desired.deletion_requested {
         return Derived::new(False, reason::DELETING, "deletion requested");
+    }
+    if let Work::Run(need) = work {
+        if is_release_work(work) {
+            // the previous release keeps serving while the new one is built and checked
+            return Derived::new(
+                True,
+                reason::HEALTHY,
+                format!("serving its current release; {}", need.message),
+            );
+        }
     }
     match work {
         Work::Done => Derived::new(
@@ -432,7 +596,34 @@ impl EnvSpec {
             reset_requested_at: None,
             fastcgi_cache_enabled: true,
             redis_cache_enabled: true,
+            release_generation: None,
+            desired_release: None,
         }
+    }
+
+    /// Declares release `id` (pending, deployed by `env_deploy`) as the only change of the next
+    /// generation.
+    pub fn release_declared(mut self, id: &str) -> Self {
+        self.generation += 1;
+        self.release_generation = Some(self.generation);
+        self.desired_release = Some(DesiredRelease {
+            id: id.into(),
+            health: ReleaseHealth::Pending,
+            notes: None,
+            job_type: JobType::EnvDeploy,
+            built_elsewhere: false,
+        });
+        self
+    }
+
+    pub fn release_health(mut self, health: ReleaseHealth) -> Self {
+        if let Some(r) = self.desired_release.as_mut() {
+            r.health = health;
+            if health == ReleaseHealth::Unhealthy {
+                r.notes = Some("HTTP 500 from http://x.test/".into());
+            }
+        }
+        self
     }
 
     pub fn generation(mut self, generation: i64) -> Self {
@@ -477,8 +668,14 @@ impl EnvObserved {
             handled_reset_at: None,
             data_missing: None,
             routes_outdated: false,
+            current_release: None,
             conditions: Vec::new(),
         }
+    }
+
+    pub fn serving(mut self, release: &str) -> Self {
+        self.current_release = Some(release.into());
+        self
     }
 
     /// Converged at `generation`: applied, healthy, present, Ready before, last converge succeeded.

@@ -64,6 +64,8 @@ fn arb_spec() -> impl Strategy<Value = EnvSpec> {
                 reset_requested_at,
                 fastcgi_cache_enabled: fastcgi,
                 redis_cache_enabled: redis,
+                release_generation: None,
+                desired_release: None,
             },
         )
 }
@@ -97,6 +99,7 @@ fn arb_observed(generation: i64) -> impl Strategy<Value = EnvObserved> {
                 handled_reset_at,
                 data_missing: None,
                 routes_outdated: false,
+                current_release: None,
                 conditions: Vec::new(),
             },
         )

@@ -866,3 +866,188 @@ fn run_reasons() {
     );
     assert_eq!(run_reason(&spec.deleting(), &applied, 1), "delete");
 }
+
+// ------------------------------------------------------------------ releases
+
+fn release_ctx() -> Context {
+    Context::fixture()
+}
+
+#[test]
+fn a_declared_release_is_deployed_without_a_converge() {
+    // generation 2 only declared release r1: no site_create, env_deploy at once
+    let spec = EnvSpec::fixture().release_declared("r1");
+    let observed = EnvObserved::converged(1);
+    let plan = reconcile(&spec, &observed, &release_ctx());
+    assert_eq!(plan.action, run(JobType::EnvDeploy));
+    assert_eq!(plan.phase, Phase::Deploying);
+    assert_eq!(cond(&plan, ConditionType::Ready), (True, reason::HEALTHY));
+    assert_eq!(
+        cond(&plan, ConditionType::Reconciling),
+        (True, release_reason::DECLARED)
+    );
+    assert_eq!(run_reason(&spec, &observed, 0), "release");
+}
+
+#[test]
+fn a_release_declared_with_another_pending_change_converges_first() {
+    // the cache flag changed at generation 2, the release at generation 3: converge first
+    let spec = EnvSpec::fixture().generation(2).release_declared("r1");
+    let plan = reconcile(&spec, &EnvObserved::converged(1), &release_ctx());
+    assert_eq!(plan.action, run(JobType::SiteCreate));
+    // once converged (the converge keeps `current`), the release follows
+    let plan = reconcile(&spec, &EnvObserved::converged(3), &release_ctx());
+    assert_eq!(plan.action, run(JobType::EnvDeploy));
+}
+
+#[test]
+fn deploying_while_the_job_runs_and_active_once_served() {
+    let spec = EnvSpec::fixture().release_declared("r1");
+    let running = EnvObserved::converged(1).with_job(
+        job(JobType::EnvDeploy)
+            .for_generation(2)
+            .with_status(JobStatus::Running),
+    );
+    let plan = reconcile(&spec, &running, &release_ctx());
+    assert_eq!(plan.action, wait(WaitReason::JobInProgress));
+    assert_eq!(plan.phase, Phase::Deploying);
+    let done = EnvObserved::converged(2)
+        .with_job(job(JobType::EnvDeploy).for_generation(2))
+        .serving("r1");
+    let spec = spec.release_health(ReleaseHealth::Healthy);
+    let plan = reconcile(&spec, &done, &release_ctx());
+    assert_eq!(plan.action, Action::Nothing);
+    assert_eq!(plan.phase, Phase::Active);
+    assert_eq!(plan.observed_generation, 2);
+    assert_eq!(
+        cond(&plan, ConditionType::Degraded),
+        (False, reason::AS_EXPECTED)
+    );
+}
+
+#[test]
+fn an_unhealthy_release_is_final_and_degrades() {
+    let spec = EnvSpec::fixture()
+        .release_declared("r2")
+        .release_health(ReleaseHealth::Unhealthy);
+    // the runtime applies a release-only generation once its release is judged
+    let observed = EnvObserved::converged(2)
+        .with_job(
+            job(JobType::EnvDeploy)
+                .for_generation(2)
+                .failed(JobErrorCode::ReleaseUnhealthy),
+        )
+        .serving("r1");
+    let plan = reconcile(&spec, &observed, &release_ctx());
+    assert_eq!(plan.action, Action::Nothing, "never retried");
+    assert_eq!(plan.phase, Phase::Active, "still serving r1");
+    assert_eq!(
+        cond(&plan, ConditionType::Degraded),
+        (True, release_reason::UNHEALTHY)
+    );
+    let degraded = plan
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Degraded)
+        .unwrap();
+    assert!(
+        degraded.message.contains("HTTP 500"),
+        "{}",
+        degraded.message
+    );
+    assert!(degraded.message.contains("r1"), "{}", degraded.message);
+    assert_eq!(cond(&plan, ConditionType::Stalled).0, False);
+    assert_eq!(attempt_failure(&spec, &observed), None);
+    // a new declaration (here: a rollback to r1, which the node serves) clears it
+    let mut back = spec.clone();
+    back.generation += 1;
+    back.release_generation = Some(back.generation);
+    back.desired_release = Some(DesiredRelease {
+        id: "r1".into(),
+        health: ReleaseHealth::Healthy,
+        notes: None,
+        job_type: JobType::EnvDeploy,
+        built_elsewhere: false,
+    });
+    let plan = reconcile(&back, &observed, &release_ctx());
+    assert_eq!(plan.action, Action::Nothing);
+    assert_eq!(cond(&plan, ConditionType::Degraded).0, False);
+}
+
+#[test]
+fn a_failed_deploy_of_a_pending_release_is_retried_like_any_attempt() {
+    let spec = EnvSpec::fixture().release_declared("r1");
+    let observed = EnvObserved::converged(1).with_job(
+        job(JobType::EnvDeploy)
+            .for_generation(2)
+            .failed(JobErrorCode::AnsibleHostUnreachable),
+    );
+    assert_eq!(
+        attempt_failure(&spec, &observed),
+        Some(JobErrorCode::AnsibleHostUnreachable)
+    );
+    let mut ctx = release_ctx();
+    ctx.failed_attempts = 1;
+    ctx.retry_due = true;
+    let plan = reconcile(&spec, &observed, &ctx);
+    assert_eq!(plan.action, run(JobType::EnvDeploy));
+}
+
+#[test]
+fn current_switched_by_hand_is_repaired() {
+    let spec = EnvSpec::fixture()
+        .release_declared("r2")
+        .release_health(ReleaseHealth::Healthy);
+    let observed = EnvObserved::converged(2)
+        .with_job(job(JobType::EnvDeploy).for_generation(2))
+        .serving("r1");
+    let plan = reconcile(&spec, &observed, &release_ctx());
+    assert_eq!(plan.action, run(JobType::EnvDeploy));
+    assert_eq!(
+        cond(&plan, ConditionType::Reconciling),
+        (True, release_reason::DRIFT)
+    );
+    assert_eq!(run_reason(&spec, &observed, 0), "drift");
+}
+
+#[test]
+fn no_release_work_before_the_environment_is_healthy() {
+    let spec = EnvSpec::fixture().release_declared("r1");
+    let plan = reconcile(
+        &spec,
+        &EnvObserved::converged(1).healthy(Some(false)),
+        &release_ctx(),
+    );
+    assert_eq!(plan.action, run(JobType::SiteCreate));
+    let plan = reconcile(
+        &spec,
+        &EnvObserved::converged(1).healthy(None),
+        &release_ctx(),
+    );
+    assert_eq!(plan.action, run(JobType::HealthCheck));
+}
+
+#[test]
+fn a_pending_promotion_release_is_left_to_its_promotion() {
+    let mut spec = EnvSpec::fixture().release_declared("p1");
+    spec.desired_release.as_mut().unwrap().built_elsewhere = true;
+    let plan = reconcile(&spec, &EnvObserved::converged(1), &release_ctx());
+    assert_eq!(plan.action, Action::Nothing);
+    // once judged healthy it is repaired like any release
+    let spec = spec.release_health(ReleaseHealth::Healthy);
+    let plan = reconcile(
+        &spec,
+        &EnvObserved::converged(1).serving("r0"),
+        &release_ctx(),
+    );
+    assert_eq!(plan.action, run(JobType::EnvDeploy));
+}
+
+#[test]
+fn an_update_release_runs_env_update() {
+    let mut spec = EnvSpec::fixture().release_declared("u1");
+    spec.desired_release.as_mut().unwrap().job_type = JobType::EnvUpdate;
+    let plan = reconcile(&spec, &EnvObserved::converged(1), &release_ctx());
+    assert_eq!(plan.action, run(JobType::EnvUpdate));
+    assert_eq!(plan.phase, Phase::Deploying);
+}

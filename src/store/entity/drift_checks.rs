@@ -14,6 +14,8 @@ pub struct Model {
     pub db_checksums_json: Option<String>,
     pub file_checksums_json: Option<String>,
     pub checked_at: String,
+    /// What drifted (tables, files) and the reason shown on the promotion.
+    pub result_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -44,6 +44,9 @@ pub struct Model {
     pub updated_at: String,
     /// Temporary clones: when this passes, the environment loop requests the deletion.
     pub expires_at: Option<String>,
+    /// The generation whose only change was the declaration of a release (deploy, rollback,
+    /// update request): it needs the release work, not a converge.
+    pub release_generation: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,10 @@ pub struct Model {
     pub observed_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The node's report (tables synced/protected, files, release) or of its rollback.
+    pub result_json: Option<String>,
+    /// The `promotion` release declared on production.
+    pub release_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

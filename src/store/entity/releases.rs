@@ -1,4 +1,5 @@
-//! `releases`: A release directory of an environment. Immutable except `health_status`.
+//! `releases`: A release directory of an environment (`releases/<id>/` on the node). Immutable
+//! except `health_status`, `notes`, `details` and `deployed_at`.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -13,6 +14,10 @@ pub struct Model {
     pub health_status: String,
     pub notes: Option<String>,
     pub created_at: String,
+    /// JSON: files added/changed/removed against the release it replaced, component versions.
+    pub details: Option<String>,
+    /// When it last became the environment's `current`.
+    pub deployed_at: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
