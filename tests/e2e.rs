@@ -3074,6 +3074,12 @@ fn promotion_with_drift_gate_presets_and_rollback() {
     assert_eq!(p["status"], "failed", "{p}");
     assert_eq!(p["error_code"], "PROMOTION_ROLLED_BACK", "{p}");
     assert_eq!(p["result"]["rolled_back"], true, "{p}");
+    assert!(
+        p["result"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("pre_switch") && e.contains("before the switch")),
+        "caught by the pre-switch check, before current moved: {p}"
+    );
     let (code, _) = curl(&prod_host, "/");
     assert_eq!(code, 200, "production serves its previous release");
     let (code, body) = curl(&prod_host, &format!("/{theme}/pl-promo.txt"));

@@ -25,7 +25,8 @@ description:
     volatile option rows kept from production, the source URL rewritten to I(site_url) by the PHP
     helper's serialized-safe search-replace restricted to those temporary tables, then swapped in
     with one RENAME TABLE (the replaced tables kept aside); protected and volatile tables are never
-    written, tables only production has are left alone. Then C(current) is switched atomically,
+    written, tables only production has are left alone. The new release is checked through
+    production's PHP-FPM pool (pre-switch check) before C(current) is switched atomically,
     the page cache and the environment's Redis keys (its prefix only) are emptied, PHP-FPM is
     reloaded and the health checks run. Unhealthy: the tables are swapped back and C(current)
     switched back (error_code PROMOTION_ROLLED_BACK); when production is still unhealthy after
@@ -74,6 +75,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import check_http, last_json_line, run_helper, with_retry
+from ansible.module_utils.pressluft_release import check_release_direct
 from ansible.module_utils.pressluft_promote import (
     EXCLUDED_FILES, NEW_PREFIX, OLD_PREFIX, PRESETS, PromoteError, baseline, compare, current_release,
     db_checksums, diff_files, file_manifest, ident, kind_of, list_tables, mariadb, plan, table_prefix,
@@ -365,11 +367,21 @@ class Promotion:
         mariadb("RENAME TABLE %s;\n" % ", ".join(parts))
         release = os.path.join(self.root, "releases", name)
         os.rename(tmp, release)
-        self.switch_current(release)
-        caches = self.purge_and_reload()
+        # The new release with the swapped tables is checked through production's own PHP-FPM
+        # pool before `current` moves, so a broken promotion never reaches nginx's visitors.
         t = time.monotonic()
-        healthy, checks = self.health()
-        self.timings["health"] = int((time.monotonic() - t) * 1000)
+        pre_ok, pre_detail = check_release_direct(
+            release, url, "/run/php/pressluft-%s.sock" % self.user, self.p["health_timeout"])
+        self.timings["pre_switch_check"] = int((time.monotonic() - t) * 1000)
+        if pre_ok:
+            self.switch_current(release)
+            caches = self.purge_and_reload()
+            t = time.monotonic()
+            healthy, checks = self.health()
+            self.timings["health"] = int((time.monotonic() - t) * 1000)
+        else:
+            caches = None
+            healthy, checks = False, {"pre_switch": {"ok": False, "detail": pre_detail}}
         facts = {
             "promotion_id": pid,
             "preset": self.preset,
