@@ -53,8 +53,10 @@ description:
     (atomic rename of a link). (4) When the manifest's C(site_url) differs from I(site_url),
     runs the PHP helper's serialized-safe C(search-replace) as the environment's user (and again
     for the imported C(home) when that is yet another URL). (5) Deletes the environment's Redis
-    keys (its prefix only) and page cache files, reloads PHP-FPM (OPcache). (6) Health checks
-    against I(site_url). Unhealthy (or a step after the first switch failed) and
+    keys (its prefix only) and page cache files; PHP-FPM is started when down, never reloaded (the
+    new release runs under its own real paths). (6) Health check: an HTTP 200 with WordPress
+    content at I(site_url) (PHP CLI checks of the database and the install name the cause when
+    it fails). Unhealthy (or a step after the first switch failed) and
     I(rollback_storage_path) given: the rollback backup is verified and restored the same way,
     health-checked, and the run reports RESTORE_ROLLED_BACK; without a rollback (or when the
     rollback cannot complete) RESTORE_FAILED. The last 3 releases (and always C(current)) are
@@ -121,6 +123,7 @@ pressluft_facts:
 
 import concurrent.futures
 import ctypes
+import fcntl
 import errno
 import glob
 import grp
@@ -131,7 +134,6 @@ import pwd
 import re
 import secrets
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -1142,7 +1144,7 @@ class Restore:
         self.timer = Timer()
         self.changes = []
         self.touched = False
-        self.threads = []
+        self.garbage = {"sql": [], "paths": []}  # see dispose_garbage()
         self.facts = {
             "restore_id": self.restore_id,
             "backup_id": p["backup_manifest"].get("backup_id"),
@@ -1310,10 +1312,10 @@ class Restore:
 
     def clear_leftovers(self):
         """What an interrupted run left beside the live environment (pressluft_environment removes
-        .tmp-* releases too), and the scratch database and account (after the background drops of
-        an earlier switch)."""
+        .tmp-* releases too), and the scratch database and account (after the detached cleanup of
+        an earlier run, dispose_garbage, finished)."""
         t = self.t
-        self.join_background()
+        self.wait_cleanup()
         for leftover in (glob.glob(os.path.join(t.shared, ".uploads-new-*"))
                          + glob.glob(os.path.join(t.shared, ".uploads-old-*"))
                          + glob.glob(os.path.join(t.releases_dir, ".tmp-*"))):
@@ -1680,25 +1682,45 @@ class Restore:
             stmts.append("RENAME TABLE %s;" % ", ".join(renames))
         stmts.append("DROP USER IF EXISTS %s@'localhost';" % sdb)
         mariadb("\n".join(stmts) + "\n")
-        # the old tables and the emptied scratch database are dropped beside the next steps
-        self.background(self.timer.run, "drop_old_tables", mariadb, "DROP DATABASE IF EXISTS %s;\n"
-                        "DROP DATABASE IF EXISTS %s;\n" % (ident(trash), ident(scratch)))
+        # the old tables and the emptied scratch database: dropped after the run (dispose_garbage)
+        self.garbage["sql"].append("DROP DATABASE IF EXISTS %s; DROP DATABASE IF EXISTS %s;"
+                                   % (ident(trash), ident(scratch)))
 
-    def background(self, fn, *args):
-        """Runs fn(*args) in a thread; join_background() waits for all (failures are ignored:
-        what they leave is removed by the next run's clear_leftovers)."""
-        def run():
-            try:
-                fn(*args)
-            except Exception:  # noqa: BLE001 - a leftover, not a failure of the restore
-                pass
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        self.threads.append(thread)
+    def cleanup_lock(self):
+        os.makedirs(RESTORE_TMP, mode=0o700, exist_ok=True)
+        return os.open(os.path.join(RESTORE_TMP, "cleanup-%s.lock" % self.t.env_id),
+                       os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
 
-    def join_background(self):
-        while self.threads:
-            self.threads.pop().join()
+    def dispose_garbage(self):
+        """What a switch replaced (the old tables in plro_<env>, the emptied scratch database, the
+        old uploads directory) is deleted by a detached process after the run: the restore is
+        complete once the site serves the restored data, and dropping ~the site's size again
+        would compete with its health check. The process holds the environment's cleanup lock
+        until it is done; the next restore's clear_leftovers() waits for it, and removes what it
+        did not get to (a crash, a reboot)."""
+        sql, paths = " ".join(self.garbage["sql"]), list(self.garbage["paths"])
+        self.garbage = {"sql": [], "paths": []}
+        if not sql and not paths:
+            return
+        client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+        fd = self.cleanup_lock()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            subprocess.Popen(["sh", "-c", '[ -z "$2" ] || "$1" --protocol=socket --user=root --batch -e "$2"; '
+                              'shift 2; [ "$#" -eq 0 ] || rm -rf -- "$@"', "pressluft-restore-cleanup",
+                              client, sql] + paths,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd="/", start_new_session=True, pass_fds=(fd,))
+        finally:
+            os.close(fd)  # the child's copy keeps the lock until it exits
+
+    def wait_cleanup(self):
+        """Waits for the detached cleanup of an earlier run of this environment (dispose_garbage)."""
+        fd = self.cleanup_lock()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            os.close(fd)
 
     def swap_uploads(self, new):
         t = self.t
@@ -1709,9 +1731,8 @@ class Restore:
                 old = os.path.join(t.shared, ".uploads-old-" + os.path.basename(new).split("-")[-1])
                 os.rename(t.uploads, old)
                 os.rename(new, t.uploads)
-            # the old uploads (now at `old`, beside the live ones) are removed beside the next
-            # steps; joined before the run ends (or before a rollback prepares its own)
-            self.background(self.timer.run, "drop_old_uploads", shutil.rmtree, old, True)
+            # the old uploads (now at `old`, beside the live ones): removed after the run
+            self.garbage["paths"].append(old)
         else:
             os.rename(new, t.uploads)
 
@@ -1817,14 +1838,16 @@ class Restore:
         if ver:
             pid = master_pid("/run/php/php%s-fpm.pid" % ver, b"php-fpm: master process")
             if pid:
-                os.kill(pid, signal.SIGUSR2)  # = `service phpX.Y-fpm reload`: OPcache emptied
-                out["php_fpm"] = "reloaded"
+                # No reload: nginx passes $realpath_root, so requests after the switch run the new
+                # release's files under their own paths (fresh OPcache and realpath entries), and
+                # the shared wp-config.php is not restored. A reload would restart the node's
+                # PHP-FPM master and empty the OPcache of every site on the node.
+                out["php_fpm"] = "running"
             else:
                 subprocess.run(["service", "php%s-fpm" % ver, "start"], capture_output=True, check=False,
                                stdin=subprocess.DEVNULL)
                 out["php_fpm"] = "started"
             deadline = time.monotonic() + 5
-            time.sleep(0.05)
             while not os.path.exists(t.fpm_socket) and time.monotonic() < deadline:
                 time.sleep(0.05)
         return out
@@ -1907,13 +1930,18 @@ class Restore:
             ok, res = run_helper(t.user, php, p["helper"], current, "db-ping", timeout)
             return (ok, "reachable" if ok else res)
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-            futures = {
-                "http": pool.submit(with_retry, http_check, p["health_retries"]),
-                "wordpress_installed": pool.submit(with_retry, installed_check, p["health_retries"]),
-                "database": pool.submit(with_retry, db_check, p["health_retries"]),
-            }
-            checks = {name: f.result() for name, f in futures.items()}
+        # A 200 with WordPress content proves the database reachable and WordPress installed (an
+        # unreachable database answers 500, an uninstalled one redirects to the installer): the
+        # two PHP CLI checks only run to name the cause when the HTTP check fails (they would
+        # compete for the CPU with the first, cold request of the restored release).
+        checks = {"http": with_retry(http_check, p["health_retries"])}
+        if not checks["http"]["ok"]:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+                futures = {
+                    "wordpress_installed": pool.submit(with_retry, installed_check, p["health_retries"]),
+                    "database": pool.submit(with_retry, db_check, p["health_retries"]),
+                }
+                checks.update({name: f.result() for name, f in futures.items()})
         healthy = all(c["ok"] for c in checks.values())
         self.facts.update({"healthy": healthy, "health_url": self.site_url, "health_checks": checks,
                            "health_checked_at": now_iso()})
@@ -1990,8 +2018,8 @@ class Restore:
             raise Known("RESTORE_ROLLED_BACK", "%s; rolled back to the pre-restore backup, which is %s" % (
                 error, "healthy" if healthy else "unhealthy too (%s)" % detail))
         finally:
-            self.join_background()
             shutil.rmtree(tmp, ignore_errors=True)
+            self.dispose_garbage()
 
 
 # ------------------------------------------------------------------ main ------------------------
