@@ -19,7 +19,8 @@
 # Rounds: BENCH_ROUNDS (default 3). Needs root, sshd and the node stack
 # (scripts/install-prereqs.sh); run it under the node lock (flock -o /tmp/pressluft-node.lock ...).
 # Removes what it creates (the site through the API, the hand copies, temporary files).
-# Set CARGO_TARGET_DIR to keep the release build apart from debug builds.
+# Set CARGO_TARGET_DIR to keep the release build apart from debug builds, or BENCH_BIN to a release
+# binary built beforehand (then nothing is built while the node lock is held).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$PWD"
@@ -161,10 +162,17 @@ hand() {
 }
 
 # ------------------------------------------------------------------ setup -----------------------
-log "building the release binary (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --release --quiet --bin pressluft
-bin="$CARGO_TARGET_DIR/release/pressluft"
-[[ "$bin" = /* ]] || bin="$repo/$bin"
+if [ -n "${BENCH_BIN:-}" ]; then
+    # a release binary built beforehand (outside the node lock): BENCH_BIN=/path/to/pressluft
+    bin="$BENCH_BIN"
+    [ -x "$bin" ] || die "BENCH_BIN=$bin is not an executable"
+    log "using the release binary $bin (BENCH_BIN)"
+else
+    log "building the release binary (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    cargo build --release --quiet --bin pressluft
+    bin="$CARGO_TARGET_DIR/release/pressluft"
+    [[ "$bin" = /* ]] || bin="$repo/$bin"
+fi
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
@@ -261,6 +269,9 @@ for ((round = 1; round <= rounds; round++)); do
     # during the environment's set-up, + the URL rewrite)
     A_CP+=("$(job_facts "$(jq -r .id <<<"$job")" | jq -r '.clone_timings_ms.total // 0' 2>/dev/null || echo 0)")
 
+    # the clone's run started the node's next spare WordPress copy (pressluft_environment, detached,
+    # niced): let it finish first, so it does not slow the hand copy down
+    [ ! -e /var/www/sites/.pressluft-spare/.lock ] || flock -w 60 /var/www/sites/.pressluft-spare/.lock true || true
     log "round $round: hand copy"
     H_P+=("$(hand parallel)")
     H_S+=("$(hand sequential)")
@@ -311,3 +322,8 @@ printf '  where the time goes (last round): env_create queued -> started %s s, s
     "$(secs $((started - created)))" "$(secs $((finished - started)))" \
     "$(jq -c '.clone_timings_ms // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)" \
     "$(jq -c '.timings_ms // .environment_timings_ms // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)"
+# the playbook's tasks (ms, from the facts callback) and where the new release's core came from
+# (spare: the node's copy made ahead by the previous create's filler; copy: copied in this run)
+printf '  tasks (last round, ms): %s; release_core %s\n' \
+    "$(jq -c '[._tasks[]? | {(.task // "?"): .ms}] | add // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)" \
+    "$(jq -r '.release_core // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)"

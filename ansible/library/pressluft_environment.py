@@ -17,7 +17,11 @@ description:
   - "I(state=present): user (own group, no login shell, home = environment root); environment root
     C(<sites_root>/<site_id>/<environment_id>/) (owner the user, group www-data, 2750) with
     C(releases/), C(current), C(shared/uploads), C(shared/wp-config.php), C(tmp/); site directory
-    0711; a first release copied from I(wordpress_source_dir) when C(current) is missing; MariaDB
+    0711; a first release copied from I(wordpress_source_dir) when C(current) is missing (the
+    node's spare copy, C(<sites_root>/.pressluft-spare/), when one of the current source is there:
+    one rename instead of the copy; a run that made a first release starts a detached, niced
+    process that makes the next spare after it - module_utils/pressluft_spare; fact
+    C(release_core) spare or copy); MariaDB
     database and user (mariadb client as root over the unix socket); hardened PHP-FPM pool;
     nginx server block for the preview host. Changed nginx / PHP-FPM configuration is checked with
     C(nginx -t) / C(php-fpmX.Y -t) and rolled back when invalid."
@@ -145,6 +149,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import (
     check_http, http_get, last_json_line, run_helper, wait_for_nginx, with_retry)
+from ansible.module_utils.pressluft_spare import spawn_filler, take_spare
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 DB_IDENT_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -213,6 +218,8 @@ class Env:
         self.nginx_tested = False
         self.reloaded = []
         self.timings = {}
+        self.spare_wanted = False
+        self.release_core = None
         self._validate_and_derive()
 
     # ------------------------------------------------------------------ names ---------------
@@ -631,7 +638,10 @@ class Env:
         return name
 
     def begin_release(self, uid, web_gid):
-        """Decides the release; when a first one must be made, starts copying it (returns the copy)."""
+        """Decides the release; when a first one must be made, takes the node's spare copy of
+        wordpress_source_dir (module_utils/pressluft_spare: one rename, no copy while a clone's
+        database and uploads are copied beside it) or, without one, starts copying it (returns
+        the copy). A new release asks for the next spare (spawned when the run ends)."""
         rel_dir = os.path.join(self.root, "releases")
         # leftovers of an interrupted copy
         if os.path.isdir(rel_dir):
@@ -639,7 +649,7 @@ class Env:
                 if d.startswith(".tmp-"):
                     self.remove_path(os.path.join(rel_dir, d))
                     self.change("removed partial release %s" % d)
-        copy = {"name": self.current_release(), "new": False, "copy": None}
+        copy = {"name": self.current_release(), "new": False, "copy": None, "spare": False}
         if copy["name"] is not None:
             return copy
         complete = [r for r in self.releases() if os.path.isfile(os.path.join(rel_dir, r, "wp-load.php"))]
@@ -652,8 +662,27 @@ class Env:
         if self.check:
             return copy
         copy["tmp"] = os.path.join(rel_dir, ".tmp-" + name)
-        copy["copy"] = start_copy(self.p["wordpress_source_dir"], copy["tmp"])
+        self.spare_wanted = True
+        taken = time.monotonic()
+        copy["spare"] = take_spare(os.path.dirname(self.site_dir), self.p["wordpress_source_dir"],
+                                   RELEASE_EXCLUDE, copy["tmp"])
+        self.timings["release_spare"] = int((time.monotonic() - taken) * 1000)
+        self.release_core = "spare" if copy["spare"] else "copy"
+        if not copy["spare"]:
+            copy["copy"] = start_copy(self.p["wordpress_source_dir"], copy["tmp"])
         return copy
+
+    def fill_spare(self):
+        """After a run that made a new first release: the node's next spare core copy, made by a
+        detached, niced process once this run is over (module_utils/pressluft_spare)."""
+        if not self.spare_wanted or self.check:
+            return
+        self.spare_wanted = False
+        try:
+            spawn_filler(os.path.dirname(self.site_dir), self.p["wordpress_source_dir"], RELEASE_EXCLUDE,
+                         os.path.join(self.root, "releases"))
+        except OSError:
+            pass  # no spare: the next new release copies
 
     def finish_release(self, copy, uid, web_gid):
         rel_dir = os.path.join(self.root, "releases")
@@ -661,14 +690,17 @@ class Env:
         if copy["new"]:
             if self.check:
                 return name
-            waited = time.monotonic()
-            errors = finish_copy(copy["copy"])
-            self.timings["release_copy_wait"] = int((time.monotonic() - waited) * 1000)
-            self.timings["release_copy"] = copy["copy"].get("copy_ms", 0)
-            self.timings["release_copy_plan"] = copy["copy"].get("plan_ms", 0)
-            if errors:
-                raise Failure("copying %s failed: %s" % (self.p["wordpress_source_dir"], "; ".join(errors)))
+            if copy["copy"] is not None:
+                waited = time.monotonic()
+                errors = finish_copy(copy["copy"])
+                self.timings["release_copy_wait"] = int((time.monotonic() - waited) * 1000)
+                self.timings["release_copy"] = copy["copy"].get("copy_ms", 0)
+                self.timings["release_copy_plan"] = copy["copy"].get("plan_ms", 0)
+                if errors:
+                    raise Failure("copying %s failed: %s" % (self.p["wordpress_source_dir"], "; ".join(errors)))
+            owned = time.monotonic()
             own_tree(copy["tmp"], uid, web_gid)
+            self.timings["release_own"] = int((time.monotonic() - owned) * 1000)
             self.converge_release_links(copy["tmp"], uid, web_gid)
             os.rename(copy["tmp"], os.path.join(rel_dir, name))
         if copy["new"] or self.current_release() is None:
@@ -1763,6 +1795,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    env = None
     try:
         env = Env(module)
         facts = {
@@ -1846,6 +1879,9 @@ def main():
                     "%s: %s" % (k, v["detail"]) for k, v in checks.items() if not v["ok"])
         facts["environment_changes"] = env.changes
         facts["environment_timings_ms"] = env.timings
+        if env.release_core:
+            facts["release_core"] = env.release_core
+        env.fill_spare()
         module.exit_json(
             changed=bool(env.changes),
             reload_nginx=env.reload_nginx,
@@ -1857,6 +1893,8 @@ def main():
             **result
         )
     except Failure as exc:
+        if env is not None:
+            env.fill_spare()
         # The task usually runs with no_log (it carries the DB password), which censors `msg`
         # but keeps warnings: repeat the (secret-free) reason there so operators can see it.
         module.warn("pressluft_environment failed: %s" % exc)

@@ -109,6 +109,22 @@ grep -q "'WP_REDIS_PREFIX', 'pressluft_$(jv "$work/e.json" environment_id):'" "$
     || fail "clones: a's home changed"
 ok "plugin and upload copied (owner ${user[e]}), e keeps its own wp-config, a untouched"
 
+# e's WordPress core is its own copy (the node's spare, made ahead, or copied now): owned by e's
+# user, one link, no inode shared with a or the source; writing it changes nothing elsewhere
+core_from=$(jv "$work/facts-clone-e.json" release_core)
+[[ "$core_from" = spare || "$core_from" = copy ]] || fail "clones: release_core is '$core_from'"
+for f in wp-load.php wp-includes/version.php wp-admin/index.php; do
+    [ "$(stat -c '%U %h' "${root[e]}/current/$f")" = "${user[e]} 1" ] \
+        || fail "clones: e's $f is not its own file ($(stat -c '%U %h' "${root[e]}/current/$f"))"
+done
+printf '\n// pl clone isolation %s\n' "$cl_rand" >> "${root[e]}/current/wp-load.php"
+! grep -qs "pl clone isolation $cl_rand" "${root[a]}/current/wp-load.php" /usr/share/wordpress/wp-load.php \
+    /var/www/sites/.pressluft-spare/*/wp-load.php || fail "clones: writing e's wp-load.php changed another copy"
+if [ -d /var/www/sites/.pressluft-spare ]; then
+    [ "$(stat -c '%U %a' /var/www/sites/.pressluft-spare)" = "root 700" ] || fail "clones: the spare directory is not root 0700"
+fi
+ok "e's WordPress core is its own ($core_from): owner ${user[e]}, one link, writing it changes neither a nor the source"
+
 # rerun: nothing changes, no second clone (a change made in e survives)
 mariadb -e "UPDATE \`${db[e]}\`.wp_posts SET post_title='edited in e' WHERE ID=$cl_post"
 play clone-e-again env-create e
