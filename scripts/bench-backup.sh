@@ -453,7 +453,7 @@ echo "                directory), no checksum; checked first = all artifacts dow
 echo "                compared with the one written, then applied side by side (what Pressluft must guarantee)"
 echo "  API restore:  env_restore = each artifact read once, hashed while imported into a scratch database /"
 echo "                extracted beside the live release and uploads; swapped in only when every checksum matched;"
-echo "                then URL check, caches, PHP-FPM reload, health checks (a rollback point is always there)"
+echo "                then URL check, caches, health check (a rollback point is always there)"
 printf '  %-56s %8s %13s %7s\n' backup wall throughput ratio
 line "API   POST -> completed (stored $(mib "$backup_size") MiB)" "$mb_b" "$mh_bp" 1.3
 line "hand  3 artifacts side by side (reference)" "$mh_bp"

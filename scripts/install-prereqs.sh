@@ -36,6 +36,8 @@ packages=(
     # TLS (certbot on nodes; pebble + challtestsrv as the ACME server of the tests), backups
     # (zstd; rclone: the S3 client of backup-create / env-restore / backup-cleanup)
     certbot pebble zstd rclone
+    # the PostgreSQL backend's tests (scripts/test-postgres.sh)
+    postgresql
     # the versionless metapackages node-provision checks for (portable to Ubuntu's PHP 8.3)
     php-fpm php-cli php-mysql php-redis php-xml php-mbstring php-curl php-zip php-gd
 )

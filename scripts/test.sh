@@ -21,6 +21,11 @@ cargo test --workspace --locked 2>&1 | tee target/cargo-test.log
 # A summary line for CI readers.
 grep -E '^test result:' target/cargo-test.log | awk '{p+=$4; f+=$6} END {print "rust: " p " passed, " f " failed"}'
 
+if [ "$(id -u)" -eq 0 ]; then
+    echo "== the API-level tests again on PostgreSQL"
+    scripts/test-postgres.sh
+fi
+
 if [ -x ansible/tests/run.sh ]; then
     echo "== ansible: syntax, lint, end-to-end over SSH"
     ansible/tests/run.sh

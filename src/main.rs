@@ -72,6 +72,9 @@ async fn main() -> anyhow::Result<()> {
         diff @ Command::Diff { .. } => {
             std::process::exit(pressluft::cli::run_diff(cli.server, diff).await)
         }
+        apply @ Command::Apply { .. } => {
+            std::process::exit(pressluft::cli::run_apply(cli.server, apply).await)
+        }
         other => match pressluft::cli::run_client(cli.server, other).await {
             Ok(out) => {
                 if !out.is_empty() {

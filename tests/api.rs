@@ -2013,3 +2013,109 @@ async fn backup_download_error_paths() {
     let r = get(url(&bid, "manifest.json"), me.clone()).await;
     assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
 }
+
+#[tokio::test]
+async fn drift_check_requests() {
+    let app = TestApp::new().await;
+    let me = app.token().await;
+    let a = app.create_site(&me, "drifty").await;
+    let a_id = a["id"].as_str().unwrap();
+    let prod = a["primary_environment_id"].as_str().unwrap();
+    let r = app
+        .call(Method::POST, &format!("/api/sites/{a_id}/environments"), Some(json!({"name": "Staging", "slug": "staging", "type": "staging", "source_environment_id": prod, "promotion_preset": "content-protect"})), &me)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let staging = r.body["id"].as_str().unwrap().to_string();
+    let check = |id: &str| format!("/api/environments/{id}/drift-check");
+    // production as {id} → 409 conflict; an environment without a baseline → 409 conflict
+    for id in [prod, staging.as_str()] {
+        let r = app.call(Method::POST, &check(id), None, &me).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::CONFLICT, "conflict"),
+            "{id}: {:?}",
+            r.body
+        );
+        assert_error_shape(&r.body);
+    }
+    // malformed and unknown ids
+    let r = app.call(Method::POST, &check("nope"), None, &me).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+    let r = app
+        .call(
+            Method::POST,
+            &check("0190a5d1-0000-7000-8000-000000000000"),
+            None,
+            &me,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    // with a baseline: 202, the request recorded with a generation bump that needs no converge
+    app.exec(&format!(
+        "INSERT INTO drift_baselines (id, environment_id, production_environment_id, promotion_preset, db_checksums_json, file_manifest_json, captured_at) VALUES ('0190a5d1-0000-7000-8000-0000000000b1', '{staging}', '{prod}', 'content-protect', '{{}}', '{{}}', '2026-12-05T00:00:00.000Z')"
+    ))
+    .await;
+    app.exec(&format!(
+        "UPDATE environments SET drift_baseline_id = '0190a5d1-0000-7000-8000-0000000000b1' WHERE id = '{staging}'"
+    ))
+    .await;
+    let before = app
+        .call(
+            Method::GET,
+            &format!("/api/environments/{staging}"),
+            None,
+            &me,
+        )
+        .await
+        .body;
+    let r = app.call(Method::POST, &check(&staging), None, &me).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    assert!(
+        r.body["drift_check_requested_at"].is_string(),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        r.body["generation"].as_i64().unwrap(),
+        before["generation"].as_i64().unwrap() + 1
+    );
+    assert_eq!(
+        r.body["state_version"].as_i64().unwrap(),
+        before["state_version"].as_i64().unwrap() + 1
+    );
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/audit?resource_id={staging}"),
+            None,
+            &me,
+        )
+        .await;
+    assert!(
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "environment.drift_check"),
+        "{:?}",
+        r.body
+    );
+    // while being deleted → 409
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!(
+                "/api/environments/{staging}?state_version={}",
+                before["state_version"].as_i64().unwrap() + 1
+            ),
+            None,
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let r = app.call(Method::POST, &check(&staging), None, &me).await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+}

@@ -557,6 +557,14 @@ fn promotion_commands() {
     // blocked is final: --wait reports it as a failure
     let (ok, _, err) = cli(&srv, &["promote", &staging, "--wait"], None);
     assert!(!ok && err.contains("blocked"), "{err}");
+    // drift-check: production, and an environment without a baseline, are refused (409)
+    let (ok, _, err) = cli(&srv, &["drift-check", &prod], None);
+    assert!(!ok && err.contains("conflict"), "production: {err}");
+    let (ok, _, err) = cli(&srv, &["drift-check", &staging, "--wait"], None);
+    assert!(
+        !ok && err.contains("conflict") && err.contains("baseline"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -815,4 +823,67 @@ fn export_and_diff_round_trip_with_exit_codes() {
             .unwrap();
     }
     assert_eq!(child.wait().unwrap().code(), Some(0));
+
+    // apply: refused sets write nothing (exit 2); a dry run writes nothing; the apply prints
+    // the plan and its receipt; afterwards diff is in sync and re-applying changes nothing.
+    let (c, _, err) = code(&["apply", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.ends_with("problems; nothing was written.\n"), "{err}");
+    std::fs::remove_file(set.join("c-bad.yaml")).unwrap();
+    let (c, out, err) = code(&["apply", "--dry-run", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    assert!(
+        out.ends_with(
+            "1 to create, 1 to change, 0 to prune, 0 unchanged.\ndry run: nothing was written\n"
+        ),
+        "{out}"
+    );
+    let (c, out, err) = code(&["apply", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    let (plan, receipt) = out.split_at(out.find("applied: receipt ").expect(&out));
+    assert!(
+        plan.ends_with("1 to create, 1 to change, 0 to prune, 0 unchanged.\n"),
+        "{out}"
+    );
+    assert!(is_uuid_line(receipt), "{out}");
+    let (c, out, err) = code(&["diff", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    let (c, out, err) = code(&["apply", "-f", set.to_str().unwrap(), "--apply-set", "blog"]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("0 to create, 0 to change, 0 to prune, 2 unchanged.\n"),
+        "{out}"
+    );
+    // The apply set: synced; its resources in a stable order (health depends on the node).
+    let (c, out, err) = code(&["apply-sets", "blog"]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("blog: synced, "), "{out}");
+    let resources: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        resources,
+        vec!["Domain/blog.example.com", "Site/blog"],
+        "{out}"
+    );
+    let (c, _, err) = code(&["apply-sets", "nope"]);
+    assert_eq!(c, Some(1), "{err}");
+    assert!(err.contains("apply set not found"), "{err}");
+    // A secret reference needs its variable.
+    std::fs::write(
+        set.join("d-settings.yaml"),
+        "apiVersion: pressluft.dev/v1\nkind: Settings\nmetadata: {name: settings}\nspec: {backup_s3_secret_access_key: {env: PL_CLI_TEST_UNSET}}\n",
+    )
+    .unwrap();
+    let (c, _, err) = code(&["apply", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(2), "{err}");
+    assert!(err.contains("PL_CLI_TEST_UNSET, which is not set"), "{err}");
+}
+
+fn is_uuid_line(s: &str) -> bool {
+    s.strip_prefix("applied: receipt ")
+        .and_then(|r| r.strip_suffix('\n'))
+        .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
 }

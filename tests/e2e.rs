@@ -2948,10 +2948,86 @@ fn promotion_with_drift_gate_presets_and_rollback() {
         .iter()
         .any(|t| t == "wp_posts"));
 
+    // --- standalone drift check (POST …/drift-check): production as promoted is clean
+    let drift_check = |env: &str| -> (Value, Value) {
+        let before = api.get(&format!("/api/environments/{env}"));
+        let (s, v) = api.call(
+            "POST",
+            &format!("/api/environments/{env}/drift-check"),
+            None,
+        );
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(
+            v["generation"].as_i64().unwrap(),
+            before["generation"].as_i64().unwrap() + 1,
+            "{v}"
+        );
+        let env_v = api.wait_for(
+            "drift check recorded",
+            &format!("/api/environments/{env}"),
+            Duration::from_secs(120),
+            |_, v| {
+                v["last_drift_check_id"].is_string()
+                    && v["last_drift_check_id"] != before["last_drift_check_id"]
+                    && v["observed_generation"] == v["generation"]
+            },
+        );
+        let check = api.get(&format!(
+            "/api/drift-checks/{}",
+            env_v["last_drift_check_id"].as_str().unwrap()
+        ));
+        (env_v, check)
+    };
+    let converges = || {
+        api.get(&format!("/api/jobs?environment_id={stg_id}&limit=100"))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["job_type"] == "env_create")
+            .count()
+    };
+    let converges_before = converges();
+    let td = Instant::now();
+    let (env_v, check) = drift_check(&stg_id);
+    eprintln!(
+        "[promote] standalone drift check: {} in {:?}",
+        env_v["drift_status"],
+        td.elapsed()
+    );
+    assert_eq!(env_v["drift_status"], "clean", "{env_v}");
+    assert_eq!(check["status"], "clean", "{check}");
+    assert!(check["promotion_id"].is_null(), "{check}");
+    assert!(env_v["drift_checked_at"].is_string(), "{env_v}");
+    assert!(ready(&env_v), "{env_v}");
+    assert_eq!(
+        converges(),
+        converges_before,
+        "the request needs no converge"
+    );
+    let (s, v) = api.call(
+        "POST",
+        &format!("/api/environments/{prod_id}/drift-check"),
+        None,
+    );
+    assert_eq!((s, v["code"].as_str()), (409, Some("conflict")), "{v}");
+
     // --- drift: a hand edit of an overwritable option on production blocks the next promotion
     promo_sql(
         &prod_db,
         "UPDATE wp_options SET option_value='Edited on production' WHERE option_name='blogname';",
+    );
+    let (env_v, check) = drift_check(&stg_id);
+    eprintln!(
+        "[promote] standalone drift check after a hand edit: {} ({})",
+        env_v["drift_status"], check["result"]
+    );
+    assert_eq!(env_v["drift_status"], "drifted", "{env_v}");
+    assert_eq!(check["status"], "drifted", "{check}");
+    assert!(
+        check["result"]["tables"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "wp_options")),
+        "{check}"
     );
     let (s, plan) = promote(&stg_id, json!({"dry_run": true}));
     assert_eq!(s, 200, "{plan}");
@@ -3101,6 +3177,63 @@ fn promotion_with_drift_gate_presets_and_rollback() {
     );
     assert_eq!(s, 200);
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+
+    // --- the backup-restore fallback: production still unhealthy after tables and release are
+    // switched back (the failing release left a marker in the shared uploads that production's
+    // own mu-plugin answers 500 for) -> the pre-promotion backup is restored
+    let guard = "<?php\nif ( PHP_SAPI !== 'cli' && file_exists( WP_CONTENT_DIR . '/uploads/pl-broken' ) ) { status_header( 500 ); exit; }\n";
+    std::fs::write(tmp.path().join("guard.php"), guard).unwrap();
+    let (ok, out) = sh(&format!(
+        "chmod 0755 {t} && chmod 0644 {t}/guard.php && install -o {prod_db} -g www-data -m 0640 {t}/guard.php \
+         {prod_root}/current/wp-content/mu-plugins/pl-fallback-guard.php",
+        t = tmp.path().display()
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(curl(&prod_host, "/?guard=1").0, 200);
+    let (fb_id, _) = clone("fallback", "content-protect");
+    let fb_db = db_of(&fb_id);
+    let fb_root = format!("/var/www/sites/{site_id}/{fb_id}");
+    // passes the pre-switch check (served straight by PHP-FPM), breaks production through nginx
+    let breaker = format!(
+        "<?php\nif ( PHP_SAPI !== 'cli' && ( $_SERVER['HTTP_HOST'] ?? '' ) === '{prod_host}' \
+         && ( $_SERVER['SERVER_SOFTWARE'] ?? '' ) !== 'pressluft-release-check' ) {{ \
+         @touch( WP_CONTENT_DIR . '/uploads/pl-broken' ); status_header( 500 ); exit; }}\n"
+    );
+    std::fs::write(tmp.path().join("breaker.php"), breaker).unwrap();
+    let (ok, out) = sh(&format!(
+        "chmod 0644 {t}/breaker.php && install -o {fb_db} -g www-data -m 0640 {t}/breaker.php \
+         {fb_root}/current/wp-content/mu-plugins/pl-fallback.php",
+        t = tmp.path().display()
+    ));
+    assert!(ok, "{out}");
+    let tf = Instant::now();
+    let (s, p) = promote(&fb_id, json!({}));
+    assert_eq!(s, 202, "{p}");
+    let p = wait_promotion(p["id"].as_str().unwrap());
+    eprintln!(
+        "[promote] promotion needing the backup restore: {} in {:?}: {}",
+        p["status"],
+        tf.elapsed(),
+        p["result"]["error"]
+    );
+    assert_eq!(p["status"], "failed", "{p}");
+    assert_eq!(p["error_code"], "PROMOTION_ROLLED_BACK", "{p}");
+    assert_eq!(p["result"]["rolled_back"], true, "{p}");
+    assert_eq!(
+        p["result"]["rollback_healthy"], false,
+        "switching back was not enough: {p}"
+    );
+    assert_eq!(p["result"]["restore_needed"], true, "{p}");
+    assert_eq!(
+        p["result"]["backup_restored"], true,
+        "the pre-promotion backup was restored and is healthy: {p}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("{prod_root}/shared/uploads/pl-broken")).exists(),
+        "the uploads came back from the backup"
+    );
+    let (code, _) = curl(&prod_host, "/?after-restore=1");
+    assert_eq!(code, 200, "production serves the restored backup");
 
     // clean up
     let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"]
@@ -3642,6 +3775,101 @@ fn updates_from_offline_source_behind_a_backup() {
     );
     eprintln!("[updates] broken v3 rolled back after {:?}", t0.elapsed());
 
+    // --- a core update whose database upgrade makes the site answer 500: switched back, and the
+    // database restored from the pre-update backup (db_version as before)
+    let old_db = option_value(&env_id, "db_version");
+    let new_db = old_db.parse::<i64>().expect("numeric db_version") + 1;
+    let (ok, out) = sh(&format!(
+        "rm -rf {src}/plugins {src}/core && mkdir -p {src}/core && \
+         rsync -a --exclude=/wp-content --exclude=/wp-config.php {root}/current/ {src}/core/"
+    ));
+    assert!(ok, "core source: {out}");
+    let version_php = format!("{src}/core/wp-includes/version.php");
+    let v = std::fs::read_to_string(&version_php).unwrap();
+    let v: String = v
+        .lines()
+        .map(|l| {
+            if l.starts_with("$wp_db_version = ") {
+                format!("$wp_db_version = {new_db};")
+            } else if let Some(rest) = l.strip_prefix("$wp_version = '") {
+                format!("$wp_version = '{}.1';", rest.trim_end_matches("';"))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&version_php, v).unwrap();
+    // 500 once the database carries the new db_version (the pre-switch check still passes)
+    let header = format!("{src}/core/wp-blog-header.php");
+    let h = std::fs::read_to_string(&header).unwrap().replacen(
+        "require_once __DIR__ . '/wp-load.php';",
+        &format!(
+            "require_once __DIR__ . '/wp-load.php';\n\tif ( (int) get_option( 'db_version' ) === {new_db} ) {{ status_header( 500 ); exit; }}"
+        ),
+        1,
+    );
+    assert!(h.contains("status_header( 500 )"), "{h}");
+    std::fs::write(&header, h).unwrap();
+    let (ok, out) = sh(&format!("chmod -R a+rX {src}"));
+    assert!(ok, "{out}");
+    let t4 = Instant::now();
+    let r4 = update("core");
+    eprintln!(
+        "[updates] core update with a database upgrade: {} in {:?}: {}",
+        r4["health_status"],
+        t4.elapsed(),
+        r4["notes"]
+    );
+    assert_eq!(r4["health_status"], "unhealthy", "{r4}");
+    assert_eq!(r4["details"]["components"][0]["type"], "core", "{r4}");
+    let notes = r4["notes"].as_str().unwrap_or_default();
+    assert!(notes.contains("after the switch"), "{r4}");
+    assert!(
+        notes.contains("the database was restored from the pre-update backup"),
+        "{r4}"
+    );
+    assert_eq!(
+        option_value(&env_id, "db_version"),
+        old_db,
+        "db_version restored"
+    );
+    let (code, body) = curl(&host, "/?u=4");
+    assert_eq!(code, 200, "the site serves again");
+    // only the database came from the backup: the switched-back release (v2 of the plugin) serves
+    assert!(body.contains("content=\"2.0\""), "v2 still live");
+    let e = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(e["current_release_id"], r2["id"], "{e}");
+    let served =
+        std::fs::read_to_string(format!("{root}/current/wp-includes/version.php")).unwrap();
+    assert!(
+        served.contains(&format!("$wp_db_version = {old_db};")),
+        "the old core serves"
+    );
+    let jobs = api.get(&format!("/api/jobs?environment_id={env_id}&limit=20"));
+    let job = jobs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_type"] == "env_update")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(job["error_code"], "RELEASE_UNHEALTHY", "{job}");
+    let (_, events) = api.call(
+        "GET",
+        &format!("/api/events?environment_id={env_id}&limit=1000"),
+        None,
+    );
+    assert!(
+        events.to_string().contains("ReleaseRolledBack")
+            && events.to_string().contains("the database was restored"),
+        "{events}"
+    );
+    eprintln!(
+        "[updates] core update rolled back with its database after {:?}",
+        t0.elapsed()
+    );
+
     let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].clone();
     let (s, v) = api.call(
         "DELETE",
@@ -3657,4 +3885,165 @@ fn updates_from_offline_source_behind_a_backup() {
     );
     let _ = sh(&format!("rm -rf {src}"));
     eprintln!("[updates] done in {:?}", t0.elapsed());
+}
+
+/// Issue 9's acceptance on the real node, through the CLI: `apply` → `wait` Ready → `export` →
+/// apply the export: no changes; `diff` after convergence exits 0; the apply set is synced and
+/// healthy; the site serves WordPress.
+#[test]
+fn gitops_apply_wait_export_round_trip() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    eprintln!("[gitops] node active after {:?}", t0.elapsed());
+    let pl = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("PRESSLUFT_SERVER", format!("http://127.0.0.1:{port}"))
+            .env("PRESSLUFT_TOKEN", &api.token)
+            .env("PRESSLUFT_CONFIG", tmp.path().join("cli.json"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let set = tmp.path().join("site.yaml");
+    std::fs::write(
+        &set,
+        "apiVersion: pressluft.dev/v1
+kind: Site
+metadata: {name: gitops, labels: {team: e2e}}
+spec: {display_name: GitOps site}
+---
+apiVersion: pressluft.dev/v1
+kind: Environment
+metadata: {name: production}
+spec: {site: gitops, type: production, fastcgi_cache_ttl_seconds: 900}
+",
+    )
+    .unwrap();
+    let (c, out, err) = pl(&[
+        "apply",
+        "-f",
+        set.to_str().unwrap(),
+        "--apply-set",
+        "gitops",
+    ]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    assert!(
+        out.contains("2 to create") && out.contains("applied: receipt "),
+        "{out}"
+    );
+    eprintln!("[gitops] applied after {:?}", t0.elapsed());
+    let (c, out, err) = pl(&[
+        "wait",
+        "--for=condition=Ready",
+        "environment/gitops/production",
+        "--timeout",
+        "10m",
+    ]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    let (c, out, err) = pl(&[
+        "wait",
+        "--for=condition=Ready",
+        "site/gitops",
+        "--timeout",
+        "5m",
+    ]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "site/gitops condition met: Ready=True");
+    eprintln!("[gitops] Ready after {:?}", t0.elapsed());
+
+    // The site serves WordPress with the declared page cache lifetime.
+    let sites = api.get("/api/sites?slug=gitops");
+    let env_id = sites["items"][0]["primary_environment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let env = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(env["fastcgi_cache_ttl_seconds"], 900, "{env}");
+    let host = host_of(env["preview_url"].as_str().unwrap());
+    let (code, body) = curl(&host, "/");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("wp-content") || body.contains("wp-includes"),
+        "{body}"
+    );
+
+    // Converged: diff exits 0; the apply set is synced and healthy.
+    let (c, out, err) = pl(&["diff", "-f", set.to_str().unwrap()]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    let status = api.wait_for(
+        "apply set healthy",
+        "/api/apply/sets/gitops",
+        Duration::from_secs(120),
+        |_, v| v["health"] == "healthy",
+    );
+    assert_eq!(status["sync"], "synced", "{status}");
+    let (c, out, err) = pl(&["apply-sets", "gitops"]);
+    assert_eq!(c, Some(0), "{err}");
+    assert!(out.starts_with("gitops: synced, healthy"), "{out}");
+
+    // export -> apply the export: no changes, no generation moves.
+    let gen_before = api.get(&format!("/api/environments/{env_id}"))["generation"].clone();
+    let (c, exported, err) = pl(&["export"]);
+    assert_eq!(c, Some(0), "{err}");
+    let file = tmp.path().join("export.yaml");
+    std::fs::write(&file, &exported).unwrap();
+    let (c, out, err) = pl(&["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with("0 to create, 0 to change, 0 to prune"),
+        "{out}"
+    );
+    assert_eq!(
+        api.get(&format!("/api/environments/{env_id}"))["generation"],
+        gen_before
+    );
+    let (c, out, err) = pl(&["diff", "-f", file.to_str().unwrap()]);
+    assert_eq!(c, Some(0), "{out}{err}");
+    eprintln!("[gitops] export round trip after {:?}", t0.elapsed());
+
+    // A timeout is an error naming what it waited for.
+    let (c, _, err) = pl(&[
+        "wait",
+        "--for=condition=Degraded",
+        "site/gitops",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(c, Some(1), "{err}");
+    assert!(
+        err.contains("timed out after 1s waiting for Degraded=True on site/gitops"),
+        "{err}"
+    );
+
+    // clean up
+    let site_id = sites["items"][0]["id"].as_str().unwrap().to_string();
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"]
+        .as_i64()
+        .unwrap();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
+    assert!(s == 202 || s == 200, "{v}");
+    api.wait_for(
+        "site deleted",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(300),
+        |s, _| s == 404,
+    );
+    eprintln!("[gitops] done in {:?}", t0.elapsed());
 }

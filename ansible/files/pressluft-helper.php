@@ -16,6 +16,10 @@
  *   is-installed        Exit 0 when WordPress is installed, 1 when not.
  *   db-ping             Connect with the credentials of wp-config.php and run SELECT 1.
  *   option-get NAME     Print an option's value (exit 1 when it does not exist).
+ *   db-upgrade          WordPress' database upgrade (wp_upgrade(), what wp-admin/upgrade.php runs) when
+ *                       the db_version option differs from this WordPress' $wp_db_version; prints
+ *                       {"from": old, "to": new, "changed": bool}. Plugins are not loaded (WP_INSTALLING,
+ *                       as upgrade.php does), no HTTP.
  *   login-token --user U [--ttl 60]
  *                       Create a one-time login token (consumed by the mu-plugin pressluft-login.php)
  *                       and print the login URL.
@@ -380,6 +384,29 @@ function pressluft_cmd_option_get($path, array $opts, array $pos)
 		pressluft_fail("option $name does not exist", array('name' => $name, 'exists' => false));
 	}
 	pressluft_ok(array('name' => $name, 'exists' => true, 'value' => $value));
+}
+
+function pressluft_cmd_db_upgrade($path, array $opts)
+{
+	pressluft_load_wordpress($path, $opts, true);
+	require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+	if (!is_blog_installed()) {
+		pressluft_fail('WordPress is not installed', array('installed' => false));
+	}
+	global $wp_db_version, $wpdb;
+	$from = (int) get_option('db_version');
+	$to = (int) $wp_db_version;
+	if ($from === $to) {
+		pressluft_ok(array('from' => $from, 'to' => $to, 'changed' => false));
+	}
+	wp_upgrade();
+	wp_cache_delete('db_version', 'options');
+	wp_cache_delete('alloptions', 'options');
+	$now = (int) $wpdb->get_var("SELECT option_value FROM {$wpdb->options} WHERE option_name = 'db_version'");
+	if ($now !== $to) {
+		pressluft_fail("the database upgrade left db_version at $now, not $to", array('from' => $from, 'to' => $to, 'changed' => $now !== $from));
+	}
+	pressluft_ok(array('from' => $from, 'to' => $to, 'changed' => true));
 }
 
 function pressluft_cmd_login_token($path, array $opts)
@@ -945,6 +972,9 @@ switch ($command) {
 	case 'login-token':
 		pressluft_cmd_login_token($path, $opts);
 		break;
+	case 'db-upgrade':
+		pressluft_cmd_db_upgrade($path, $opts);
+		break;
 	case 'search-replace':
 		pressluft_cmd_search_replace($path, $opts);
 		break;
@@ -952,6 +982,6 @@ switch ($command) {
 		pressluft_cmd_replace_string($opts);
 		break;
 	default:
-		pressluft_fail('usage: pressluft-helper.php --path=DIR install|is-installed|db-ping|option-get|login-token|search-replace|replace-string ...', array(), 2);
+		pressluft_fail('usage: pressluft-helper.php --path=DIR install|is-installed|db-ping|option-get|db-upgrade|login-token|search-replace|replace-string ...', array(), 2);
 }
 pressluft_fail('command ended without a result');

@@ -26,6 +26,22 @@ description:
     (C(<site_url>/?pressluft-release=<id>), bypassing the page cache). When it passes the
     environment's page cache is purged; when it fails C(current) is switched back (visitors of
     cached pages never saw the failing release)."
+  - "Updates (I(source_type=update)) that include WordPress core run WordPress' database upgrade
+    right after the switch, before the post-switch check (the PHP helper's C(db-upgrade):
+    C(wp_upgrade()), plugins not loaded, as the environment's user); its C(from)/C(to) are
+    reported as C(db_upgrade). When the upgrade or the post-switch check fails, C(current) is
+    switched back and, when the database may have been changed, the DATABASE of the update's
+    pre-update backup (I(rollback_storage_path), I(rollback_manifest)) is restored with
+    pressluft_backup's own restore code (module_utils/pressluft_backup_lib restore_database: the
+    dump streamed once from the storage and hashed while a scratch account imports it, refused
+    before anything live changes when size or SHA-256 differ, then renamed in; files, uploads
+    and C(current) untouched), and the switched-back release is checked again
+    (C(rollback_healthy)). The database may have been changed when the core database upgrade ran
+    (or failed half-way), or when the update changed plugins (their code served live requests
+    and plugins migrate their own tables on load; WordPress runs no activation hook on an
+    update). A theme-only update, and any failure before the switch (one check request, no
+    upgrade), restore nothing: the backup may be up to the freshness window old and a restore
+    discards what was written since."
   - Release directories beyond the I(releases_keep) newest are removed, never the current or
     the previous one.
   - With I(plan=true) nothing of the environment changes: the release is built in a scratch
@@ -43,6 +59,21 @@ options:
   health_timeout: {type: float, default: 10}
   plan: {type: bool, default: false}
   update_scope: {type: str, default: all, description: "source_type=update: core, plugins, themes or all"}
+  helper: {type: str, default: /usr/local/lib/pressluft/pressluft-helper.php}
+  php_version: {type: str, default: "", description: "X.Y; empty: the version of the environment's pool"}
+  db_upgrade_timeout: {type: float, default: 600}
+  db_name: {type: str, default: "", description: "the environment's database (default: its Linux user name)"}
+  redis_prefix: {type: str, default: ""}
+  rollback_backup_id: {type: str, default: "", description: the update's pre-update backup (reported)}
+  rollback_storage_type: {type: str, default: "", description: "local or s3: the pre-update backup's storage"}
+  rollback_storage_path: {type: str, default: ""}
+  rollback_manifest: {type: dict, description: the pre-update backup's recorded manifest}
+  s3_endpoint: {type: str}
+  s3_bucket: {type: str}
+  s3_region: {type: str, default: us-east-1}
+  s3_access_key_id: {type: str, no_log: true}
+  s3_secret_access_key: {type: str, no_log: true}
+  s3_path_style: {type: bool, default: true}
   update_source_dir:
     type: str
     description: >-
@@ -54,19 +85,91 @@ options:
 
 RETURN = r"""
 failed_reason: {type: str, description: the error when the release could not be deployed}
-pressluft_facts: {type: dict, description: "current_release, release_id, release_health (healthy|unhealthy), release_error, release_files {added, changed, removed, *_paths}, release_previous, release_pruned, releases, release_source, release_timings_ms, healthy; error_code / error on failure; release_plan with plan=true"}
+pressluft_facts: {type: dict, description: "current_release, release_id, release_health (healthy|unhealthy), release_error, release_files {added, changed, removed, *_paths}, release_previous, release_pruned, releases, release_source, release_timings_ms, healthy, db_upgrade {from, to, changed | error} (core updates), restore_needed, release_switched_back; error_code / error on failure; release_plan with plan=true"}
+restore_needed: {type: bool, description: an update failed after its switch and may have changed the database (its pre-update backup's database was restored when given)}
 """
 
+import glob
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pressluft_backup_lib import Invalid, Known, restore_database
+from ansible.module_utils.pressluft_checks import run_helper
 from ansible.module_utils.pressluft_release import (
     RELEASE_ID_RE, ReleaseError, build, check_live, check_release_direct, classify, current_release,
-    build_update, diff, env_root, fetch, fpm_socket, is_complete, owner_of, plan, prune,
+    build_update, diff, env_root, fetch, fpm_socket, is_complete, linux_user, owner_of, plan, prune,
     purge_page_cache, read_meta, release_dirs, remove, switch, update_changes, write_meta)
+
+
+def php_cli(version, user):
+    if not re.match(r"^[0-9]+\.[0-9]+$", version or ""):
+        pools = sorted(glob.glob("/etc/php/*/fpm/pool.d/%s.conf" % user))
+        version = pools[-1].split("/")[3] if pools else ""
+    return "php" + version if version and shutil.which("php" + version) else "php"
+
+
+def db_upgrade(p, root):
+    """WordPress' database upgrade of the live release (the PHP helper's db-upgrade, as the
+    environment's user): (ok, {from, to, changed} or the error)."""
+    user = linux_user(p["environment_id"])
+    try:
+        ok, res = run_helper(user, php_cli(p["php_version"], user), p["helper"], os.path.join(root, "current"),
+                             "db-upgrade", p["db_upgrade_timeout"])
+    except subprocess.TimeoutExpired:
+        return False, "timed out after %ds" % p["db_upgrade_timeout"]
+    if not ok:
+        return False, res
+    return True, {k: res.get(k) for k in ("from", "to", "changed")}
+
+
+def update_touches_database(components):
+    """Whether an update's code may change the database once live: core (its database upgrade)
+    or plugins (they migrate their own tables on load; WordPress runs no activation hook on an
+    update). Themes only: no."""
+    return any(c.get("type") in ("core", "plugin") for c in components or [])
+
+
+def restore_update_database(p, root, cur, facts, timings):
+    """The pre-update backup's database back in place (pressluft_backup's restore code), then the
+    switched-back release checked again. Reported: database_restored, restore_error,
+    restore_facts, rollback_healthy."""
+    facts["rollback_backup_id"] = p["rollback_backup_id"] or None
+    if not p["rollback_storage_path"] or not isinstance(p.get("rollback_manifest"), dict):
+        facts.update(database_restored=False, restore_error="no pre-update backup was given to restore")
+        return
+    params = {
+        "restore_id": p["release_id"], "site_id": p["site_id"], "environment_id": p["environment_id"],
+        "sites_root": p["sites_root"], "db_name": p["db_name"] or None, "php_version": p["php_version"],
+        "redis_prefix": p["redis_prefix"] or None, "site_url": p["site_url"],
+        "storage_type": p["rollback_storage_type"], "storage_path": p["rollback_storage_path"],
+        "backup_manifest": p["rollback_manifest"], "helper": p["helper"],
+    }
+    for k in ("s3_endpoint", "s3_bucket", "s3_region", "s3_access_key_id", "s3_secret_access_key", "s3_path_style"):
+        if p.get(k) is not None:
+            params[k] = p[k]
+    t = time.monotonic()
+    try:
+        r = restore_database(params, "update_rollback")
+        facts["database_restored"] = True
+        facts["restore_facts"] = {k: r.get(k) for k in ("backup_id", "restore_verified", "url_rewrite",
+                                                        "cache_purge", "restore_changes", "restore_timings_ms")}
+    except (Known, Invalid) as exc:
+        facts.update(database_restored=False,
+                     restore_error="%s%s" % ("%s: " % exc.code if isinstance(exc, Known) else "", exc))
+    except Exception as exc:  # noqa: BLE001 - reported with the release's failure
+        facts.update(database_restored=False, restore_error="%s: %s" % (type(exc).__name__, exc))
+    timings["database_restore"] = int((time.monotonic() - t) * 1000)
+    if cur:
+        ok, detail = check_live(p["site_url"], cur, p["health_timeout"])
+        facts["rollback_healthy"] = ok
+        facts["healthy"] = ok
+        if not ok:
+            facts["rollback_error"] = detail
 
 
 def deploy(p, facts, timings):
@@ -140,9 +243,19 @@ def deploy(p, facts, timings):
     # bypasses the cache; error answers are never cached).
     switch(root, rid, uid, gid)
     timings["switch"] = int((time.monotonic() - t) * 1000)
-    t = time.monotonic()
-    ok, detail = check_live(p["site_url"], rid, p["health_timeout"])
-    timings["check_after_switch"] = int((time.monotonic() - t) * 1000)
+    components = read_meta(root, rid).get("components") if p["source_type"] == "update" else None
+    ok, detail = True, None
+    if any(c.get("type") == "core" for c in components or []):
+        t = time.monotonic()
+        ok, res = db_upgrade(p, root)
+        timings["db_upgrade"] = int((time.monotonic() - t) * 1000)
+        facts["db_upgrade"] = res if ok else {"error": res}
+        if not ok:
+            detail = "the database upgrade failed: %s" % res
+    if ok:
+        t = time.monotonic()
+        ok, detail = check_live(p["site_url"], rid, p["health_timeout"])
+        timings["check_after_switch"] = int((time.monotonic() - t) * 1000)
     if ok:
         purge_page_cache(p["environment_id"])
     else:
@@ -150,8 +263,14 @@ def deploy(p, facts, timings):
             switch(root, cur, uid, gid)
         facts.update(current_release=cur, release_health="unhealthy", release_rolled_back=True,
                      release_error="after the switch: %s; switched back to %s" % (detail, cur))
-        raise ReleaseError("RELEASE_UNHEALTHY", "release %s failed its check after the switch (%s); switched back to %s"
-                           % (rid, detail, cur))
+        restored = ""
+        if update_touches_database(components):
+            facts["restore_needed"] = True
+            restore_update_database(p, root, cur, facts, timings)
+            restored = ("; the database was restored from the pre-update backup" if facts.get("database_restored")
+                        else "; restoring the pre-update backup's database failed: %s" % facts.get("restore_error"))
+        raise ReleaseError("RELEASE_UNHEALTHY", "release %s failed its check after the switch (%s); switched back to %s%s"
+                           % (rid, detail, cur, restored))
     facts.update(current_release=rid, release_health="healthy", healthy=True)
     return True
 
@@ -172,6 +291,21 @@ def main():
             plan=dict(type="bool", default=False),
             update_scope=dict(type="str", default="all"),
             update_source_dir=dict(type="str", default=""),
+            helper=dict(type="str", default="/usr/local/lib/pressluft/pressluft-helper.php"),
+            php_version=dict(type="str", default=""),
+            db_upgrade_timeout=dict(type="float", default=600.0),
+            db_name=dict(type="str", default=""),
+            redis_prefix=dict(type="str", default=""),
+            rollback_backup_id=dict(type="str", default=""),
+            rollback_storage_type=dict(type="str", default=""),
+            rollback_storage_path=dict(type="str", default=""),
+            rollback_manifest=dict(type="dict"),
+            s3_endpoint=dict(type="str"),
+            s3_bucket=dict(type="str"),
+            s3_region=dict(type="str", default="us-east-1"),
+            s3_access_key_id=dict(type="str", no_log=True),
+            s3_secret_access_key=dict(type="str", no_log=True),
+            s3_path_style=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -215,9 +349,11 @@ def main():
     facts["releases"] = release_dirs(root)
     timings["total"] = int((time.monotonic() - started) * 1000)
     facts["release_timings_ms"] = timings
+    restore_needed = bool(facts.get("restore_needed"))
     if failure is not None:
-        module.exit_json(changed=changed, failed_reason=str(failure), pressluft_facts=facts)
-    module.exit_json(changed=changed or bool(pruned), pressluft_facts=facts)
+        module.exit_json(changed=changed, failed_reason=str(failure), restore_needed=restore_needed,
+                         pressluft_facts=facts)
+    module.exit_json(changed=changed or bool(pruned), restore_needed=False, pressluft_facts=facts)
 
 
 if __name__ == "__main__":

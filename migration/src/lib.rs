@@ -12,6 +12,7 @@ mod m20261205_000005_env_expiry;
 mod m20261205_000006_releases;
 mod m20261205_000007_promotions;
 mod m20261205_000008_manifests;
+mod m20261205_000009_receipt_manifests;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000006_releases::Migration),
             Box::new(m20261205_000007_promotions::Migration),
             Box::new(m20261205_000008_manifests::Migration),
+            Box::new(m20261205_000009_receipt_manifests::Migration),
         ]
     }
 }

@@ -10,10 +10,11 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Backup, BackupPage, BackupScope};
 use super::text::Text;
+use super::write::Write;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
-use crate::store::entity::backups;
+use crate::store::entity::{backups, environments};
 use crate::store::events::NewEvent;
 use crate::store::resources::{self, NewBackup, Page};
 use crate::store::{self, StoreError};
@@ -143,56 +144,10 @@ impl BackupsApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
-        if env.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the environment is being deleted".into()).into());
-        }
-        super::environments::refuse_while_restoring(&tx, &env_id).await?;
-        let storage = settings::backup_storage(&tx)
-            .await
-            .map_err(ApiError::from)?;
-        let b = resources::create_backup(
-            &tx,
-            NewBackup {
-                environment_id: &env_id,
-                backup_scope: body.0.backup_scope.as_str(),
-                storage_type: storage.storage_type,
-                storage_base: &storage.base,
-                site_id: &env.site_id,
-                retention_until: clock::from_now(RETENTION),
-                reason: "operator",
-                schedule_id: None,
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "backup",
-                resource_id: &b.id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&env_id),
-                reason: "Created",
-                message: format!(
-                    "{} backup requested ({} storage)",
-                    b.backup_scope, b.storage_type
-                ),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup.create",
-            "backup",
-            &b.id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Backup, &b.id);
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let b = create_backup_in(&mut w, &env, body.0.backup_scope.as_str()).await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(BackupWritten::Accepted(Json(Backup::from_model(
             b,
             &clock::now(),
@@ -423,6 +378,51 @@ impl BackupsApi {
         st.notifier.changed(Kind::Restore, &r.id);
         Ok(super::restores::RestoreAccepted::Accepted(Json(r.into())))
     }
+}
+
+/// Declares an operator's backup of an environment to the configured storage.
+pub(crate) async fn create_backup_in(
+    w: &mut Write<'_>,
+    env: &environments::Model,
+    scope: &str,
+) -> Result<backups::Model, ApiError> {
+    let tx = w.tx;
+    if env.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict(
+            "the environment is being deleted".into(),
+        ));
+    }
+    super::environments::refuse_while_restoring(tx, &env.id).await?;
+    let storage = settings::backup_storage(tx).await?;
+    let b = resources::create_backup(
+        tx,
+        NewBackup {
+            environment_id: &env.id,
+            backup_scope: scope,
+            storage_type: storage.storage_type,
+            storage_base: &storage.base,
+            site_id: &env.site_id,
+            retention_until: clock::from_now(RETENTION),
+            reason: "operator",
+            schedule_id: None,
+        },
+    )
+    .await?;
+    w.event(NewEvent {
+        resource_type: "backup",
+        resource_id: &b.id,
+        site_id: Some(&env.site_id),
+        environment_id: Some(&env.id),
+        reason: "Created",
+        message: format!(
+            "{} backup requested ({} storage)",
+            b.backup_scope, b.storage_type
+        ),
+    })
+    .await?;
+    w.audit("backup.create", "backup", &b.id).await?;
+    w.wake(Kind::Backup, &b.id);
+    Ok(b)
 }
 
 async fn page(

@@ -10,10 +10,11 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Domain, DomainPage};
 use super::text::Text;
+use super::write::Write;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
-use crate::store::entity::domains;
+use crate::store::entity::{domains, environments};
 use crate::store::events::NewEvent;
 use crate::store::resources::{self, Page};
 use crate::store::{self, StoreError};
@@ -140,86 +141,36 @@ impl DomainsApi {
         let st = state(req)?;
         let env_id = validate::uuid("id", &id.0)?;
         let b = body.0;
-        let tls_mode = tls_mode(b.tls_mode.as_deref())?.unwrap_or("acme");
-        let hostname = validate::domain_name("hostname", &b.hostname, tls_mode == "custom")?;
-        let www_redirect = b.www_redirect.unwrap_or(false);
-        check_shape(&hostname, www_redirect, b.primary == Some(true))?;
-        let custom = custom_pair(
-            tls_mode,
+        let (hostname, www_redirect, tls_mode, custom) = checked_new_domain(
+            &b.hostname,
+            b.primary,
+            b.www_redirect,
+            b.tls_mode.as_deref(),
             b.certificate_pem.as_deref(),
             b.private_key_pem.as_deref(),
-            true,
         )?;
         let tx = st.begin().await?;
         let env = resources::environment_by_id(&tx, &env_id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
-        if env.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the environment is being deleted".into()).into());
-        }
-        check_www_clash(&tx, &hostname, www_redirect, None).await?;
-        let first = env.primary_domain_id.is_none();
-        if first && b.primary == Some(false) {
-            return Err(ApiError::invalid(
-                "primary",
-                "the first domain of an environment is its primary domain",
-            )
-            .into());
-        }
-        if first && hostname.starts_with("*.") {
-            return Err(ApiError::invalid(
-                "hostname",
-                "a wildcard cannot be the primary domain (the site URL needs one host name)",
-            )
-            .into());
-        }
-        let d = resources::create_domain(&tx, &env_id, &hostname, www_redirect, tls_mode)
-            .await
-            .map_err(ApiError::from)?;
-        if let Some((cert, key)) = custom {
-            store_custom_pair(st, &tx, &d.id, cert, key).await?;
-        }
-        let primary = first || b.primary == Some(true);
-        if primary {
-            set_primary(&tx, &env_id, Some(&d.id)).await?;
-        }
-        store::events::append(
-            &tx,
-            event(
-                &d,
-                &env.site_id,
-                "Created",
-                format!(
-                    "domain {hostname} attached{} (TLS {tls_mode})",
-                    if primary { " as primary" } else { "" }
-                ),
-            ),
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let d = create_domain_in(
+            &mut w,
+            &env,
+            NewDomain {
+                hostname: &hostname,
+                primary: b.primary,
+                www_redirect,
+                tls_mode,
+                custom,
+            },
         )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "domain.create",
-            "domain",
-            &d.id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Domain, &d.id);
-        st.notifier.changed(Kind::Environment, &env_id);
-        let primary_id = if primary {
-            Some(d.id.clone())
-        } else {
-            env.primary_domain_id.clone()
-        };
-        Ok(DomainWritten::Accepted(Json(Domain::view(
-            d,
-            primary_id.as_deref(),
-        ))))
+        .await?;
+        let view = view(&tx, d).await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
+        Ok(DomainWritten::Accepted(Json(view)))
     }
 
     /// Read a domain.
@@ -252,109 +203,23 @@ impl DomainsApi {
         if d.state_version != b.state_version {
             return Err(ApiError::from(StoreError::Stale).into());
         }
-        if d.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the domain is being removed".into()).into());
-        }
-        let env = resources::environment_by_id(&tx, &d.environment_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
-        let was_primary = env.primary_domain_id.as_deref() == Some(id.as_str());
-        let tls_mode = tls_mode(b.tls_mode.as_deref())?
-            .unwrap_or(d.tls_mode.as_str())
-            .to_string();
-        let hostname = match b.hostname.as_deref() {
-            Some(h) => validate::domain_name("hostname", h, tls_mode == "custom")?,
-            None if d.hostname.starts_with("*.") && tls_mode != "custom" => {
-                return Err(ApiError::invalid(
-                    "tls_mode",
-                    "a wildcard host name needs tls_mode custom",
-                )
-                .into())
-            }
-            None => d.hostname.clone(),
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let change = DomainChange {
+            hostname: b.hostname.as_deref(),
+            primary: b.primary,
+            www_redirect: b.www_redirect,
+            tls_mode: b.tls_mode.as_deref(),
+            certificate_pem: b.certificate_pem.as_deref(),
+            private_key_pem: b.private_key_pem.as_deref(),
         };
-        let www_redirect = b.www_redirect.unwrap_or(d.www_redirect);
-        if b.primary == Some(false) && was_primary {
-            return Err(ApiError::Conflict(
-                "a primary domain cannot be unset: make another domain of the environment primary"
-                    .into(),
-            )
-            .into());
-        }
-        let primary = was_primary || b.primary == Some(true);
-        check_shape(&hostname, www_redirect, primary)?;
-        let new_pair = b.certificate_pem.is_some() || b.private_key_pem.is_some();
-        let custom = custom_pair(
-            &tls_mode,
-            b.certificate_pem.as_deref(),
-            b.private_key_pem.as_deref(),
-            tls_mode != d.tls_mode || new_pair,
-        )?;
-        let mut changes: Vec<(&'static str, sea_orm::sea_query::SimpleExpr)> = Vec::new();
-        if hostname != d.hostname {
-            check_www_clash(&tx, &hostname, www_redirect, Some(&id)).await?;
-            changes.push(("hostname", Expr::value(hostname.clone())));
-        } else if www_redirect && !d.www_redirect {
-            check_www_clash(&tx, &hostname, www_redirect, Some(&id)).await?;
-        }
-        if www_redirect != d.www_redirect {
-            changes.push(("www_redirect", Expr::value(www_redirect)));
-        }
-        if tls_mode != d.tls_mode {
-            changes.push(("tls_mode", Expr::value(tls_mode.clone())));
-        }
-        let becomes_primary = primary && !was_primary;
-        if changes.is_empty() && custom.is_none() && !becomes_primary {
-            return Ok(DomainWritten::Unchanged(Json(Domain::view(
-                d,
-                env.primary_domain_id.as_deref(),
-            ))));
-        }
-        changes.push(("status", Expr::value("pending")));
-        resources::cas_update::<domains::Entity>(&tx, "domain", &id, b.state_version, changes)
-            .await
-            .map_err(|e| match e {
-                StoreError::Duplicate(_) => {
-                    ApiError::Conflict(format!("the hostname '{hostname}' is already attached"))
-                }
-                other => other.into(),
-            })?;
-        if let Some((cert, key)) = custom {
-            store_custom_pair(st, &tx, &id, cert, key).await?;
-        }
-        if becomes_primary {
-            set_primary(&tx, &d.environment_id, Some(&id)).await?;
-        }
-        store::events::append(
-            &tx,
-            event(
-                &d,
-                &env.site_id,
-                "SpecChanged",
-                format!(
-                    "domain {hostname} changed{}",
-                    if becomes_primary { "; now primary" } else { "" }
-                ),
-            ),
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "domain.update",
-            "domain",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        let changed = update_domain_in(&mut w, &d, &change).await?;
         let d = load(&tx, &id).await?;
         let view = view(&tx, d).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Domain, &id);
-        st.notifier.changed(Kind::Environment, &env.id);
+        if !changed {
+            return Ok(DomainWritten::Unchanged(Json(view)));
+        }
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(DomainWritten::Accepted(Json(view)))
     }
 
@@ -379,71 +244,254 @@ impl DomainsApi {
         if d.state_version != state_version.0 {
             return Err(ApiError::from(StoreError::Stale).into());
         }
-        if d.deletion_requested_at.is_some() {
-            return Ok(DomainWritten::Unchanged(Json(view(&tx, d).await?)));
-        }
-        let env = resources::environment_by_id(&tx, &d.environment_id)
-            .await
-            .map_err(ApiError::from)?;
-        if env
-            .as_ref()
-            .is_some_and(|e| e.primary_domain_id.as_deref() == Some(id.as_str()))
-        {
-            let others = domains::Entity::find()
-                .filter(domains::Column::EnvironmentId.eq(d.environment_id.as_str()))
-                .filter(domains::Column::DeletionRequestedAt.is_null())
-                .filter(domains::Column::Id.ne(id.as_str()))
-                .count(&tx)
-                .await
-                .map_err(|e| ApiError::from(StoreError::from(e)))?;
-            if others > 0 {
-                return Err(ApiError::Conflict(format!(
-                    "{} is the primary domain and {others} other domain(s) remain: make another \
-                     one primary first",
-                    d.hostname
-                ))
-                .into());
-            }
-        }
-        resources::cas_update::<domains::Entity>(
-            &tx,
-            "domain",
-            &id,
-            state_version.0,
-            vec![("deletion_requested_at", Expr::value(crate::clock::now()))],
-        )
-        .await
-        .map_err(ApiError::from)?;
-        let site_id = site_of(&tx, &d.environment_id).await?;
-        store::events::append(
-            &tx,
-            event(
-                &d,
-                &site_id,
-                "DeletionRequested",
-                format!("domain {} marked for removal", d.hostname),
-            ),
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "domain.delete",
-            "domain",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let changed = delete_domain_in(&mut w, &d).await?;
         let d = load(&tx, &id).await?;
-        let env_id = d.environment_id.clone();
         let view = view(&tx, d).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Domain, &id);
-        st.notifier.changed(Kind::Environment, &env_id);
+        if !changed {
+            return Ok(DomainWritten::Unchanged(Json(view)));
+        }
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(DomainWritten::Accepted(Json(view)))
     }
+}
+
+/// A new domain's host name, www redirect, TLS mode and custom pair (certificate, key).
+type CheckedDomain<'a> = (String, bool, &'static str, Option<(&'a str, &'a str)>);
+
+/// A new domain's fields checked: the host name, www redirect, TLS mode and custom pair.
+pub(crate) fn checked_new_domain<'a>(
+    hostname: &str,
+    primary: Option<bool>,
+    www_redirect: Option<bool>,
+    tls_mode_field: Option<&str>,
+    certificate_pem: Option<&'a str>,
+    private_key_pem: Option<&'a str>,
+) -> Result<CheckedDomain<'a>, ApiError> {
+    let tls_mode = tls_mode(tls_mode_field)?.unwrap_or("acme");
+    let hostname = validate::domain_name("hostname", hostname, tls_mode == "custom")?;
+    let www_redirect = www_redirect.unwrap_or(false);
+    check_shape(&hostname, www_redirect, primary == Some(true))?;
+    let custom = custom_pair(tls_mode, certificate_pem, private_key_pem, true)?;
+    Ok((hostname, www_redirect, tls_mode, custom))
+}
+
+/// A domain to attach (validated: host name, shape, custom pair).
+pub(crate) struct NewDomain<'s> {
+    pub hostname: &'s str,
+    pub primary: Option<bool>,
+    pub www_redirect: bool,
+    pub tls_mode: &'s str,
+    pub custom: Option<(&'s str, &'s str)>,
+}
+
+/// Attaches a domain to an environment; its first domain becomes its primary.
+pub(crate) async fn create_domain_in(
+    w: &mut Write<'_>,
+    env: &environments::Model,
+    n: NewDomain<'_>,
+) -> Result<domains::Model, ApiError> {
+    let tx = w.tx;
+    let hostname = n.hostname;
+    if env.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict(
+            "the environment is being deleted".into(),
+        ));
+    }
+    check_www_clash(tx, hostname, n.www_redirect, None).await?;
+    let first = env.primary_domain_id.is_none();
+    if first && n.primary == Some(false) {
+        return Err(ApiError::invalid(
+            "primary",
+            "the first domain of an environment is its primary domain",
+        ));
+    }
+    if first && hostname.starts_with("*.") {
+        return Err(ApiError::invalid(
+            "hostname",
+            "a wildcard cannot be the primary domain (the site URL needs one host name)",
+        ));
+    }
+    let d = resources::create_domain(tx, &env.id, hostname, n.www_redirect, n.tls_mode).await?;
+    if let Some((cert, key)) = n.custom {
+        store_custom_pair(w.st, tx, &d.id, cert, key).await?;
+    }
+    let primary = first || n.primary == Some(true);
+    if primary {
+        set_primary(tx, &env.id, Some(&d.id)).await?;
+    }
+    w.event(event(
+        &d,
+        &env.site_id,
+        "Created",
+        format!(
+            "domain {hostname} attached{} (TLS {})",
+            if primary { " as primary" } else { "" },
+            n.tls_mode
+        ),
+    ))
+    .await?;
+    w.audit("domain.create", "domain", &d.id).await?;
+    w.wake(Kind::Domain, &d.id);
+    w.wake(Kind::Environment, &env.id);
+    Ok(d)
+}
+
+/// Spec fields of a domain to change (None: keep); validated here.
+#[derive(Default)]
+pub(crate) struct DomainChange<'s> {
+    pub hostname: Option<&'s str>,
+    pub primary: Option<bool>,
+    pub www_redirect: Option<bool>,
+    pub tls_mode: Option<&'s str>,
+    pub certificate_pem: Option<&'s str>,
+    pub private_key_pem: Option<&'s str>,
+}
+
+/// Changes a domain; false when it already says this.
+pub(crate) async fn update_domain_in(
+    w: &mut Write<'_>,
+    d: &domains::Model,
+    c: &DomainChange<'_>,
+) -> Result<bool, ApiError> {
+    let tx = w.tx;
+    let id = d.id.as_str();
+    if d.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict("the domain is being removed".into()));
+    }
+    let env = resources::environment_by_id(tx, &d.environment_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("environment not found".into()))?;
+    let was_primary = env.primary_domain_id.as_deref() == Some(id);
+    let tls_mode = tls_mode(c.tls_mode)?
+        .unwrap_or(d.tls_mode.as_str())
+        .to_string();
+    let hostname = match c.hostname {
+        Some(h) => validate::domain_name("hostname", h, tls_mode == "custom")?,
+        None if d.hostname.starts_with("*.") && tls_mode != "custom" => {
+            return Err(ApiError::invalid(
+                "tls_mode",
+                "a wildcard host name needs tls_mode custom",
+            ))
+        }
+        None => d.hostname.clone(),
+    };
+    let www_redirect = c.www_redirect.unwrap_or(d.www_redirect);
+    if c.primary == Some(false) && was_primary {
+        return Err(ApiError::Conflict(
+            "a primary domain cannot be unset: make another domain of the environment primary"
+                .into(),
+        ));
+    }
+    let primary = was_primary || c.primary == Some(true);
+    check_shape(&hostname, www_redirect, primary)?;
+    let new_pair = c.certificate_pem.is_some() || c.private_key_pem.is_some();
+    let custom = custom_pair(
+        &tls_mode,
+        c.certificate_pem,
+        c.private_key_pem,
+        tls_mode != d.tls_mode || new_pair,
+    )?;
+    let mut changes: Vec<(&'static str, sea_orm::sea_query::SimpleExpr)> = Vec::new();
+    if hostname != d.hostname {
+        check_www_clash(tx, &hostname, www_redirect, Some(id)).await?;
+        changes.push(("hostname", Expr::value(hostname.clone())));
+    } else if www_redirect && !d.www_redirect {
+        check_www_clash(tx, &hostname, www_redirect, Some(id)).await?;
+    }
+    if www_redirect != d.www_redirect {
+        changes.push(("www_redirect", Expr::value(www_redirect)));
+    }
+    if tls_mode != d.tls_mode {
+        changes.push(("tls_mode", Expr::value(tls_mode.clone())));
+    }
+    let becomes_primary = primary && !was_primary;
+    if changes.is_empty() && custom.is_none() && !becomes_primary {
+        return Ok(false);
+    }
+    changes.push(("status", Expr::value("pending")));
+    resources::cas_update::<domains::Entity>(tx, "domain", id, d.state_version, changes)
+        .await
+        .map_err(|e| match e {
+            StoreError::Duplicate(_) => {
+                ApiError::Conflict(format!("the hostname '{hostname}' is already attached"))
+            }
+            other => other.into(),
+        })?;
+    if let Some((cert, key)) = custom {
+        store_custom_pair(w.st, tx, id, cert, key).await?;
+    }
+    if becomes_primary {
+        set_primary(tx, &d.environment_id, Some(id)).await?;
+    }
+    w.event(event(
+        d,
+        &env.site_id,
+        "SpecChanged",
+        format!(
+            "domain {hostname} changed{}",
+            if becomes_primary { "; now primary" } else { "" }
+        ),
+    ))
+    .await?;
+    w.audit("domain.update", "domain", id).await?;
+    w.wake(Kind::Domain, id);
+    w.wake(Kind::Environment, &env.id);
+    Ok(true)
+}
+
+/// Marks a domain for removal; false when it already is. A primary domain goes only as the
+/// environment's last one.
+pub(crate) async fn delete_domain_in(
+    w: &mut Write<'_>,
+    d: &domains::Model,
+) -> Result<bool, ApiError> {
+    let tx = w.tx;
+    let id = d.id.as_str();
+    if d.deletion_requested_at.is_some() {
+        return Ok(false);
+    }
+    let env = resources::environment_by_id(tx, &d.environment_id).await?;
+    if env
+        .as_ref()
+        .is_some_and(|e| e.primary_domain_id.as_deref() == Some(id))
+    {
+        let others = domains::Entity::find()
+            .filter(domains::Column::EnvironmentId.eq(d.environment_id.as_str()))
+            .filter(domains::Column::DeletionRequestedAt.is_null())
+            .filter(domains::Column::Id.ne(id))
+            .count(tx)
+            .await
+            .map_err(|e| ApiError::from(StoreError::from(e)))?;
+        if others > 0 {
+            return Err(ApiError::Conflict(format!(
+                "{} is the primary domain and {others} other domain(s) remain: make another \
+                 one primary first",
+                d.hostname
+            )));
+        }
+    }
+    resources::cas_update::<domains::Entity>(
+        tx,
+        "domain",
+        id,
+        d.state_version,
+        vec![("deletion_requested_at", Expr::value(crate::clock::now()))],
+    )
+    .await?;
+    let site_id = site_of(tx, &d.environment_id).await?;
+    w.event(event(
+        d,
+        &site_id,
+        "DeletionRequested",
+        format!("domain {} marked for removal", d.hostname),
+    ))
+    .await?;
+    w.audit("domain.delete", "domain", id).await?;
+    w.wake(Kind::Domain, id);
+    w.wake(Kind::Environment, &d.environment_id);
+    Ok(true)
 }
 
 async fn page(

@@ -9,6 +9,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Environment, EnvironmentPage, PromotionPreset};
 use super::text::Text;
+use super::write::Write;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -132,37 +133,6 @@ impl EnvironmentsApi {
             .as_deref()
             .map(|n| validate::name("name", n))
             .transpose()?;
-        let tx = st.begin().await?;
-        let env = load(&tx, &id).await?;
-        if env.state_version != b.state_version {
-            return Err(ApiError::from(StoreError::Stale).into());
-        }
-        if env.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the environment is being deleted".into()).into());
-        }
-        refuse_while_restoring(&tx, &id).await?;
-        let mut changes = Vec::new();
-        if let Some(n) = name.filter(|n| *n != env.name) {
-            changes.push(("name", Expr::value(n)));
-        }
-        if let Some(p) = b
-            .promotion_preset
-            .filter(|p| p.as_str() != env.promotion_preset)
-        {
-            changes.push(("promotion_preset", Expr::value(p.as_str())));
-        }
-        if let Some(f) = b
-            .fastcgi_cache_enabled
-            .filter(|f| *f != env.fastcgi_cache_enabled)
-        {
-            changes.push(("fastcgi_cache_enabled", Expr::value(f)));
-        }
-        if let Some(r) = b
-            .redis_cache_enabled
-            .filter(|r| *r != env.redis_cache_enabled)
-        {
-            changes.push(("redis_cache_enabled", Expr::value(r)));
-        }
         if let Some(t) = b.fastcgi_cache_ttl_seconds {
             if !(60..=604_800).contains(&t) {
                 return Err(ApiError::invalid(
@@ -171,48 +141,27 @@ impl EnvironmentsApi {
                 )
                 .into());
             }
-            if t != env.fastcgi_cache_ttl_seconds {
-                changes.push(("fastcgi_cache_ttl_seconds", Expr::value(t)));
-            }
         }
-        if changes.is_empty() {
+        let tx = st.begin().await?;
+        let env = load(&tx, &id).await?;
+        if env.state_version != b.state_version {
+            return Err(ApiError::from(StoreError::Stale).into());
+        }
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let change = EnvironmentChange {
+            name: name.as_deref(),
+            promotion_preset: b.promotion_preset.map(|p| p.as_str()),
+            fastcgi_cache_enabled: b.fastcgi_cache_enabled,
+            redis_cache_enabled: b.redis_cache_enabled,
+            fastcgi_cache_ttl_seconds: b.fastcgi_cache_ttl_seconds,
+            expires_at: None,
+        };
+        if !update_environment_in(&mut w, &env, &change).await? {
             return Ok(EnvironmentWritten::Unchanged(Json(env.into())));
         }
-        resources::cas_update::<environments::Entity>(
-            &tx,
-            "environment",
-            &id,
-            b.state_version,
-            changes,
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&id),
-                reason: "SpecChanged",
-                message: "environment spec updated".into(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.update",
-            "environment",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
         let env = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(EnvironmentWritten::Accepted(Json(env.into())))
     }
 
@@ -233,45 +182,13 @@ impl EnvironmentsApi {
         if env.state_version != state_version.0 {
             return Err(ApiError::from(StoreError::Stale).into());
         }
-        if env.deletion_requested_at.is_some() {
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        if !delete_environment_in(&mut w, &env).await? {
             return Ok(EnvironmentWritten::Unchanged(Json(env.into())));
         }
-        if env.environment_type == "production" {
-            return Err(ApiError::Conflict(
-                "the production environment is deleted together with its site".into(),
-            )
-            .into());
-        }
-        refuse_while_restoring(&tx, &id).await?;
-        resources::mark_environment_deleted(&tx, &id, state_version.0)
-            .await
-            .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&id),
-                reason: "DeletionRequested",
-                message: format!("environment '{}' marked for deletion", env.slug),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.delete",
-            "environment",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
         let env = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(EnvironmentWritten::Accepted(Json(env.into())))
     }
 
@@ -333,9 +250,199 @@ impl EnvironmentsApi {
         st.notifier.changed(Kind::Site, &env.site_id);
         Ok(EnvironmentWritten::Accepted(Json(env.into())))
     }
+
+    /// Check production for drift against this staging/clone environment's baseline (no body).
+    /// Sets `drift_check_requested_at`; the result lands in `drift_status`, `drift_checked_at`
+    /// and `last_drift_check_id` (`GET /api/drift-checks/{id}`). Production, or an environment
+    /// without a baseline: 409 `conflict`.
+    #[oai(
+        path = "/:id/drift-check",
+        method = "post",
+        operation_id = "requestDriftCheck"
+    )]
+    async fn drift_check(
+        &self,
+        req: &Request,
+        auth: Auth,
+        id: Path<String>,
+    ) -> Result<EnvironmentWritten, WriteError> {
+        let st = state(req)?;
+        let id = validate::uuid("id", &id.0)?;
+        let tx = st.begin().await?;
+        let env = load(&tx, &id).await?;
+        if env.environment_type == "production" {
+            return Err(ApiError::Conflict(
+                "production is what a drift check compares: request it on the staging or clone \
+                 environment to be promoted"
+                    .into(),
+            )
+            .into());
+        }
+        if env.drift_baseline_id.is_none() {
+            return Err(ApiError::Conflict(
+                "the environment has no drift baseline (it was not cloned from production)".into(),
+            )
+            .into());
+        }
+        if env.deletion_requested_at.is_some() {
+            return Err(ApiError::Conflict("the environment is being deleted".into()).into());
+        }
+        refuse_while_restoring(&tx, &id).await?;
+        // Like a release declaration, the request is the generation's only change: it needs the
+        // drift check, not a converge (see reconcilers::environment).
+        resources::cas_update::<environments::Entity>(
+            &tx,
+            "environment",
+            &id,
+            env.state_version,
+            vec![
+                ("drift_check_requested_at", Expr::value(crate::clock::now())),
+                ("release_generation", Expr::value(env.generation + 1)),
+            ],
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::events::append(
+            &tx,
+            NewEvent {
+                resource_type: "environment",
+                resource_id: &id,
+                site_id: Some(&env.site_id),
+                environment_id: Some(&id),
+                reason: "DriftCheckRequested",
+                message: "drift check of production against this environment's baseline requested"
+                    .into(),
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+        store::audit::append(
+            &tx,
+            &auth.principal().actor(),
+            "environment.drift_check",
+            "environment",
+            &id,
+            "accepted",
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let env = load(&tx, &id).await?;
+        st.commit(tx).await?;
+        st.notifier.changed(Kind::Environment, &id);
+        Ok(EnvironmentWritten::Accepted(Json(env.into())))
+    }
 }
 
 /// A restore in progress blocks every other mutation of its environment: 409 `resource_in_use`.
+/// Spec fields of an environment to change (None: keep).
+#[derive(Default)]
+pub(crate) struct EnvironmentChange<'s> {
+    pub name: Option<&'s str>,
+    pub promotion_preset: Option<&'s str>,
+    pub fastcgi_cache_enabled: Option<bool>,
+    pub redis_cache_enabled: Option<bool>,
+    /// Validated (60 … 604800).
+    pub fastcgi_cache_ttl_seconds: Option<i64>,
+    /// Validated; `Some(None)` removes the expiry.
+    pub expires_at: Option<Option<&'s str>>,
+}
+
+/// Changes an environment's spec; false when it already says this.
+pub(crate) async fn update_environment_in(
+    w: &mut Write<'_>,
+    env: &environments::Model,
+    c: &EnvironmentChange<'_>,
+) -> Result<bool, ApiError> {
+    if env.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict(
+            "the environment is being deleted".into(),
+        ));
+    }
+    refuse_while_restoring(w.tx, &env.id).await?;
+    let mut changes = Vec::new();
+    if let Some(n) = c.name.filter(|n| *n != env.name) {
+        changes.push(("name", Expr::value(n)));
+    }
+    if let Some(p) = c.promotion_preset.filter(|p| *p != env.promotion_preset) {
+        changes.push(("promotion_preset", Expr::value(p)));
+    }
+    if let Some(f) = c
+        .fastcgi_cache_enabled
+        .filter(|f| *f != env.fastcgi_cache_enabled)
+    {
+        changes.push(("fastcgi_cache_enabled", Expr::value(f)));
+    }
+    if let Some(r) = c
+        .redis_cache_enabled
+        .filter(|r| *r != env.redis_cache_enabled)
+    {
+        changes.push(("redis_cache_enabled", Expr::value(r)));
+    }
+    if let Some(t) = c
+        .fastcgi_cache_ttl_seconds
+        .filter(|t| *t != env.fastcgi_cache_ttl_seconds)
+    {
+        changes.push(("fastcgi_cache_ttl_seconds", Expr::value(t)));
+    }
+    if let Some(x) = c.expires_at.filter(|x| *x != env.expires_at.as_deref()) {
+        changes.push(("expires_at", Expr::value(x.map(str::to_string))));
+    }
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    resources::cas_update::<environments::Entity>(
+        w.tx,
+        "environment",
+        &env.id,
+        env.state_version,
+        changes,
+    )
+    .await?;
+    w.event(NewEvent {
+        resource_type: "environment",
+        resource_id: &env.id,
+        site_id: Some(&env.site_id),
+        environment_id: Some(&env.id),
+        reason: "SpecChanged",
+        message: "environment spec updated".into(),
+    })
+    .await?;
+    w.audit("environment.update", "environment", &env.id)
+        .await?;
+    w.wake(Kind::Environment, &env.id);
+    Ok(true)
+}
+
+/// Marks a staging or clone environment for deletion; false when it already is.
+pub(crate) async fn delete_environment_in(
+    w: &mut Write<'_>,
+    env: &environments::Model,
+) -> Result<bool, ApiError> {
+    if env.deletion_requested_at.is_some() {
+        return Ok(false);
+    }
+    if env.environment_type == "production" {
+        return Err(ApiError::Conflict(
+            "the production environment is deleted together with its site".into(),
+        ));
+    }
+    refuse_while_restoring(w.tx, &env.id).await?;
+    resources::mark_environment_deleted(w.tx, &env.id, env.state_version).await?;
+    w.event(NewEvent {
+        resource_type: "environment",
+        resource_id: &env.id,
+        site_id: Some(&env.site_id),
+        environment_id: Some(&env.id),
+        reason: "DeletionRequested",
+        message: format!("environment '{}' marked for deletion", env.slug),
+    })
+    .await?;
+    w.audit("environment.delete", "environment", &env.id)
+        .await?;
+    w.wake(Kind::Environment, &env.id);
+    Ok(true)
+}
+
 pub async fn refuse_while_restoring(
     db: &impl sea_orm::ConnectionTrait,
     env_id: &str,

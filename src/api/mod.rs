@@ -12,6 +12,7 @@ pub mod model;
 pub mod text;
 pub mod validate;
 
+mod applier;
 mod audit;
 mod backup_download;
 mod backups;
@@ -29,6 +30,7 @@ mod restores;
 mod schedules;
 mod settings;
 mod sites;
+mod write;
 
 use std::sync::Arc;
 

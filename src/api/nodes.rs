@@ -9,6 +9,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Node, NodePage};
 use super::text::Text;
+use super::write::Write;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -112,8 +113,9 @@ impl NodesApi {
         let ssh_port = validate::port("ssh_port", b.ssh_port.unwrap_or(22))?;
         let ssh_user = validate::unix_user("ssh_user", b.ssh_user.as_deref().unwrap_or("root"))?;
         let tx = st.begin().await?;
-        let node = nodes::create(
-            &tx,
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let node = create_node_in(
+            &mut w,
             NewNode {
                 name: &name,
                 hostname: &hostname,
@@ -123,30 +125,9 @@ impl NodesApi {
                 is_local: false,
             },
         )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            event(
-                &node.id,
-                "Created",
-                format!("node '{name}' registered at {hostname}:{ssh_port}"),
-            ),
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "node.create",
-            "node",
-            &node.id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Node, &node.id);
+        .await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(NodeWritten::Accepted(Json(node.into())))
     }
 
@@ -204,52 +185,20 @@ impl NodesApi {
         if node.state_version != b.state_version {
             return Err(ApiError::from(StoreError::Stale).into());
         }
-        if node.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the node is being deleted".into()).into());
-        }
-        let mut changes = Vec::new();
-        if let Some(v) = name.filter(|v| *v != node.name) {
-            changes.push(("name", Expr::value(v)));
-        }
-        let address_changed = hostname.as_ref().is_some_and(|v| *v != node.hostname);
-        if let Some(v) = hostname.filter(|v| *v != node.hostname) {
-            changes.push(("hostname", Expr::value(v)));
-        }
-        if let Some(v) = public_ip.filter(|v| Some(v) != node.public_ip.as_ref()) {
-            changes.push(("public_ip", Expr::value(v)));
-        }
-        if let Some(v) = ssh_port.filter(|v| *v != node.ssh_port) {
-            changes.push(("ssh_port", Expr::value(v)));
-        }
-        if let Some(v) = ssh_user.filter(|v| *v != node.ssh_user) {
-            changes.push(("ssh_user", Expr::value(v)));
-        }
-        if changes.is_empty() {
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let change = NodeChange {
+            name: name.as_deref(),
+            hostname: hostname.as_deref(),
+            public_ip: public_ip.as_deref(),
+            ssh_port,
+            ssh_user: ssh_user.as_deref(),
+        };
+        if !update_node_in(&mut w, &node, &change).await? {
             return Ok(NodeWritten::Unchanged(Json(node.into())));
         }
-        // Another host answers at a new address: its key must be pinned anew.
-        if address_changed {
-            changes.push(("host_key", Expr::value(Option::<String>::None)));
-        }
-        resources::cas_update::<node_rows::Entity>(&tx, "node", &id, b.state_version, changes)
-            .await
-            .map_err(ApiError::from)?;
-        store::events::append(&tx, event(&id, "SpecChanged", "node spec updated".into()))
-            .await
-            .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "node.update",
-            "node",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
         let node = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Node, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(NodeWritten::Accepted(Json(node.into())))
     }
 
@@ -320,52 +269,123 @@ impl NodesApi {
         if node.state_version != state_version.0 {
             return Err(ApiError::from(StoreError::Stale).into());
         }
-        if node.deletion_requested_at.is_some() {
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        if !delete_node_in(&mut w, &node).await? {
             return Ok(NodeWritten::Unchanged(Json(node.into())));
         }
-        let hosted = nodes::hosted_environments(&tx, &id)
-            .await
-            .map_err(ApiError::from)?;
-        if hosted > 0 {
-            return Err(ApiError::ResourceInUse(format!(
-                "the node still hosts {hosted} environment(s): delete or move them first"
-            ))
-            .into());
-        }
-        resources::cas_update::<node_rows::Entity>(
-            &tx,
-            "node",
-            &id,
-            state_version.0,
-            vec![("deletion_requested_at", Expr::value(crate::clock::now()))],
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            event(
-                &id,
-                "DeletionRequested",
-                format!("node '{}' marked for deletion", node.name),
-            ),
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "node.delete",
-            "node",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
         let node = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Node, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(NodeWritten::Accepted(Json(node.into())))
     }
+}
+
+/// Registers a node (validated fields).
+pub(crate) async fn create_node_in(
+    w: &mut Write<'_>,
+    n: NewNode<'_>,
+) -> Result<node_rows::Model, ApiError> {
+    let node = nodes::create(w.tx, n).await?;
+    w.event(event(
+        &node.id,
+        "Created",
+        format!(
+            "node '{}' registered at {}:{}",
+            node.name, node.hostname, node.ssh_port
+        ),
+    ))
+    .await?;
+    w.audit("node.create", "node", &node.id).await?;
+    w.wake(Kind::Node, &node.id);
+    Ok(node)
+}
+
+/// How Pressluft reaches a node (None: keep; validated).
+#[derive(Default)]
+pub(crate) struct NodeChange<'s> {
+    pub name: Option<&'s str>,
+    pub hostname: Option<&'s str>,
+    pub public_ip: Option<&'s str>,
+    pub ssh_port: Option<i64>,
+    pub ssh_user: Option<&'s str>,
+}
+
+/// Changes a node; false when it already says this.
+pub(crate) async fn update_node_in(
+    w: &mut Write<'_>,
+    node: &node_rows::Model,
+    c: &NodeChange<'_>,
+) -> Result<bool, ApiError> {
+    if node.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict("the node is being deleted".into()));
+    }
+    let mut changes = Vec::new();
+    if let Some(v) = c.name.filter(|v| *v != node.name) {
+        changes.push(("name", Expr::value(v)));
+    }
+    let address_changed = c.hostname.is_some_and(|v| v != node.hostname);
+    if let Some(v) = c.hostname.filter(|v| *v != node.hostname) {
+        changes.push(("hostname", Expr::value(v)));
+    }
+    if let Some(v) = c
+        .public_ip
+        .filter(|v| Some(*v) != node.public_ip.as_deref())
+    {
+        changes.push(("public_ip", Expr::value(v)));
+    }
+    if let Some(v) = c.ssh_port.filter(|v| *v != node.ssh_port) {
+        changes.push(("ssh_port", Expr::value(v)));
+    }
+    if let Some(v) = c.ssh_user.filter(|v| *v != node.ssh_user) {
+        changes.push(("ssh_user", Expr::value(v)));
+    }
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    // Another host answers at a new address: its key must be pinned anew.
+    if address_changed {
+        changes.push(("host_key", Expr::value(Option::<String>::None)));
+    }
+    resources::cas_update::<node_rows::Entity>(w.tx, "node", &node.id, node.state_version, changes)
+        .await?;
+    w.event(event(&node.id, "SpecChanged", "node spec updated".into()))
+        .await?;
+    w.audit("node.update", "node", &node.id).await?;
+    w.wake(Kind::Node, &node.id);
+    Ok(true)
+}
+
+/// Marks a node for deletion; refused while it hosts environments; false when it already is.
+pub(crate) async fn delete_node_in(
+    w: &mut Write<'_>,
+    node: &node_rows::Model,
+) -> Result<bool, ApiError> {
+    if node.deletion_requested_at.is_some() {
+        return Ok(false);
+    }
+    let hosted = nodes::hosted_environments(w.tx, &node.id).await?;
+    if hosted > 0 {
+        return Err(ApiError::ResourceInUse(format!(
+            "the node still hosts {hosted} environment(s): delete or move them first"
+        )));
+    }
+    resources::cas_update::<node_rows::Entity>(
+        w.tx,
+        "node",
+        &node.id,
+        node.state_version,
+        vec![("deletion_requested_at", Expr::value(crate::clock::now()))],
+    )
+    .await?;
+    w.event(event(
+        &node.id,
+        "DeletionRequested",
+        format!("node '{}' marked for deletion", node.name),
+    ))
+    .await?;
+    w.audit("node.delete", "node", &node.id).await?;
+    w.wake(Kind::Node, &node.id);
+    Ok(true)
 }
 
 fn event<'a>(id: &'a str, reason: &'static str, message: String) -> NewEvent<'a> {

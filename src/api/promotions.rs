@@ -16,6 +16,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::magic_login::{ssh_error, target};
 use super::model::{parse_conditions, Condition, PromotionPreset};
+use super::write::Write;
 use super::{next_cursor, page_limit, state, validate, AppState, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -212,47 +213,10 @@ impl PromotionsApi {
             return Ok(PromotionAccepted::Plan(Json(plan)));
         }
         let tx = st.begin().await?;
-        super::environments::refuse_while_restoring(&tx, &src.id).await?;
-        super::environments::refuse_while_restoring(&tx, &target.id).await?;
-        let p = store_p::create(
-            &tx,
-            NewPromotion {
-                source_environment_id: &src.id,
-                target_environment_id: &target.id,
-                preset: &preset,
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "promotion",
-                resource_id: &p.id,
-                site_id: Some(&src.site_id),
-                environment_id: Some(&target.id),
-                reason: "Created",
-                message: format!(
-                    "promotion of environment {} to production ({preset}) requested",
-                    src.id
-                ),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "promotion.create",
-            "promotion",
-            &p.id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Promotion, &p.id);
-        st.notifier.changed(Kind::Environment, &target.id);
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let p = create_promotion_in(&mut w, &src, &target, &preset).await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(PromotionAccepted::Accepted(Json(p.into())))
     }
 
@@ -347,6 +311,43 @@ impl PromotionsApi {
 }
 
 /// The site's production environment (409 when there is none or it is being deleted).
+/// Declares a promotion of `src` to its site's production environment `target`.
+pub(crate) async fn create_promotion_in(
+    w: &mut Write<'_>,
+    src: &environments::Model,
+    target: &environments::Model,
+    preset: &str,
+) -> Result<promotions::Model, ApiError> {
+    let tx = w.tx;
+    super::environments::refuse_while_restoring(tx, &src.id).await?;
+    super::environments::refuse_while_restoring(tx, &target.id).await?;
+    let p = store_p::create(
+        tx,
+        NewPromotion {
+            source_environment_id: &src.id,
+            target_environment_id: &target.id,
+            preset,
+        },
+    )
+    .await?;
+    w.event(NewEvent {
+        resource_type: "promotion",
+        resource_id: &p.id,
+        site_id: Some(&src.site_id),
+        environment_id: Some(&target.id),
+        reason: "Created",
+        message: format!(
+            "promotion of environment {} to production ({preset}) requested",
+            src.id
+        ),
+    })
+    .await?;
+    w.audit("promotion.create", "promotion", &p.id).await?;
+    w.wake(Kind::Promotion, &p.id);
+    w.wake(Kind::Environment, &target.id);
+    Ok(p)
+}
+
 async fn production_of(
     st: &AppState,
     src: &environments::Model,

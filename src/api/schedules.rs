@@ -10,6 +10,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{Backup, BackupScope};
 use super::text::Text;
+use super::write::Write;
 use super::{state, validate, Tag};
 use crate::clock;
 use crate::error_response;
@@ -188,6 +189,106 @@ async fn schedule_of(
         .ok_or_else(|| ApiError::NotFound("backup schedule not found".into()))
 }
 
+/// A schedule's fields (create: None = default; update: None = keep). `interval_minutes` and
+/// `cron` replace each other.
+#[derive(Default)]
+pub(crate) struct ScheduleChange<'s> {
+    pub interval_minutes: Option<i64>,
+    pub cron: Option<&'s str>,
+    pub backup_scope: Option<&'s str>,
+    pub keep_last: Option<i64>,
+    pub keep_days: Option<i64>,
+    pub drill: Option<bool>,
+    pub enabled: Option<bool>,
+}
+
+pub(crate) async fn create_schedule_in(
+    w: &mut Write<'_>,
+    env: &environments::Model,
+    c: &ScheduleChange<'_>,
+) -> Result<backup_schedules::Model, ApiError> {
+    let cadence = validate_rules(c.interval_minutes, c.cron, c.keep_last, c.keep_days)?;
+    if env.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict(
+            "the environment is being deleted".into(),
+        ));
+    }
+    let s = store::backups::create_schedule(
+        w.tx,
+        NewSchedule {
+            environment_id: &env.id,
+            interval_minutes: c.interval_minutes.filter(|_| c.cron.is_none()),
+            cron: c.cron,
+            backup_scope: c.backup_scope.unwrap_or(BackupScope::Full.as_str()),
+            keep_last: c.keep_last,
+            keep_days: c.keep_days,
+            drill: c.drill.unwrap_or(false),
+            enabled: c.enabled.unwrap_or(true),
+            next_run_at: next_run(&cadence),
+        },
+    )
+    .await?;
+    w.audit_done("backup_schedule.create", "backup_schedule", &s.id)
+        .await?;
+    w.wake(Kind::Schedule, &s.id);
+    Ok(s)
+}
+
+pub(crate) async fn update_schedule_in(
+    w: &mut Write<'_>,
+    mut s: backup_schedules::Model,
+    c: &ScheduleChange<'_>,
+) -> Result<backup_schedules::Model, ApiError> {
+    let cadence_changed = c.interval_minutes.is_some() || c.cron.is_some();
+    if let Some(x) = c.cron {
+        s.cron = Some(x.to_string());
+        s.interval_minutes = None;
+    } else if let Some(m) = c.interval_minutes {
+        s.interval_minutes = Some(m);
+        s.cron = None;
+    }
+    if let Some(x) = c.keep_last {
+        s.keep_last = Some(x);
+    }
+    if let Some(x) = c.keep_days {
+        s.keep_days = Some(x);
+    }
+    let cadence = validate_rules(
+        s.interval_minutes,
+        s.cron.as_deref(),
+        s.keep_last,
+        s.keep_days,
+    )?;
+    if cadence_changed {
+        s.next_run_at = next_run(&cadence);
+    }
+    if let Some(x) = c.backup_scope {
+        s.backup_scope = x.to_string();
+    }
+    if let Some(x) = c.drill {
+        s.drill = x;
+    }
+    if let Some(x) = c.enabled {
+        s.enabled = x;
+    }
+    s.state_version += 1;
+    let s = store::backups::save_schedule(w.tx, s).await?;
+    w.audit_done("backup_schedule.update", "backup_schedule", &s.id)
+        .await?;
+    w.wake(Kind::Schedule, &s.id);
+    Ok(s)
+}
+
+pub(crate) async fn delete_schedule_in(
+    w: &mut Write<'_>,
+    s: &backup_schedules::Model,
+) -> Result<(), ApiError> {
+    store::backups::delete_schedule(w.tx, &s.id).await?;
+    w.audit_done("backup_schedule.delete", "backup_schedule", &s.id)
+        .await?;
+    Ok(())
+}
+
 pub struct SchedulesApi;
 
 #[OpenApi(prefix_path = "/environments", tag = "Tag::Backups")]
@@ -232,45 +333,25 @@ impl SchedulesApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let b = body.0;
-        let cadence = validate_rules(
-            b.interval_minutes,
-            b.cron.as_deref(),
-            b.keep_last,
-            b.keep_days,
-        )?;
         let tx = st.begin().await?;
         let env = env_of(&tx, &id).await?;
-        if env.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the environment is being deleted".into()).into());
-        }
-        let s = store::backups::create_schedule(
-            &tx,
-            NewSchedule {
-                environment_id: &id,
-                interval_minutes: b.interval_minutes.filter(|_| b.cron.is_none()),
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let s = create_schedule_in(
+            &mut w,
+            &env,
+            &ScheduleChange {
+                interval_minutes: b.interval_minutes,
                 cron: b.cron.as_deref(),
-                backup_scope: b.backup_scope.unwrap_or(BackupScope::Full).as_str(),
+                backup_scope: b.backup_scope.map(|x| x.as_str()),
                 keep_last: b.keep_last,
                 keep_days: b.keep_days,
-                drill: b.drill.unwrap_or(false),
-                enabled: b.enabled.unwrap_or(true),
-                next_run_at: next_run(&cadence),
+                drill: b.drill,
+                enabled: b.enabled,
             },
         )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup_schedule.create",
-            "backup_schedule",
-            &s.id,
-            "succeeded",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Schedule, &s.id);
+        .await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(ScheduleWritten::Created(Json(s.into())))
     }
 
@@ -312,58 +393,27 @@ impl SchedulesApi {
         let sid = validate::uuid("sid", &sid.0)?;
         let b = body.0;
         let tx = st.begin().await?;
-        let mut s = schedule_of(&tx, &id, &sid).await?;
+        let s = schedule_of(&tx, &id, &sid).await?;
         if s.state_version != b.state_version {
             return Err(ApiError::from(StoreError::Stale).into());
         }
-        let cadence_changed = b.interval_minutes.is_some() || b.cron.is_some();
-        if let Some(c) = &b.cron {
-            s.cron = Some(c.to_string());
-            s.interval_minutes = None;
-        } else if let Some(m) = b.interval_minutes {
-            s.interval_minutes = Some(m);
-            s.cron = None;
-        }
-        if let Some(x) = b.keep_last {
-            s.keep_last = Some(x);
-        }
-        if let Some(x) = b.keep_days {
-            s.keep_days = Some(x);
-        }
-        let cadence = validate_rules(
-            s.interval_minutes,
-            s.cron.as_deref(),
-            s.keep_last,
-            s.keep_days,
-        )?;
-        if cadence_changed {
-            s.next_run_at = next_run(&cadence);
-        }
-        if let Some(x) = b.backup_scope {
-            s.backup_scope = x.as_str().to_string();
-        }
-        if let Some(x) = b.drill {
-            s.drill = x;
-        }
-        if let Some(x) = b.enabled {
-            s.enabled = x;
-        }
-        s.state_version += 1;
-        let s = store::backups::save_schedule(&tx, s)
-            .await
-            .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup_schedule.update",
-            "backup_schedule",
-            &sid,
-            "succeeded",
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let s = update_schedule_in(
+            &mut w,
+            s,
+            &ScheduleChange {
+                interval_minutes: b.interval_minutes,
+                cron: b.cron.as_deref(),
+                backup_scope: b.backup_scope.map(|x| x.as_str()),
+                keep_last: b.keep_last,
+                keep_days: b.keep_days,
+                drill: b.drill,
+                enabled: b.enabled,
+            },
         )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Schedule, &sid);
+        .await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(ScheduleWritten::Ok(Json(s.into())))
     }
 
@@ -384,21 +434,11 @@ impl SchedulesApi {
         let id = validate::uuid("id", &id.0)?;
         let sid = validate::uuid("sid", &sid.0)?;
         let tx = st.begin().await?;
-        schedule_of(&tx, &id, &sid).await?;
-        store::backups::delete_schedule(&tx, &sid)
-            .await
-            .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup_schedule.delete",
-            "backup_schedule",
-            &sid,
-            "succeeded",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
+        let s = schedule_of(&tx, &id, &sid).await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        delete_schedule_in(&mut w, &s).await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(ScheduleDeleted::Deleted)
     }
 

@@ -9,6 +9,7 @@ use poem_openapi::{Object, OpenApi};
 use super::auth::Auth;
 use super::error::ApiError;
 use super::text::Text;
+use super::write::Write;
 use super::{state, validate, Tag};
 use crate::error_response;
 use crate::settings::{self as keys, secret_id, SECRET_KEYS};
@@ -106,248 +107,243 @@ impl SettingsApi {
         body: Json<SettingsChange>,
     ) -> Result<Json<Settings>, WriteError> {
         let st = state(req)?;
-        let c = body.0;
-        let mut all = store::settings::all(&st.db).await.map_err(ApiError::from)?;
-        let mut secrets: BTreeMap<&str, Option<String>> = BTreeMap::new();
-        let set = |all: &mut BTreeMap<String, String>, key: &str, v: Option<String>| match v {
-            Some(v) => {
-                all.insert(key.to_string(), v);
-            }
-            None => {
-                all.remove(key);
-            }
-        };
-        macro_rules! text {
-            ($field:ident, $check:expr) => {
-                match c.$field {
-                    MaybeUndefined::Undefined => {}
-                    MaybeUndefined::Null => set(&mut all, stringify!($field), None),
-                    MaybeUndefined::Value(v) => {
-                        let check: fn(&str, &str) -> Result<String, ApiError> = $check;
-                        let v = check(stringify!($field), &v)?;
-                        set(&mut all, stringify!($field), Some(v));
-                    }
-                }
-            };
-        }
-        text!(control_plane_domain, validate::domain_hostname);
-        text!(preview_domain, validate::domain_hostname);
-        text!(dns01_provider, validate::slug);
-        text!(backup_storage_type, |f, v| match v {
-            "local" | "s3" => Ok(v.to_string()),
-            _ => Err(ApiError::invalid(
-                f,
-                "backup_storage_type must be local or s3"
-            )),
-        });
-        text!(backup_local_dir, |f, v| {
-            if v.starts_with('/')
-                && !v.split('/').any(|p| p == "..")
-                && !v.chars().any(char::is_control)
-                && v.len() <= 4096
-            {
-                Ok(v.trim_end_matches('/').to_string())
-            } else {
-                Err(ApiError::invalid(
-                    f,
-                    "backup_local_dir must be an absolute path without '..'",
-                ))
-            }
-        });
-        text!(backup_s3_endpoint, |f, v| {
-            if (v.starts_with("https://") || v.starts_with("http://"))
-                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                Ok(v.trim_end_matches('/').to_string())
-            } else {
-                Err(ApiError::invalid(
-                    f,
-                    "backup_s3_endpoint must be an http(s) URL",
-                ))
-            }
-        });
-        text!(acme_directory_url, |f, v| {
-            if v.starts_with("https://")
-                && v.len() <= 1024
-                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                Ok(v.to_string())
-            } else {
-                Err(ApiError::invalid(
-                    f,
-                    "acme_directory_url must be an https URL",
-                ))
-            }
-        });
-        text!(acme_email, validate::email);
-        text!(acme_ca_file, |f, v| {
-            if v.starts_with('/')
-                && !v.split('/').any(|p| p == "..")
-                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-                && v.len() <= 4096
-            {
-                Ok(v.to_string())
-            } else {
-                Err(ApiError::invalid(
-                    f,
-                    "acme_ca_file must be an absolute path without '..' or spaces",
-                ))
-            }
-        });
-        text!(
-            dns_resolver,
-            |f, v| match v.parse::<std::net::SocketAddr>() {
-                Ok(a) => Ok(a.to_string()),
-                Err(_) => Err(ApiError::invalid(f, "dns_resolver must be IP:PORT")),
-            }
-        );
-        match c.tls_renew_before_days {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => set(&mut all, "tls_renew_before_days", None),
-            MaybeUndefined::Value(d) if (1..=3650).contains(&d) => {
-                set(&mut all, "tls_renew_before_days", Some(d.to_string()))
-            }
-            MaybeUndefined::Value(_) => {
-                return Err(ApiError::invalid(
-                    "tls_renew_before_days",
-                    "must be between 1 and 3650",
-                )
-                .into())
-            }
-        }
-        text!(backup_s3_bucket, plain);
-        text!(backup_s3_region, plain);
-        text!(backup_s3_path_prefix, plain);
-        text!(backup_s3_access_key_id, plain);
-        match c.backup_s3_force_path_style {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => set(&mut all, "backup_s3_force_path_style", None),
-            MaybeUndefined::Value(b) => {
-                set(&mut all, "backup_s3_force_path_style", Some(b.to_string()))
-            }
-        }
-        match c.update_source_dir {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => set(&mut all, "update_source_dir", None),
-            MaybeUndefined::Value(d) => {
-                let d = d.as_str();
-                if !d.starts_with('/') || d.split('/').any(|p| p == "..") || d.len() > 1024 {
-                    return Err(ApiError::invalid(
-                        "update_source_dir",
-                        "update_source_dir must be an absolute path without '..'",
-                    )
-                    .into());
-                }
-                set(&mut all, "update_source_dir", Some(d.to_string()))
-            }
-        }
-        match c.releases_keep {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => set(&mut all, "releases_keep", None),
-            MaybeUndefined::Value(n) if (2..=100).contains(&n) => {
-                set(&mut all, "releases_keep", Some(n.to_string()))
-            }
-            MaybeUndefined::Value(_) => {
-                return Err(ApiError::invalid("releases_keep", "must be between 2 and 100").into())
-            }
-        }
-        match c.backup_fresh_window_minutes {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => set(&mut all, "backup_fresh_window_minutes", None),
-            MaybeUndefined::Value(m) if (1..=100_000).contains(&m) => {
-                set(&mut all, "backup_fresh_window_minutes", Some(m.to_string()))
-            }
-            MaybeUndefined::Value(_) => {
-                return Err(ApiError::invalid(
-                    "backup_fresh_window_minutes",
-                    "must be between 1 and 100000",
-                )
-                .into())
-            }
-        }
-        for (key, v) in [
-            ("dns01_credentials_json", c.dns01_credentials_json),
-            ("backup_s3_secret_access_key", c.backup_s3_secret_access_key),
-        ] {
-            match v {
-                MaybeUndefined::Undefined => {}
-                MaybeUndefined::Null => {
-                    all.remove(key);
-                    secrets.insert(key, None);
-                }
-                MaybeUndefined::Value(v) => {
-                    if v.is_empty() || v.len() > 16 * 1024 {
-                        return Err(ApiError::invalid(
-                            key,
-                            format!("{key} must be 1-16384 characters"),
-                        )
-                        .into());
-                    }
-                    if key == "dns01_credentials_json"
-                        && !serde_json::from_str::<serde_json::Value>(&v)
-                            .is_ok_and(|j| j.is_object())
-                    {
-                        return Err(ApiError::invalid(
-                            key,
-                            "dns01_credentials_json must be a JSON object",
-                        )
-                        .into());
-                    }
-                    all.insert(key.to_string(), format!("secret:{}", secret_id(key)));
-                    secrets.insert(key, Some(v.0));
-                }
-            }
-        }
-        cross_check(&all)?;
         let tx = st.begin().await?;
-        let before = store::settings::all(&tx).await.map_err(ApiError::from)?;
-        let mut changed = Vec::new();
-        for key in before
-            .keys()
-            .chain(all.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            if before.get(key) != all.get(key) || secrets.contains_key(key.as_str()) {
-                store::settings::put(&tx, key, all.get(key).map(String::as_str))
-                    .await
-                    .map_err(ApiError::from)?;
-                changed.push(key.clone());
-            }
-        }
-        for (key, v) in &secrets {
-            match v {
-                Some(v) => store::secrets::put(&tx, &st.secrets, &secret_id(key), v).await,
-                None => store::secrets::delete_prefix(&tx, &secret_id(key)).await,
-            }
-            .map_err(ApiError::from)?;
-        }
-        if !changed.is_empty() {
-            store::events::append(
-                &tx,
-                store::events::NewEvent {
-                    resource_type: "settings",
-                    resource_id: "settings",
-                    reason: "SettingsChanged",
-                    message: format!("settings changed: {}", changed.join(", ")),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(ApiError::from)?;
-            store::audit::append(
-                &tx,
-                &auth.principal().actor(),
-                "settings.update",
-                "settings",
-                "settings",
-                "succeeded",
-            )
-            .await
-            .map_err(ApiError::from)?;
-        }
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let all = update_settings_in(&mut w, body.0).await?;
         st.commit(tx).await?;
         Ok(Json(render(&all)))
     }
+}
+
+/// Validates a change of the settings as a whole and stores it; the resulting settings.
+pub(crate) async fn update_settings_in(
+    w: &mut Write<'_>,
+    c: SettingsChange,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let tx = w.tx;
+    let mut all = store::settings::all(tx).await.map_err(ApiError::from)?;
+    let mut secrets: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    let set = |all: &mut BTreeMap<String, String>, key: &str, v: Option<String>| match v {
+        Some(v) => {
+            all.insert(key.to_string(), v);
+        }
+        None => {
+            all.remove(key);
+        }
+    };
+    macro_rules! text {
+        ($field:ident, $check:expr) => {
+            match c.$field {
+                MaybeUndefined::Undefined => {}
+                MaybeUndefined::Null => set(&mut all, stringify!($field), None),
+                MaybeUndefined::Value(v) => {
+                    let check: fn(&str, &str) -> Result<String, ApiError> = $check;
+                    let v = check(stringify!($field), &v)?;
+                    set(&mut all, stringify!($field), Some(v));
+                }
+            }
+        };
+    }
+    text!(control_plane_domain, validate::domain_hostname);
+    text!(preview_domain, validate::domain_hostname);
+    text!(dns01_provider, validate::slug);
+    text!(backup_storage_type, |f, v| match v {
+        "local" | "s3" => Ok(v.to_string()),
+        _ => Err(ApiError::invalid(
+            f,
+            "backup_storage_type must be local or s3"
+        )),
+    });
+    text!(backup_local_dir, |f, v| {
+        if v.starts_with('/')
+            && !v.split('/').any(|p| p == "..")
+            && !v.chars().any(char::is_control)
+            && v.len() <= 4096
+        {
+            Ok(v.trim_end_matches('/').to_string())
+        } else {
+            Err(ApiError::invalid(
+                f,
+                "backup_local_dir must be an absolute path without '..'",
+            ))
+        }
+    });
+    text!(backup_s3_endpoint, |f, v| {
+        if (v.starts_with("https://") || v.starts_with("http://"))
+            && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            Ok(v.trim_end_matches('/').to_string())
+        } else {
+            Err(ApiError::invalid(
+                f,
+                "backup_s3_endpoint must be an http(s) URL",
+            ))
+        }
+    });
+    text!(acme_directory_url, |f, v| {
+        if v.starts_with("https://")
+            && v.len() <= 1024
+            && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            Ok(v.to_string())
+        } else {
+            Err(ApiError::invalid(
+                f,
+                "acme_directory_url must be an https URL",
+            ))
+        }
+    });
+    text!(acme_email, validate::email);
+    text!(acme_ca_file, |f, v| {
+        if v.starts_with('/')
+            && !v.split('/').any(|p| p == "..")
+            && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+            && v.len() <= 4096
+        {
+            Ok(v.to_string())
+        } else {
+            Err(ApiError::invalid(
+                f,
+                "acme_ca_file must be an absolute path without '..' or spaces",
+            ))
+        }
+    });
+    text!(
+        dns_resolver,
+        |f, v| match v.parse::<std::net::SocketAddr>() {
+            Ok(a) => Ok(a.to_string()),
+            Err(_) => Err(ApiError::invalid(f, "dns_resolver must be IP:PORT")),
+        }
+    );
+    match c.tls_renew_before_days {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => set(&mut all, "tls_renew_before_days", None),
+        MaybeUndefined::Value(d) if (1..=3650).contains(&d) => {
+            set(&mut all, "tls_renew_before_days", Some(d.to_string()))
+        }
+        MaybeUndefined::Value(_) => {
+            return Err(ApiError::invalid(
+                "tls_renew_before_days",
+                "must be between 1 and 3650",
+            ))
+        }
+    }
+    text!(backup_s3_bucket, plain);
+    text!(backup_s3_region, plain);
+    text!(backup_s3_path_prefix, plain);
+    text!(backup_s3_access_key_id, plain);
+    match c.backup_s3_force_path_style {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => set(&mut all, "backup_s3_force_path_style", None),
+        MaybeUndefined::Value(b) => {
+            set(&mut all, "backup_s3_force_path_style", Some(b.to_string()))
+        }
+    }
+    match c.update_source_dir {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => set(&mut all, "update_source_dir", None),
+        MaybeUndefined::Value(d) => {
+            let d = d.as_str();
+            if !d.starts_with('/') || d.split('/').any(|p| p == "..") || d.len() > 1024 {
+                return Err(ApiError::invalid(
+                    "update_source_dir",
+                    "update_source_dir must be an absolute path without '..'",
+                ));
+            }
+            set(&mut all, "update_source_dir", Some(d.to_string()))
+        }
+    }
+    match c.releases_keep {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => set(&mut all, "releases_keep", None),
+        MaybeUndefined::Value(n) if (2..=100).contains(&n) => {
+            set(&mut all, "releases_keep", Some(n.to_string()))
+        }
+        MaybeUndefined::Value(_) => {
+            return Err(ApiError::invalid(
+                "releases_keep",
+                "must be between 2 and 100",
+            ))
+        }
+    }
+    match c.backup_fresh_window_minutes {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => set(&mut all, "backup_fresh_window_minutes", None),
+        MaybeUndefined::Value(m) if (1..=100_000).contains(&m) => {
+            set(&mut all, "backup_fresh_window_minutes", Some(m.to_string()))
+        }
+        MaybeUndefined::Value(_) => {
+            return Err(ApiError::invalid(
+                "backup_fresh_window_minutes",
+                "must be between 1 and 100000",
+            ))
+        }
+    }
+    for (key, v) in [
+        ("dns01_credentials_json", c.dns01_credentials_json),
+        ("backup_s3_secret_access_key", c.backup_s3_secret_access_key),
+    ] {
+        match v {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => {
+                all.remove(key);
+                secrets.insert(key, None);
+            }
+            MaybeUndefined::Value(v) => {
+                if v.is_empty() || v.len() > 16 * 1024 {
+                    return Err(ApiError::invalid(
+                        key,
+                        format!("{key} must be 1-16384 characters"),
+                    ));
+                }
+                if key == "dns01_credentials_json"
+                    && !serde_json::from_str::<serde_json::Value>(&v).is_ok_and(|j| j.is_object())
+                {
+                    return Err(ApiError::invalid(
+                        key,
+                        "dns01_credentials_json must be a JSON object",
+                    ));
+                }
+                all.insert(key.to_string(), format!("secret:{}", secret_id(key)));
+                secrets.insert(key, Some(v.0));
+            }
+        }
+    }
+    cross_check(&all)?;
+    let before = store::settings::all(tx).await.map_err(ApiError::from)?;
+    let mut changed = Vec::new();
+    for key in before
+        .keys()
+        .chain(all.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if before.get(key) != all.get(key) || secrets.contains_key(key.as_str()) {
+            store::settings::put(tx, key, all.get(key).map(String::as_str))
+                .await
+                .map_err(ApiError::from)?;
+            changed.push(key.clone());
+        }
+    }
+    for (key, v) in &secrets {
+        match v {
+            Some(v) => store::secrets::put(tx, &w.st.secrets, &secret_id(key), v).await,
+            None => store::secrets::delete_prefix(tx, &secret_id(key)).await,
+        }
+        .map_err(ApiError::from)?;
+    }
+    if !changed.is_empty() {
+        w.event(store::events::NewEvent {
+            resource_type: "settings",
+            resource_id: "settings",
+            reason: "SettingsChanged",
+            message: format!("settings changed: {}", changed.join(", ")),
+            ..Default::default()
+        })
+        .await?;
+        w.audit_done("settings.update", "settings", "settings")
+            .await?;
+    }
+    Ok(all)
 }
 
 fn plain(field: &str, v: &str) -> Result<String, ApiError> {

@@ -10,9 +10,11 @@ use super::model::{
     Environment, EnvironmentPage, EnvironmentType, PromotionPreset, Site, SitePage,
 };
 use super::text::Text;
+use super::write::Write;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::error_response;
 use crate::notify::Kind;
+use crate::store::entity::{environments, sites};
 use crate::store::events::NewEvent;
 use crate::store::resources::{self, EnvironmentFilter, NewEnvironment, NewSite, Page};
 use crate::store::{self, nodes};
@@ -142,73 +144,10 @@ impl SitesApi {
             .map(|n| validate::uuid("node_id", n))
             .transpose()?;
         let tx = st.begin().await?;
-        let node = match node_id {
-            Some(id) => nodes::by_id(&tx, &id)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| ApiError::invalid("node_id", "node_id names no node"))?,
-            None => nodes::default_for_new_sites(&tx)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or_else(|| {
-                    ApiError::Conflict("no node to place the site on: register a node first".into())
-                })?,
-        };
-        if node.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the node is being deleted".into()).into());
-        }
-        let preview_base = super::preview_base(&tx, st, &node).await?;
-        let (site, env) = resources::create_site(
-            &tx,
-            NewSite {
-                name: &name,
-                slug: &slug,
-                node: &node,
-                preview_base,
-                wp_admin_login: super::new_wp_admin_login(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "site",
-                resource_id: &site.id,
-                site_id: Some(&site.id),
-                environment_id: None,
-                reason: "Created",
-                message: format!("site '{}' declared", site.slug),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &env.id,
-                site_id: Some(&site.id),
-                environment_id: Some(&env.id),
-                reason: "Created",
-                message: format!("production environment declared at {}", env.preview_url),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "site.create",
-            "site",
-            &site.id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Site, &site.id);
-        st.notifier.changed(Kind::Environment, &env.id);
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let (site, _) = create_site_in(&mut w, &name, &slug, node_id.as_deref()).await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(SiteWritten::Accepted(Json(site.into())))
     }
 
@@ -248,51 +187,13 @@ impl SitesApi {
         if site.state_version != body.0.state_version {
             return Err(ApiError::from(store::StoreError::Stale).into());
         }
-        if site.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the site is being deleted".into()).into());
-        }
-        let mut changes = Vec::new();
-        if let Some(n) = name.filter(|n| *n != site.name) {
-            changes.push(("name", sea_orm::sea_query::Expr::value(n)));
-        }
-        if changes.is_empty() {
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        if !update_site_in(&mut w, &site, name.as_deref()).await? {
             return Ok(SiteWritten::Unchanged(Json(site.into())));
         }
-        resources::cas_update::<store::entity::sites::Entity>(
-            &tx,
-            "site",
-            &id,
-            body.0.state_version,
-            changes,
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "site",
-                resource_id: &id,
-                site_id: Some(&id),
-                environment_id: None,
-                reason: "SpecChanged",
-                message: "site spec updated".into(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "site.update",
-            "site",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
         let site = load_site(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Site, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(SiteWritten::Accepted(Json(site.into())))
     }
 
@@ -314,54 +215,13 @@ impl SitesApi {
         if site.state_version != state_version.0 {
             return Err(ApiError::from(store::StoreError::Stale).into());
         }
-        if site.deletion_requested_at.is_some() {
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        if !delete_site_in(&mut w, &site).await? {
             return Ok(SiteWritten::Unchanged(Json(site.into())));
         }
-        resources::mark_site_deleted(&tx, &id, state_version.0)
-            .await
-            .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "site",
-                resource_id: &id,
-                site_id: Some(&id),
-                environment_id: None,
-                reason: "DeletionRequested",
-                message: format!("site '{}' marked for deletion", site.slug),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "site.delete",
-            "site",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        let envs = resources::list_environments(
-            &tx,
-            &EnvironmentFilter {
-                site_id: Some(id.clone()),
-                node_id: None,
-            },
-            &Page {
-                after: None,
-                limit: 1000,
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
         let site = load_site(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Site, &id);
-        for e in envs {
-            st.notifier.changed(Kind::Environment, &e.id);
-        }
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(SiteWritten::Accepted(Json(site.into())))
     }
 
@@ -528,114 +388,256 @@ impl SitesApi {
             return Err(ApiError::invalid("expires_at", "expires_at must be in the future").into());
         }
         let tx = st.begin().await?;
-        let site = load_site(&tx, &site_id).await?;
-        if site.deletion_requested_at.is_some() {
-            return Err(ApiError::Conflict("the site is being deleted".into()).into());
-        }
-        if body.0.type_ == EnvironmentType::Production {
-            return Err(ApiError::Conflict(
-                "the site already has its production environment".into(),
-            )
-            .into());
-        }
-        let source = match &source_id {
-            Some(sid) => {
-                let src = resources::environment_by_id(&tx, sid)
-                    .await
-                    .map_err(ApiError::from)?
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "source_environment_id",
-                            "source_environment_id names no environment",
-                        )
-                    })?;
-                if src.site_id != site_id {
-                    return Err(ApiError::invalid(
-                        "source_environment_id",
-                        "the source environment belongs to another site",
-                    )
-                    .into());
-                }
-                if src.deletion_requested_at.is_some() {
-                    return Err(ApiError::Conflict(
-                        "the source environment is being deleted".into(),
-                    )
-                    .into());
-                }
-                Some(src)
-            }
-            None => None,
-        };
-        // A new environment lives on the node of the site's production environment.
-        let prod_id = site
-            .primary_environment_id
-            .clone()
-            .ok_or_else(|| ApiError::Internal("site without production environment".into()))?;
-        let prod = resources::environment_by_id(&tx, &prod_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::Internal("production environment missing".into()))?;
-        let node = nodes::by_id(&tx, &prod.node_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::Internal("node missing".into()))?;
-        let preview_base = super::preview_base(&tx, st, &node).await?;
-        let mut env = resources::insert_environment(
-            &tx,
-            NewEnvironment {
-                site_id: &site_id,
+        let mut w = Write::new(&tx, st, auth.principal().actor());
+        let env = create_environment_in(
+            &mut w,
+            &site_id,
+            NewEnvironmentSpec {
                 name: &name,
                 slug: &slug,
-                environment_type: body.0.type_.as_str(),
-                node_id: &node.id,
-                source_environment_id: source.as_ref().map(|s| s.id.as_str()),
+                environment_type: body.0.type_,
+                source_id: source_id.as_deref(),
                 promotion_preset: body.0.promotion_preset.as_str(),
-                preview_base: &preview_base,
-                wp_admin_login: source
-                    .as_ref()
-                    .map(|s| s.wp_admin_login.clone())
-                    .unwrap_or_else(super::new_wp_admin_login),
+                expires_at: expires_at.as_deref(),
             },
         )
-        .await
-        .map_err(ApiError::from)?;
-        if let Some(e) = &expires_at {
-            resources::set_environment_expiry(&tx, &env.id, Some(e))
-                .await
-                .map_err(ApiError::from)?;
-            env.expires_at = Some(e.clone());
-        }
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &env.id,
-                site_id: Some(&site_id),
-                environment_id: Some(&env.id),
-                reason: "Created",
-                message: format!(
-                    "{} environment '{}' declared at {}",
-                    env.environment_type, env.slug, env.preview_url
-                ),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.create",
-            "environment",
-            &env.id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &env.id);
-        st.notifier.changed(Kind::Site, &site_id);
+        .await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(EnvironmentAccepted::Accepted(Json(env.into())))
     }
+}
+
+/// Declares a site and its production environment on the node `node_id` (default: the node
+/// for new sites).
+pub(crate) async fn create_site_in(
+    w: &mut Write<'_>,
+    name: &str,
+    slug: &str,
+    node_id: Option<&str>,
+) -> Result<(sites::Model, environments::Model), ApiError> {
+    let tx = w.tx;
+    let node = match node_id {
+        Some(id) => nodes::by_id(tx, id)
+            .await?
+            .ok_or_else(|| ApiError::invalid("node_id", "node_id names no node"))?,
+        None => nodes::default_for_new_sites(tx).await?.ok_or_else(|| {
+            ApiError::Conflict("no node to place the site on: register a node first".into())
+        })?,
+    };
+    if node.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict("the node is being deleted".into()));
+    }
+    let preview_base = super::preview_base(tx, w.st, &node).await?;
+    let (site, env) = resources::create_site(
+        tx,
+        NewSite {
+            name,
+            slug,
+            node: &node,
+            preview_base,
+            wp_admin_login: super::new_wp_admin_login(),
+        },
+    )
+    .await?;
+    w.event(NewEvent {
+        resource_type: "site",
+        resource_id: &site.id,
+        site_id: Some(&site.id),
+        environment_id: None,
+        reason: "Created",
+        message: format!("site '{}' declared", site.slug),
+    })
+    .await?;
+    w.event(NewEvent {
+        resource_type: "environment",
+        resource_id: &env.id,
+        site_id: Some(&site.id),
+        environment_id: Some(&env.id),
+        reason: "Created",
+        message: format!("production environment declared at {}", env.preview_url),
+    })
+    .await?;
+    w.audit("site.create", "site", &site.id).await?;
+    w.wake(Kind::Site, &site.id);
+    w.wake(Kind::Environment, &env.id);
+    Ok((site, env))
+}
+
+/// Changes a site's spec (its display name); false when there is nothing to change.
+pub(crate) async fn update_site_in(
+    w: &mut Write<'_>,
+    site: &sites::Model,
+    name: Option<&str>,
+) -> Result<bool, ApiError> {
+    if site.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict("the site is being deleted".into()));
+    }
+    let mut changes = Vec::new();
+    if let Some(n) = name.filter(|n| *n != site.name) {
+        changes.push(("name", sea_orm::sea_query::Expr::value(n)));
+    }
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    resources::cas_update::<sites::Entity>(w.tx, "site", &site.id, site.state_version, changes)
+        .await?;
+    w.event(NewEvent {
+        resource_type: "site",
+        resource_id: &site.id,
+        site_id: Some(&site.id),
+        environment_id: None,
+        reason: "SpecChanged",
+        message: "site spec updated".into(),
+    })
+    .await?;
+    w.audit("site.update", "site", &site.id).await?;
+    w.wake(Kind::Site, &site.id);
+    Ok(true)
+}
+
+/// Marks a site and its environments for deletion; false when it already is.
+pub(crate) async fn delete_site_in(
+    w: &mut Write<'_>,
+    site: &sites::Model,
+) -> Result<bool, ApiError> {
+    if site.deletion_requested_at.is_some() {
+        return Ok(false);
+    }
+    let tx = w.tx;
+    resources::mark_site_deleted(tx, &site.id, site.state_version).await?;
+    w.event(NewEvent {
+        resource_type: "site",
+        resource_id: &site.id,
+        site_id: Some(&site.id),
+        environment_id: None,
+        reason: "DeletionRequested",
+        message: format!("site '{}' marked for deletion", site.slug),
+    })
+    .await?;
+    w.audit("site.delete", "site", &site.id).await?;
+    let envs = resources::list_environments(
+        tx,
+        &EnvironmentFilter {
+            site_id: Some(site.id.clone()),
+            node_id: None,
+        },
+        &Page {
+            after: None,
+            limit: 1000,
+        },
+    )
+    .await?;
+    w.wake(Kind::Site, &site.id);
+    for e in envs {
+        w.wake(Kind::Environment, &e.id);
+    }
+    Ok(true)
+}
+
+/// A staging or clone environment to declare.
+pub(crate) struct NewEnvironmentSpec<'s> {
+    pub name: &'s str,
+    pub slug: &'s str,
+    pub environment_type: EnvironmentType,
+    pub source_id: Option<&'s str>,
+    pub promotion_preset: &'s str,
+    /// Validated, in the future.
+    pub expires_at: Option<&'s str>,
+}
+
+/// Declares a staging or clone environment of a site, on the node of its production environment.
+pub(crate) async fn create_environment_in(
+    w: &mut Write<'_>,
+    site_id: &str,
+    spec: NewEnvironmentSpec<'_>,
+) -> Result<environments::Model, ApiError> {
+    let tx = w.tx;
+    let site = load_site(tx, site_id).await?;
+    if site.deletion_requested_at.is_some() {
+        return Err(ApiError::Conflict("the site is being deleted".into()));
+    }
+    if spec.environment_type == EnvironmentType::Production {
+        return Err(ApiError::Conflict(
+            "the site already has its production environment".into(),
+        ));
+    }
+    let source = match spec.source_id {
+        Some(sid) => {
+            let src = resources::environment_by_id(tx, sid)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "source_environment_id",
+                        "source_environment_id names no environment",
+                    )
+                })?;
+            if src.site_id != site_id {
+                return Err(ApiError::invalid(
+                    "source_environment_id",
+                    "the source environment belongs to another site",
+                ));
+            }
+            if src.deletion_requested_at.is_some() {
+                return Err(ApiError::Conflict(
+                    "the source environment is being deleted".into(),
+                ));
+            }
+            Some(src)
+        }
+        None => None,
+    };
+    // A new environment lives on the node of the site's production environment.
+    let prod_id = site
+        .primary_environment_id
+        .clone()
+        .ok_or_else(|| ApiError::Internal("site without production environment".into()))?;
+    let prod = resources::environment_by_id(tx, &prod_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("production environment missing".into()))?;
+    let node = nodes::by_id(tx, &prod.node_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("node missing".into()))?;
+    let preview_base = super::preview_base(tx, w.st, &node).await?;
+    let mut env = resources::insert_environment(
+        tx,
+        NewEnvironment {
+            site_id,
+            name: spec.name,
+            slug: spec.slug,
+            environment_type: spec.environment_type.as_str(),
+            node_id: &node.id,
+            source_environment_id: source.as_ref().map(|s| s.id.as_str()),
+            promotion_preset: spec.promotion_preset,
+            preview_base: &preview_base,
+            wp_admin_login: source
+                .as_ref()
+                .map(|s| s.wp_admin_login.clone())
+                .unwrap_or_else(super::new_wp_admin_login),
+        },
+    )
+    .await?;
+    if let Some(e) = spec.expires_at {
+        resources::set_environment_expiry(tx, &env.id, Some(e)).await?;
+        env.expires_at = Some(e.to_string());
+    }
+    w.event(NewEvent {
+        resource_type: "environment",
+        resource_id: &env.id,
+        site_id: Some(site_id),
+        environment_id: Some(&env.id),
+        reason: "Created",
+        message: format!(
+            "{} environment '{}' declared at {}",
+            env.environment_type, env.slug, env.preview_url
+        ),
+    })
+    .await?;
+    w.audit("environment.create", "environment", &env.id)
+        .await?;
+    w.wake(Kind::Environment, &env.id);
+    w.wake(Kind::Site, site_id);
+    Ok(env)
 }
 
 async fn load_site(

@@ -370,6 +370,53 @@ pub async fn promote(
     Ok(line(&v))
 }
 
+/// `drift-check ENV [--wait]`: requests a drift check; with `--wait`, polls the environment until
+/// a new check is recorded (or the request's job failed) and prints its verdict.
+pub async fn drift_check(c: &Client, env: &str, follow: bool) -> Result<String, ClientError> {
+    let path = format!("/api/environments/{env}");
+    let (_, before) = c.request(Method::GET, &path, None).await?;
+    let (_, v) = c
+        .request(Method::POST, &format!("{path}/drift-check"), None)
+        .await?;
+    let line = |v: &Value| {
+        format!(
+            "environment {} drift {} (checked {}, check {})",
+            v["id"].as_str().unwrap_or_default(),
+            v["drift_status"].as_str().unwrap_or_default(),
+            v["drift_checked_at"].as_str().unwrap_or("never"),
+            v["last_drift_check_id"].as_str().unwrap_or("-")
+        )
+    };
+    if !follow {
+        return Ok(format!(
+            "drift check requested at {}; {}",
+            v["drift_check_requested_at"].as_str().unwrap_or_default(),
+            line(&v)
+        ));
+    }
+    let generation = v["generation"].as_i64().unwrap_or_default();
+    loop {
+        let (_, now) = c.request(Method::GET, &path, None).await?;
+        if now["last_drift_check_id"] != before["last_drift_check_id"]
+            && !now["last_drift_check_id"].is_null()
+        {
+            return Ok(line(&now));
+        }
+        if now["observed_generation"].as_i64().unwrap_or_default() >= generation {
+            // the request was handled without a new check: its job failed
+            return Err(ClientError::Api {
+                status: 0,
+                code: now["last_error_code"]
+                    .as_str()
+                    .unwrap_or("drift_check_failed")
+                    .to_string(),
+                message: "the drift check did not run to a verdict (see the events)".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_every;

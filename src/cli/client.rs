@@ -28,6 +28,9 @@ pub enum ClientError {
     /// A local file (a download's output).
     #[error("{0}: {1}")]
     File(String, String),
+    /// A manifest's `{env: VAR}` names a variable that is not set.
+    #[error("the manifests refer to the environment variable {0}, which is not set")]
+    MissingEnv(String),
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]

@@ -182,6 +182,41 @@ pub enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Apply manifests in one transaction (all or nothing); re-applying the same set changes
+    /// nothing. Prints the plan and the receipt's id; exits 0 when applied, 2 on errors.
+    Apply {
+        /// Manifest file or directory (its *.yaml, *.yml, *.json), `-` for standard input;
+        /// repeatable.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// The apply set the manifests belong to (needed for --prune).
+        #[arg(long)]
+        apply_set: Option<String>,
+        /// Delete what the apply set applied before and no longer holds.
+        #[arg(long)]
+        prune: bool,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// List unchanged resources too.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Wait until a resource's condition holds (at its current generation), like `kubectl wait`:
+    /// `pressluft wait --for=condition=Ready site/shop --timeout 10m`. Exits 1 on timeout.
+    Wait {
+        /// `condition=TYPE` or `condition=TYPE=STATUS` (default status True).
+        #[arg(long = "for")]
+        for_: String,
+        /// `site/SLUG`, `environment/SITE/SLUG`, `domain/HOST`, `node/NAME`, or KIND/ID.
+        target: String,
+        /// `90s`, `5m`, `1h` or seconds.
+        #[arg(long, default_value = "5m")]
+        timeout: String,
+    },
+    /// The sync (synced / out-of-sync) and health (healthy / progressing / degraded) of each
+    /// apply set, or of one, with its resources.
+    ApplySets { name: Option<String> },
     /// Print the desired state as manifests (YAML): every node, site, environment, domain,
     /// backup schedule and the settings; applying it changes nothing.
     Export,
@@ -273,6 +308,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Wait until the promotion is over (fails when it is blocked or failed).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Check production for drift against a staging or clone environment's baseline; prints the
+    /// environment's drift status (with `--wait`: the new check's verdict).
+    DriftCheck {
+        /// The staging or clone environment (id).
+        environment: String,
+        /// Wait for the check's result.
         #[arg(long)]
         wait: bool,
     },
@@ -575,6 +619,34 @@ pub async fn run_diff(server: Option<String>, command: Command) -> i32 {
     }
 }
 
+/// `pressluft apply`: prints the plan and the receipt (or the problems) and answers the exit code.
+pub async fn run_apply(server: Option<String>, command: Command) -> i32 {
+    let Command::Apply {
+        files,
+        apply_set,
+        prune,
+        dry_run,
+        verbose,
+    } = command
+    else {
+        return 2;
+    };
+    match manifests::apply(&client(server), &files, apply_set, prune, dry_run, verbose).await {
+        Ok(manifests::ApplyOutcome::Applied(text)) => {
+            print!("{text}");
+            0
+        }
+        Ok(manifests::ApplyOutcome::Invalid(text)) => {
+            eprint!("{text}");
+            2
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
 fn client(server: Option<String>) -> Client {
     let cfg = client::load_config();
     let server = server
@@ -825,6 +897,10 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
             let env = resolve(&c, Kind::Environments, &environment).await?;
             backups::backup(&c, &env, &scope, wait).await
         }
+        Command::DriftCheck { environment, wait } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            backups::drift_check(&c, &env, wait).await
+        }
         Command::Promote {
             environment,
             preset,
@@ -914,10 +990,24 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
             events(&c, &filter, follow).await
         }
         Command::Export => manifests::export(&c).await,
+        Command::Wait {
+            for_,
+            target,
+            timeout,
+        } => {
+            let timeout = manifests::parse_duration(&timeout).ok_or_else(|| ClientError::Api {
+                status: 400,
+                code: "bad_request".into(),
+                message: format!("--timeout '{timeout}': give 90s, 5m, 1h or seconds"),
+            })?;
+            manifests::wait(&c, &for_, &target, timeout).await
+        }
+        Command::ApplySets { name } => manifests::sync_status(&c, name.as_deref()).await,
         Command::Serve { .. }
         | Command::Migrate { .. }
         | Command::Openapi
-        | Command::Diff { .. } => {
+        | Command::Diff { .. }
+        | Command::Apply { .. } => {
             unreachable!("server commands and diff are dispatched by main")
         }
     }

@@ -87,6 +87,8 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         redis_cache_enabled: env.redis_cache_enabled,
         release_generation: env.release_generation,
         desired_release: desired_release(rt, &env).await?,
+        drift_check_requested_at: env.drift_check_requested_at.clone(),
+        has_drift_baseline: env.drift_baseline_id.is_some(),
     };
     // Routes (domains, certificates, primary) changed since the last converge: render again.
     let routes_outdated = env.deletion_requested_at.is_none() && {
@@ -108,6 +110,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         data_missing: facts.data_missing.clone(),
         routes_outdated,
         current_release: facts.current_release.clone(),
+        handled_drift_check_at: facts.handled_drift_check_at.clone(),
         conditions: conditions_of(&env.conditions),
     };
     let ctx = Context {
@@ -280,6 +283,11 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         }
     }
     match plan.action {
+        Action::RunJob {
+            job_type: reconcilers::JobType::DriftCheck,
+        } => {
+            requested_drift_check(rt, &env, &spec, &obs, att.failed).await?;
+        }
         Action::RunJob { job_type } => {
             let job = crate::store::gated(
                 &rt.db,
@@ -310,6 +318,78 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         Action::Nothing | Action::Wait { .. } => {}
     }
     Ok(plan.requeue_after_ms.map(Duration::from_millis))
+}
+
+/// A requested drift check: one `drift_check` job against the site's production (the job's
+/// environment; its resource is this one), then the request is recorded as handled, so it runs
+/// once. With production gone there is nothing to check: handled, and an event says so.
+async fn requested_drift_check(
+    rt: &Arc<Runtime>,
+    env: &environments::Model,
+    spec: &EnvSpec,
+    obs: &EnvObserved,
+    failed: u32,
+) -> Result<()> {
+    let Some(at) = reconcilers::environment::pending_drift_check(spec, obs).map(str::to_string)
+    else {
+        return Ok(());
+    };
+    let job_type = reconcilers::JobType::DriftCheck;
+    let job = match super::promotion::drift_check_target(&rt.db, env).await? {
+        Some(prod) => Some(
+            crate::store::gated(
+                &rt.db,
+                jobs::create(
+                    &rt.db,
+                    jobs::NewJob {
+                        job_type: job_type.as_str(),
+                        reason: reconcilers::environment::run_reason(spec, obs, failed),
+                        playbook: job_type.playbook(),
+                        site_id: Some(&prod.site_id),
+                        environment_id: Some(&prod.id),
+                        node_id: Some(&prod.node_id),
+                        resource_type: "environment",
+                        resource_id: &env.id,
+                        generation: env.generation,
+                        attempt: 1,
+                        max_attempts: 1,
+                    },
+                ),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // Recorded after the job row (a crash in between runs the read-only check twice, never
+    // zero times) and before the job starts (its outcome rewrites the observed state).
+    let tx = crate::store::begin_write(&rt.db).await?;
+    if let Some(cur) = resources::environment_by_id(&tx, &env.id).await? {
+        let mut f: EnvFacts = observed::parse(cur.observed.as_deref());
+        f.handled_drift_check_at = Some(at.clone());
+        resources::record_environment_observed(&tx, &env.id, observed::render(&f)).await?;
+    }
+    if job.is_none() {
+        store::events::append(
+            &tx,
+            NewEvent {
+                resource_type: "environment",
+                resource_id: &env.id,
+                site_id: Some(&env.site_id),
+                environment_id: Some(&env.id),
+                reason: "DriftCheckFailed",
+                message: "the drift check could not run: the site's production environment \
+                          of this environment's baseline is gone"
+                    .into(),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    match job {
+        Some(job) => rt.spawn_job(job.id),
+        None => rt.enqueue(Kind::Environment, &env.id),
+    }
+    Ok(())
 }
 
 /// The environment's desired release as the reconciler sees it.

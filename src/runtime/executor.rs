@@ -412,6 +412,10 @@ async fn vars(
     if job.resource_type == "promotion" {
         super::promotion::job_vars(rt, job, &mut v, &mut secrets).await?;
     }
+    if job.resource_type == "environment" && job.job_type == "drift_check" {
+        // a drift check requested on a staging/clone: the job's environment is production
+        super::promotion::requested_drift_check_vars(rt, job, &mut v).await?;
+    }
     if matches!(job.resource_type.as_str(), "backup" | "restore") {
         super::backup::job_vars(rt, job, &mut v, &mut secrets).await?;
     }
@@ -700,6 +704,12 @@ async fn record(
                     "env_delete" if ok => {
                         f.exists_on_node = Some(false);
                         f.applied_generation = None;
+                    }
+                    "drift_check" => {
+                        super::promotion::record_requested_drift_check(
+                            &tx, job, &env, &mut f, ok, &facts,
+                        )
+                        .await?;
                     }
                     "env_deploy" | "env_update" => {
                         super::release::record_facts(&tx, job, &env, &mut f, ok, &facts).await?;

@@ -33,6 +33,9 @@ pub struct EnvFacts {
     /// The release directory `current` points to (the last deploy's facts, then every probe).
     #[serde(default)]
     pub current_release: Option<String>,
+    /// The last `drift_check_requested_at` a `drift_check` job was created for.
+    #[serde(default)]
+    pub handled_drift_check_at: Option<String>,
 }
 
 /// A domain's observed state: its DNS answer and its installed certificate.

@@ -319,6 +319,69 @@ fn baseline_value(b: &store::entity::drift_baselines::Model) -> Value {
     })
 }
 
+/// `drift_check`'s own extra-vars (on top of PRODUCTION's environment vars): the preset and
+/// `src`'s stored baseline. Shared by a promotion's drift gate and a standalone drift check.
+pub(super) async fn drift_check_vars(
+    rt: &Runtime,
+    src: &environments::Model,
+    preset: &str,
+    v: &mut Map<String, Value>,
+) -> Result<()> {
+    let b = match &src.drift_baseline_id {
+        Some(b) => store_p::baseline_by_id(&rt.db, b).await?,
+        None => None,
+    }
+    .ok_or_else(|| {
+        RuntimeError::Inconsistent(format!("drift baseline of environment {} is gone", src.id))
+    })?;
+    v.insert("promotion_preset".into(), json!(preset));
+    v.insert("drift_baseline".into(), baseline_value(&b));
+    Ok(())
+}
+
+/// Stores what a successful `drift_check` reported about `src`'s baseline: a `drift_checks` row,
+/// the environment's `drift_status` / `drift_checked_at` / `last_drift_check_id`, and the
+/// promotion's `drift_check_id` when a promotion ran it. `None` when the facts hold no verdict.
+pub(super) async fn record_drift_check(
+    db: &impl ConnectionTrait,
+    src: &environments::Model,
+    promotion_id: Option<&str>,
+    preset: &str,
+    facts: &Value,
+) -> Result<Option<String>> {
+    let Some(baseline_id) = src.drift_baseline_id.clone() else {
+        return Ok(None);
+    };
+    let status = match facts.get("drift_status").and_then(Value::as_str) {
+        Some("clean") => "clean",
+        Some("drifted") => "drifted",
+        _ => return Ok(None),
+    };
+    let text = |k: &str| facts.get(k).map(Value::to_string);
+    let id = store_p::record_drift_check(
+        db,
+        store_p::NewDriftCheck {
+            environment_id: &src.id,
+            baseline_id: &baseline_id,
+            promotion_id,
+            preset,
+            status,
+            db_checksums_json: text("drift_db_checksums"),
+            file_checksums_json: text("drift_file_checksums"),
+            result_json: Some(
+                json!({
+                    "reason": facts.get("drift_reason").cloned().unwrap_or(Value::Null),
+                    "tables": facts.get("drift_tables").cloned().unwrap_or(Value::Null),
+                    "files": facts.get("drift_files").cloned().unwrap_or(Value::Null),
+                })
+                .to_string(),
+            ),
+        },
+    )
+    .await?;
+    Ok(Some(id))
+}
+
 /// Extra-vars of `drift_check` and `env_promote` on top of production's environment vars.
 pub(super) async fn job_vars(
     rt: &Runtime,
@@ -339,14 +402,7 @@ pub(super) async fn job_vars(
         v.entry("site_url").or_insert(url);
     }
     match job.job_type.as_str() {
-        "drift_check" => {
-            let b = match &src.drift_baseline_id {
-                Some(b) => store_p::baseline_by_id(&rt.db, b).await?,
-                None => None,
-            }
-            .ok_or_else(|| gone("drift baseline of environment", &src.id))?;
-            v.insert("drift_baseline".into(), baseline_value(&b));
-        }
+        "drift_check" => drift_check_vars(rt, &src, &p.promotion_preset, v).await?,
         "env_promote" => {
             v.insert("source_environment_id".into(), json!(src.id));
             v.insert(
@@ -389,40 +445,9 @@ pub(super) async fn record_facts(
     };
     match job.job_type.as_str() {
         "drift_check" if ok => {
-            let Some(src) = resources::environment_by_id(db, &p.source_environment_id).await?
-            else {
-                return Ok(());
-            };
-            let Some(baseline_id) = src.drift_baseline_id.clone() else {
-                return Ok(());
-            };
-            let status = match facts.get("drift_status").and_then(Value::as_str) {
-                Some("clean") => "clean",
-                Some("drifted") => "drifted",
-                _ => return Ok(()),
-            };
-            let text = |k: &str| facts.get(k).map(Value::to_string);
-            store_p::record_drift_check(
-                db,
-                store_p::NewDriftCheck {
-                    environment_id: &src.id,
-                    baseline_id: &baseline_id,
-                    promotion_id: Some(&p.id),
-                    preset: &p.promotion_preset,
-                    status,
-                    db_checksums_json: text("drift_db_checksums"),
-                    file_checksums_json: text("drift_file_checksums"),
-                    result_json: Some(
-                        json!({
-                            "reason": facts.get("drift_reason").cloned().unwrap_or(Value::Null),
-                            "tables": facts.get("drift_tables").cloned().unwrap_or(Value::Null),
-                            "files": facts.get("drift_files").cloned().unwrap_or(Value::Null),
-                        })
-                        .to_string(),
-                    ),
-                },
-            )
-            .await?;
+            if let Some(src) = resources::environment_by_id(db, &p.source_environment_id).await? {
+                record_drift_check(db, &src, Some(&p.id), &p.promotion_preset, facts).await?;
+            }
         }
         "env_promote" => {
             let mut summary = facts.clone();
@@ -563,5 +588,103 @@ pub(super) async fn record_clone_baseline(
         b.get("files").cloned().unwrap_or(Value::Null).to_string(),
     )
     .await?;
+    Ok(())
+}
+
+/// The production environment a standalone drift check of `env` reads: its baseline's, while it
+/// exists and is not being deleted.
+pub(super) async fn drift_check_target(
+    db: &impl ConnectionTrait,
+    env: &environments::Model,
+) -> Result<Option<environments::Model>> {
+    let baseline = match &env.drift_baseline_id {
+        Some(b) => store_p::baseline_by_id(db, b).await?,
+        None => None,
+    };
+    let Some(b) = baseline else {
+        return Ok(None);
+    };
+    Ok(
+        resources::environment_by_id(db, &b.production_environment_id)
+            .await?
+            .filter(|p| p.deletion_requested_at.is_none()),
+    )
+}
+
+/// Extra-vars of a standalone `drift_check` (resource: the staging/clone environment; the job's
+/// environment, whose vars are already in `v`, is production).
+pub(super) async fn requested_drift_check_vars(
+    rt: &Runtime,
+    job: &job_rows::Model,
+    v: &mut Map<String, Value>,
+) -> Result<()> {
+    let env = resources::environment_by_id(&rt.db, &job.resource_id)
+        .await?
+        .ok_or_else(|| {
+            RuntimeError::Inconsistent(format!("environment {} is gone", job.resource_id))
+        })?;
+    drift_check_vars(rt, &env, &env.promotion_preset, v).await
+}
+
+/// Stores what a standalone `drift_check` reported (in the executor's transaction): the
+/// `drift_checks` row and the environment's drift fields, an event with the verdict; the
+/// request's generation (nothing but the request) counts as applied.
+pub(super) async fn record_requested_drift_check(
+    db: &impl ConnectionTrait,
+    job: &job_rows::Model,
+    env: &environments::Model,
+    f: &mut EnvFacts,
+    ok: bool,
+    facts: &Value,
+) -> Result<()> {
+    let check = if ok {
+        record_drift_check(db, env, None, &env.promotion_preset, facts).await?
+    } else {
+        None
+    };
+    let message = match &check {
+        Some(id) => {
+            let status = facts.get("drift_status").and_then(Value::as_str);
+            let reason = facts
+                .get("drift_reason")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty());
+            match (status, reason) {
+                (Some("drifted"), Some(r)) => format!("drift check {id}: production drifted ({r})"),
+                (Some(s), _) => format!("drift check {id}: production is {s}"),
+                _ => format!("drift check {id} recorded"),
+            }
+        }
+        None => format!(
+            "the drift check could not run{}",
+            facts
+                .get("error")
+                .and_then(Value::as_str)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+    };
+    store::events::append(
+        db,
+        NewEvent {
+            resource_type: "environment",
+            resource_id: &env.id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&env.id),
+            reason: if check.is_some() {
+                "DriftChecked"
+            } else {
+                "DriftCheckFailed"
+            },
+            message,
+        },
+    )
+    .await?;
+    // The generation declared nothing but this request: run, it is applied.
+    if env.release_generation == Some(job.generation)
+        && f.applied_generation == Some(job.generation - 1)
+    {
+        f.applied_generation = Some(job.generation);
+    }
     Ok(())
 }

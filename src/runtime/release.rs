@@ -46,6 +46,27 @@ pub(super) async fn job_vars(
             "update_scope".into(),
             json!(r.source_ref.strip_prefix("scope:").unwrap_or("all")),
         );
+        // the fresh full backup the update was gated on: its rollback point for the database
+        let gate = r
+            .details
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+            .and_then(|d| {
+                d.get("backup_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        if let Some(b) = match gate {
+            Some(id) => store::resources::backup_by_id(&rt.db, &id).await?,
+            None => None,
+        }
+        .filter(|b| b.status == "completed" && b.deleted_at.is_none())
+        {
+            super::backup::storage_vars(rt, &b, "backup_", v, secrets).await?;
+            v.insert("rollback_backup_id".into(), json!(b.id));
+            v.insert("rollback_storage_path".into(), json!(b.storage_path));
+            v.insert("rollback_manifest".into(), super::backup::manifest_of(&b));
+        }
     }
     v.insert("release_id".into(), json!(r.id));
     v.insert("release_source_type".into(), json!(r.source_type));
@@ -146,9 +167,22 @@ pub(super) async fn record_facts(
             true
         }
         Some("unhealthy") => {
-            let why = s("release_error")
+            let mut why = s("release_error")
                 .or_else(|| s("error"))
                 .unwrap_or_else(|| "the release failed its health check".into());
+            // an update rolled back after the switch: its database too (env-update.yml)
+            match facts.get("database_restored").and_then(Value::as_bool) {
+                Some(true) => why.push_str(&format!(
+                    "; the database was restored from the pre-update backup {}",
+                    s("rollback_backup_id").unwrap_or_default()
+                )),
+                Some(false) => why.push_str(&format!(
+                    "; restoring the pre-update backup {} failed: {}",
+                    s("rollback_backup_id").unwrap_or_default(),
+                    s("restore_error").unwrap_or_else(|| "unknown error".into())
+                )),
+                None => {}
+            }
             releases::record_outcome(
                 db,
                 &release.id,

@@ -24,13 +24,7 @@ pub async fn list(
     if let Some(s) = status {
         q = q.filter(backups::Column::Status.eq(s));
     }
-    if let Some(a) = &page.after {
-        q = q.filter(backups::Column::Id.gt(a.as_str()));
-    }
-    Ok(q.order_by_asc(backups::Column::Id)
-        .limit(page.limit)
-        .all(db)
-        .await?)
+    page.of(db, q, backups::Column::Id).await
 }
 
 /// A schedule's completed backups whose artifacts are still stored, newest first.
@@ -146,13 +140,7 @@ pub async fn list_restores(
     if let Some(e) = environment_id {
         q = q.filter(restores::Column::EnvironmentId.eq(e));
     }
-    if let Some(a) = &page.after {
-        q = q.filter(restores::Column::Id.gt(a.as_str()));
-    }
-    Ok(q.order_by_asc(restores::Column::Id)
-        .limit(page.limit)
-        .all(db)
-        .await?)
+    page.of(db, q, restores::Column::Id).await
 }
 
 /// The restore that is pending or running for this environment, if any (at most one).

@@ -7,7 +7,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 use super::entity::{
-    apply_receipts, backup_schedules, domains, environments, manifest_objects, nodes, sites,
+    apply_receipts, backup_schedules, backups, domains, environments, manifest_objects, nodes,
+    promotions, sites,
 };
 use super::Result;
 use crate::manifest::check::Known;
@@ -181,6 +182,49 @@ pub async fn current(db: &impl ConnectionTrait) -> Result<Vec<Named>> {
         );
         out.push(with_membership(Kind::BackupSchedule, &s.id, key, spec));
     }
+    // Backups and promotions are records of what happened: known by name only when a manifest
+    // declared them (so that re-applying it does not declare them again).
+    for m in members
+        .iter()
+        .filter(|m| m.kind == Kind::Backup.as_str() || m.kind == Kind::Promotion.as_str())
+    {
+        let (kind, env_id, mut spec) = if m.kind == Kind::Backup.as_str() {
+            let Some(b) = backups::Entity::find_by_id(m.resource_id.clone())
+                .one(db)
+                .await?
+            else {
+                continue;
+            };
+            let mut spec = BTreeMap::new();
+            spec.insert("scope".into(), json!(b.backup_scope));
+            (Kind::Backup, b.environment_id, spec)
+        } else {
+            let Some(p) = promotions::Entity::find_by_id(m.resource_id.clone())
+                .one(db)
+                .await?
+            else {
+                continue;
+            };
+            let mut spec = BTreeMap::new();
+            spec.insert("preset".into(), json!(p.promotion_preset));
+            (Kind::Promotion, p.source_environment_id, spec)
+        };
+        let Some(env) = env_by_id.get(env_id.as_str()) else {
+            continue;
+        };
+        let Some(site) = site_slug.get(env.site_id.as_str()) else {
+            continue;
+        };
+        spec.insert("site".into(), json!(site));
+        let field = if kind == Kind::Backup {
+            "environment"
+        } else {
+            "source_environment"
+        };
+        spec.insert(field.into(), json!(env.slug));
+        let key = (kind, m.scope.clone(), m.name.clone());
+        out.push(with_membership(kind, &m.resource_id, key, spec));
+    }
     Ok(out)
 }
 
@@ -222,4 +266,77 @@ pub async fn receipt(db: &impl ConnectionTrait, id: &str) -> Result<Option<apply
     Ok(apply_receipts::Entity::find_by_id(id.to_string())
         .one(db)
         .await?)
+}
+
+/// The apply sets that hold resources, by name.
+pub async fn apply_sets(db: &impl ConnectionTrait) -> Result<Vec<String>> {
+    let mut sets: Vec<String> = manifest_objects::Entity::find()
+        .filter(manifest_objects::Column::ApplySet.is_not_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.apply_set)
+        .collect();
+    sets.sort();
+    sets.dedup();
+    Ok(sets)
+}
+
+/// The resources an apply set holds.
+pub async fn members(db: &impl ConnectionTrait, set: &str) -> Result<Vec<manifest_objects::Model>> {
+    let mut m = manifest_objects::Entity::find()
+        .filter(manifest_objects::Column::ApplySet.eq(set))
+        .all(db)
+        .await?;
+    m.sort_by(|a, b| (&a.kind, &a.scope, &a.name).cmp(&(&b.kind, &b.scope, &b.name)));
+    Ok(m)
+}
+
+/// The last receipt of an apply set.
+pub async fn last_receipt(
+    db: &impl ConnectionTrait,
+    set: &str,
+) -> Result<Option<apply_receipts::Model>> {
+    use sea_orm::QueryOrder;
+    Ok(apply_receipts::Entity::find()
+        .filter(apply_receipts::Column::ApplySet.eq(set))
+        .filter(apply_receipts::Column::DryRun.eq(false))
+        .order_by_desc(apply_receipts::Column::CreatedAt)
+        .order_by_desc(apply_receipts::Column::Id)
+        .one(db)
+        .await?)
+}
+
+/// What a resource's health is read from: phase, conditions (JSON), generation and observed
+/// generation. None for kinds without a phase (schedules, settings) or a vanished row.
+pub struct Health {
+    pub status: String,
+    pub conditions: String,
+    pub generation: i64,
+    pub observed_generation: i64,
+}
+
+pub async fn health(db: &impl ConnectionTrait, kind: Kind, id: &str) -> Result<Option<Health>> {
+    macro_rules! row {
+        ($entity:ident) => {
+            $entity::Entity::find_by_id(id.to_string())
+                .one(db)
+                .await?
+                .map(|r| Health {
+                    status: r.status,
+                    conditions: r.conditions,
+                    generation: r.generation,
+                    observed_generation: r.observed_generation,
+                })
+        };
+    }
+    Ok(match kind {
+        Kind::Node => row!(nodes),
+        Kind::Site => row!(sites),
+        Kind::Environment => row!(environments),
+        Kind::Domain => row!(domains),
+        Kind::Backup => row!(backups),
+        Kind::Promotion => row!(promotions),
+        Kind::BackupSchedule | Kind::Settings => None,
+    })
 }

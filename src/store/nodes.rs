@@ -1,6 +1,6 @@
 //! Nodes: the servers Pressluft manages, the control plane's own host included.
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, PaginatorTrait, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, PaginatorTrait, QuerySelect};
 
 use super::entity::{environments, nodes};
 use super::resources::Page;
@@ -75,14 +75,8 @@ pub async fn default_for_new_sites(db: &impl ConnectionTrait) -> Result<Option<n
 }
 
 pub async fn list(db: &impl ConnectionTrait, page: &Page) -> Result<Vec<nodes::Model>> {
-    let mut q = nodes::Entity::find();
-    if let Some(a) = &page.after {
-        q = q.filter(nodes::Column::Id.gt(a.as_str()));
-    }
-    Ok(q.order_by_asc(nodes::Column::Id)
-        .limit(page.limit)
-        .all(db)
-        .await?)
+    let q = nodes::Entity::find();
+    page.of(db, q, nodes::Column::Id).await
 }
 
 pub async fn count_active(db: &impl ConnectionTrait) -> Result<u64> {

@@ -57,17 +57,12 @@ pub async fn of_environment(
     environment_id: &str,
     page: &Page,
 ) -> Result<Vec<promotions::Model>> {
-    let mut q = promotions::Entity::find()
-        .filter(
-            promotions::Column::SourceEnvironmentId
-                .eq(environment_id)
-                .or(promotions::Column::TargetEnvironmentId.eq(environment_id)),
-        )
-        .order_by_asc(promotions::Column::Id);
-    if let Some(after) = &page.after {
-        q = q.filter(promotions::Column::Id.gt(after.as_str()));
-    }
-    Ok(q.limit(page.limit).all(db).await?)
+    let q = promotions::Entity::find().filter(
+        promotions::Column::SourceEnvironmentId
+            .eq(environment_id)
+            .or(promotions::Column::TargetEnvironmentId.eq(environment_id)),
+    );
+    page.of(db, q, promotions::Column::Id).await
 }
 
 /// A pending or running promotion whose source or target is the environment.

@@ -71,6 +71,22 @@ pub struct Page {
     pub limit: u64,
 }
 
+impl Page {
+    /// This page of `q`'s rows in id order.
+    pub async fn of<E: EntityTrait>(
+        &self,
+        db: &impl ConnectionTrait,
+        q: sea_orm::Select<E>,
+        id: E::Column,
+    ) -> Result<Vec<E::Model>> {
+        let q = match &self.after {
+            Some(a) => q.filter(id.gt(a.as_str())),
+            None => q,
+        };
+        Ok(q.order_by_asc(id).limit(self.limit).all(db).await?)
+    }
+}
+
 // ---------------------------------------------------------------- sites
 
 pub struct NewSite<'a> {
@@ -174,14 +190,8 @@ pub async fn site_by_slug(db: &impl ConnectionTrait, slug: &str) -> Result<Optio
 }
 
 pub async fn list_sites(db: &impl ConnectionTrait, page: &Page) -> Result<Vec<sites::Model>> {
-    let mut q = sites::Entity::find();
-    if let Some(a) = &page.after {
-        q = q.filter(sites::Column::Id.gt(a.as_str()));
-    }
-    Ok(q.order_by_asc(sites::Column::Id)
-        .limit(page.limit)
-        .all(db)
-        .await?)
+    let q = sites::Entity::find();
+    page.of(db, q, sites::Column::Id).await
 }
 
 pub async fn count_sites(db: &impl ConnectionTrait) -> Result<u64> {
@@ -332,13 +342,7 @@ pub async fn list_environments(
     if let Some(n) = &f.node_id {
         q = q.filter(environments::Column::NodeId.eq(n.as_str()));
     }
-    if let Some(a) = &page.after {
-        q = q.filter(environments::Column::Id.gt(a.as_str()));
-    }
-    Ok(q.order_by_asc(environments::Column::Id)
-        .limit(page.limit)
-        .all(db)
-        .await?)
+    page.of(db, q, environments::Column::Id).await
 }
 
 pub async fn mark_environment_deleted(
@@ -493,13 +497,7 @@ pub async fn list_domains(
     if let Some(e) = environment_id {
         q = q.filter(domains::Column::EnvironmentId.eq(e));
     }
-    if let Some(a) = &page.after {
-        q = q.filter(domains::Column::Id.gt(a.as_str()));
-    }
-    Ok(q.order_by_asc(domains::Column::Id)
-        .limit(page.limit)
-        .all(db)
-        .await?)
+    page.of(db, q, domains::Column::Id).await
 }
 
 // ---------------------------------------------------------------- backups
@@ -571,13 +569,7 @@ pub async fn list_backups(
     if let Some(e) = environment_id {
         q = q.filter(backups::Column::EnvironmentId.eq(e));
     }
-    if let Some(a) = &page.after {
-        q = q.filter(backups::Column::Id.gt(a.as_str()));
-    }
-    Ok(q.order_by_asc(backups::Column::Id)
-        .limit(page.limit)
-        .all(db)
-        .await?)
+    page.of(db, q, backups::Column::Id).await
 }
 
 /// Stores what was observed about an environment (the runtime's facts JSON) with its time.

@@ -49,7 +49,23 @@ impl Reply {
 impl TestApp {
     pub async fn new() -> TestApp {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        // PRESSLUFT_TEST_POSTGRES_URL (`postgres://user:password@host:port`): every test app gets a
+        // fresh database on that server instead of an SQLite file.
+        let url = match std::env::var("PRESSLUFT_TEST_POSTGRES_URL") {
+            Ok(base) => {
+                let name = format!("pl_test_{}", pressluft::ids::new_id().replace('-', ""));
+                let admin = sea_orm::Database::connect(format!("{base}/postgres"))
+                    .await
+                    .unwrap();
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                admin.close().await.unwrap();
+                format!("{base}/{name}")
+            }
+            Err(_) => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+        };
         let db = server::open_database(&url).await.unwrap();
         std::env::set_var("PRESSLUFT_ADMIN_EMAIL", ADMIN_EMAIL);
         std::env::set_var("PRESSLUFT_ADMIN_PASSWORD", ADMIN_PASSWORD);
@@ -214,7 +230,7 @@ impl TestApp {
             .db
             .query_one_raw(sea_orm::Statement::from_string(
                 self.db.get_database_backend(),
-                "SELECT COALESCE(SUM(state_version),0) AS n FROM sites".to_string(),
+                "SELECT CAST(COALESCE(SUM(state_version),0) AS BIGINT) AS n FROM sites".to_string(),
             ))
             .await
             .unwrap()

@@ -15,6 +15,7 @@
 //! | applied, no health result known | `health_check` |
 //! | healthy, desired release ≠ the release the node serves, not judged `unhealthy` | `env_deploy` (`env_update` for an update) |
 //! | healthy, desired release judged `unhealthy` | nothing: `Degraded=True` `ReleaseUnhealthy` (final for that release) |
+//! | healthy, release settled, a drift check requested and not handled, baseline known | `drift_check` (against production) |
 //! | otherwise | nothing: converged |
 //!
 //! # Releases
@@ -27,6 +28,16 @@
 //! another directory is drift the deploy job repairs. An unhealthy release is never retried; a new
 //! declaration (another release, or a rollback) is the way on. A `promotion` release still
 //! `pending` is built by its Promotion, not here.
+//!
+//! # Drift check requests
+//!
+//! `POST …/drift-check` sets `drift_check_requested_at` (and, like a release declaration, records
+//! its generation as `release_generation`: the request needs no converge). The reconciler asks for
+//! one `drift_check` per requested value once the environment is converged, healthy and its
+//! release settled; the runtime runs it against the site's production with this environment's
+//! baseline and records the value it acted on (`handled_drift_check_at`), so a value runs once
+//! (a failed check is reported on the job and the environment's `last_error_code`, not retried:
+//! a new request is the way on). Production and environments without a baseline never run one.
 //!
 //! The converge job is `site_create` for production and `env_create` for staging and clone. Both are
 //! converge playbooks: idempotent, they create what is missing and re-render what exists (cache
@@ -101,6 +112,12 @@ pub struct EnvSpec {
     /// The release the environment should serve (`desired_release_id`) and its verdict.
     #[serde(default)]
     pub desired_release: Option<DesiredRelease>,
+    /// Request field: check production for drift against this environment's baseline.
+    #[serde(default)]
+    pub drift_check_requested_at: Option<String>,
+    /// The environment has a drift baseline (recorded when it was cloned from production).
+    #[serde(default)]
+    pub has_drift_baseline: bool,
 }
 
 str_enum! {
@@ -134,6 +151,11 @@ pub mod release_reason {
     pub const UNHEALTHY: &str = "ReleaseUnhealthy";
 }
 
+/// Reasons of request-field work.
+pub mod request_reason {
+    pub const DRIFT_CHECK: &str = "DriftCheckRequested";
+}
+
 /// What the runtime observed about the environment and its node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvObserved {
@@ -163,6 +185,9 @@ pub struct EnvObserved {
     /// The release directory `current` points to on the node (last deploy, then every probe).
     #[serde(default)]
     pub current_release: Option<String>,
+    /// The last `drift_check_requested_at` the runtime ran a `drift_check` for.
+    #[serde(default)]
+    pub handled_drift_check_at: Option<String>,
     /// The conditions stored by the previous pass (their transition times are kept).
     pub conditions: Vec<Condition>,
 }
@@ -359,6 +384,9 @@ pub fn run_reason(desired: &EnvSpec, observed: &EnvObserved, failed_attempts: u3
         "reset"
     } else if failed_attempts > 0 {
         "retry"
+    } else if matches!(converge_work(desired, observed), Work::Run(ref n) if n.job_type == JobType::DriftCheck)
+    {
+        "request"
     } else if matches!(converge_work(desired, observed), Work::Run(ref n) if matches!(n.job_type, JobType::EnvDeploy | JobType::EnvUpdate))
     {
         if release_only_pending(desired, observed) {
@@ -376,6 +404,20 @@ pub fn run_reason(desired: &EnvSpec, observed: &EnvObserved, failed_attempts: u3
             Some(_) => "drift",
         }
     }
+}
+
+/// The drift check request the runtime has not acted on yet, if it can run at all (not
+/// production, not being deleted, a baseline to compare with).
+pub fn pending_drift_check<'a>(desired: &'a EnvSpec, observed: &EnvObserved) -> Option<&'a str> {
+    desired
+        .drift_check_requested_at
+        .as_deref()
+        .filter(|at| observed.handled_drift_check_at.as_deref() != Some(*at))
+        .filter(|_| {
+            desired.has_drift_baseline
+                && !desired.deletion_requested
+                && desired.environment_type != EnvironmentType::Production
+        })
 }
 
 fn pending_reset<'a>(desired: &'a EnvSpec, observed: &EnvObserved) -> Option<&'a str> {
@@ -451,7 +493,10 @@ fn converge_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
             "its domains, certificates or site URL changed; rendering them".into(),
         ),
         Some(_) => match observed.healthy {
-            Some(true) => release_work(desired, observed),
+            Some(true) => match release_work(desired, observed) {
+                Work::Done => drift_check_work(desired, observed),
+                work => work,
+            },
             Some(false) => need(
                 converge,
                 reason::HEALTH_CHECK_FAILED,
@@ -472,6 +517,20 @@ fn release_only_pending(desired: &EnvSpec, observed: &EnvObserved) -> bool {
         .applied_generation
         .is_some_and(|a| a + 1 == desired.generation)
         && desired.release_generation == Some(desired.generation)
+}
+
+/// Converged, healthy, release settled: a drift check request not handled yet runs now.
+fn drift_check_work(desired: &EnvSpec, observed: &EnvObserved) -> Work {
+    match pending_drift_check(desired, observed) {
+        Some(at) => Work::Run(Need {
+            job_type: JobType::DriftCheck,
+            // a request runs once: a failure is reported, never retried or stalled on
+            may_stall: false,
+            reason: request_reason::DRIFT_CHECK,
+            message: format!("checking production for drift (requested at {at})"),
+        }),
+        None => Work::Done,
+    }
 }
 
 fn is_release_work(work: &Work) -> bool {
@@ -545,6 +604,14 @@ fn ready_condition(desired: &EnvSpec, observed: &EnvObserved, work: &Work) -> De
         return Derived::new(False, reason::DELETING, "deletion requested");
     }
     if let Work::Run(need) = work {
+        if need.job_type == JobType::DriftCheck {
+            // production is read, this environment keeps serving
+            return Derived::new(
+                True,
+                reason::HEALTHY,
+                format!("serving its current release; {}", need.message),
+            );
+        }
         if is_release_work(work) {
             // the previous release keeps serving while the new one is built and checked
             return Derived::new(
@@ -598,7 +665,19 @@ impl EnvSpec {
             redis_cache_enabled: true,
             release_generation: None,
             desired_release: None,
+            drift_check_requested_at: None,
+            has_drift_baseline: false,
         }
+    }
+
+    /// A drift check requested at `at` (the request's generation bump included), with a
+    /// baseline.
+    pub fn drift_check_requested(mut self, at: &str) -> Self {
+        self.generation += 1;
+        self.release_generation = Some(self.generation);
+        self.drift_check_requested_at = Some(at.into());
+        self.has_drift_baseline = true;
+        self
     }
 
     /// Declares release `id` (pending, deployed by `env_deploy`) as the only change of the next
@@ -669,8 +748,14 @@ impl EnvObserved {
             data_missing: None,
             routes_outdated: false,
             current_release: None,
+            handled_drift_check_at: None,
             conditions: Vec::new(),
         }
+    }
+
+    pub fn handled_drift_check(mut self, at: &str) -> Self {
+        self.handled_drift_check_at = Some(at.into());
+        self
     }
 
     pub fn serving(mut self, release: &str) -> Self {

@@ -66,6 +66,8 @@ fn arb_spec() -> impl Strategy<Value = EnvSpec> {
                 redis_cache_enabled: redis,
                 release_generation: None,
                 desired_release: None,
+                drift_check_requested_at: None,
+                has_drift_baseline: false,
             },
         )
 }
@@ -100,6 +102,7 @@ fn arb_observed(generation: i64) -> impl Strategy<Value = EnvObserved> {
                 data_missing: None,
                 routes_outdated: false,
                 current_release: None,
+                handled_drift_check_at: None,
                 conditions: Vec::new(),
             },
         )

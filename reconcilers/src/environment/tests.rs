@@ -1051,3 +1051,92 @@ fn an_update_release_runs_env_update() {
     assert_eq!(plan.action, run(JobType::EnvUpdate));
     assert_eq!(plan.phase, Phase::Deploying);
 }
+
+#[test]
+fn a_drift_check_request_runs_once_without_a_converge() {
+    let at = "2026-12-05T19:00:00Z";
+    let spec = EnvSpec::fixture().staging_clone().drift_check_requested(at);
+    // generation 2 holds only the request: no env_create, the drift check runs
+    let observed = EnvObserved::converged(1);
+    let plan = reconcile(&spec, &observed, &release_ctx());
+    assert_eq!(plan.action, run(JobType::DriftCheck));
+    assert_eq!(plan.phase, Phase::Active);
+    assert_eq!(cond(&plan, ConditionType::Ready), (True, reason::HEALTHY));
+    assert_eq!(
+        cond(&plan, ConditionType::Reconciling),
+        (True, request_reason::DRIFT_CHECK)
+    );
+    assert_eq!(run_reason(&spec, &observed, 0), "request");
+    // while it runs: wait
+    let running = observed.clone().with_job(
+        job(JobType::DriftCheck)
+            .for_generation(2)
+            .with_status(JobStatus::Running),
+    );
+    assert_eq!(
+        reconcile(&spec, &running, &release_ctx()).action,
+        Action::Wait {
+            reason: WaitReason::JobInProgress
+        }
+    );
+    // handled (the runtime records the value it acted on): converged, even when the job failed
+    for status in [JobStatus::Succeeded, JobStatus::Failed] {
+        let done = observed
+            .clone()
+            .with_job(
+                job(JobType::DriftCheck)
+                    .for_generation(2)
+                    .with_status(status),
+            )
+            .handled_drift_check(at);
+        let plan = reconcile(&spec, &done, &release_ctx());
+        assert_eq!(plan.action, Action::Nothing, "{status:?}");
+        assert_eq!(plan.observed_generation, 2);
+        assert_eq!(cond(&plan, ConditionType::Stalled).0, False);
+    }
+    // a newer request runs again
+    let mut again = spec.clone();
+    again.drift_check_requested_at = Some("2026-12-05T19:05:00Z".into());
+    let plan = reconcile(
+        &again,
+        &observed.clone().handled_drift_check(at),
+        &release_ctx(),
+    );
+    assert_eq!(plan.action, run(JobType::DriftCheck));
+}
+
+#[test]
+fn no_drift_check_without_baseline_on_production_or_before_converged() {
+    let at = "2026-12-05T19:00:00Z";
+    let mut no_baseline = EnvSpec::fixture().staging_clone().drift_check_requested(at);
+    no_baseline.has_drift_baseline = false;
+    assert_eq!(
+        reconcile(&no_baseline, &EnvObserved::converged(1), &release_ctx()).action,
+        Action::Nothing
+    );
+    let production = EnvSpec::fixture().drift_check_requested(at);
+    assert_eq!(
+        reconcile(&production, &EnvObserved::converged(1), &release_ctx()).action,
+        Action::Nothing
+    );
+    // another pending change converges first, an unhealthy environment converges first
+    let spec = EnvSpec::fixture().staging_clone().drift_check_requested(at);
+    assert_eq!(
+        reconcile(
+            &spec.clone().generation(3),
+            &EnvObserved::converged(1),
+            &release_ctx()
+        )
+        .action,
+        run(JobType::EnvCreate)
+    );
+    assert_eq!(
+        reconcile(
+            &spec,
+            &EnvObserved::converged(1).healthy(Some(false)),
+            &release_ctx()
+        )
+        .action,
+        run(JobType::EnvCreate)
+    );
+}

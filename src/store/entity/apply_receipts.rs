@@ -15,6 +15,9 @@ pub struct Model {
     /// JSON object: resource (`Kind/…/name`) → generation after the apply.
     pub generations: String,
     pub created_at: String,
+    /// The manifests applied (secrets only as references); the apply set's sync status plans
+    /// the last ones again.
+    pub manifests: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
