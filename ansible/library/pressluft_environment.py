@@ -110,6 +110,7 @@ options:
   source_environment_root: {type: str, description: "with source_environment_id: its root, <sites_root>/<site>/<source id>"}
   source_db_name: {type: str, description: "with source_environment_id: its database"}
   source_site_url: {type: str, description: "with source_environment_id: the URL it serves WordPress on (rewritten to site_url)"}
+  drift_baseline_preset: {type: str, choices: [content-protect, commerce-protect], description: "with source_environment_id (production): report the source's overwritable data for this preset, as the clone copied it, as drift_baseline (drift_baseline_skipped once cloned)"}
 """
 
 RETURN = r"""
@@ -149,6 +150,7 @@ from urllib.parse import urlsplit
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import (
     check_http, http_get, last_json_line, run_helper, wait_for_nginx, with_retry)
+from ansible.module_utils import pressluft_promote as promote
 from ansible.module_utils.pressluft_spare import spawn_filler, take_spare
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -867,7 +869,10 @@ class Env:
         if os.path.isfile(marker):
             with open(marker, "r", encoding="utf-8", errors="replace") as fh:
                 done = fh.read().split()
-            return {"cloned_from": done[0] if done else sid, "clone_skipped": "already cloned"}, None
+            facts = {"cloned_from": done[0] if done else sid, "clone_skipped": "already cloned"}
+            if p["drift_baseline_preset"]:
+                facts["drift_baseline_skipped"] = "the environment was cloned already: its baseline stays"
+            return facts, None
         if self.wordpress_installed and not os.path.exists(pending):
             return {"cloned_from": None, "clone_skipped": "WordPress already installed: never cloned over"}, None
         if not UUID_RE.match(sid) or len(sid) != 36:
@@ -987,6 +992,11 @@ class Env:
         for rc, _, err in results:
             if rc != 0:
                 raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))
+        baseline = None
+        if self.p["drift_baseline_preset"]:
+            t0 = time.monotonic()
+            baseline = self.drift_baseline(plan, os.path.join(self.root, "releases", release))
+            timings["drift_baseline"] = int((time.monotonic() - t0) * 1000)
         t0 = time.monotonic()
         if plan["src_url"] != self.site_url:
             self.search_replace(plan["src_url"], self.site_url)
@@ -1000,7 +1010,26 @@ class Env:
         os.unlink(plan["pending"])
         self.wordpress_installed = True  # the install step is skipped
         timings["total"] = int((time.monotonic() - state["t0"]) * 1000)
-        return {"cloned_from": plan["sid"], "clone_timings_ms": timings}
+        facts = {"cloned_from": plan["sid"], "clone_timings_ms": timings}
+        if baseline is not None:
+            facts["drift_baseline"] = baseline
+        return facts
+
+    def drift_baseline(self, plan, release):
+        """The source's (production's) overwritable data as this clone copied it: checksums of
+        the freshly imported tables (before the URL rewrite) and the manifest of the copied
+        wp-content - the very snapshot the clone holds, so a change on production while the
+        clone ran is drift later, never part of the baseline."""
+        preset = self.p["drift_baseline_preset"]
+        try:
+            prefix = promote.table_prefix(plan["src_root"])
+            return {"preset": preset, "prefix": prefix,
+                    "db": promote.db_checksums(self.db_name, prefix, preset),
+                    "files": promote.file_manifest(release),
+                    "captured_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "production_environment_id": plan["sid"]}
+        except promote.PromoteError as exc:
+            raise Failure("recording the drift baseline failed: %s" % exc)
 
     def copy_database(self, src_db, procs=None):
         """mariadb-dump --single-transaction --quick of src_db piped into this database (as root);
@@ -1792,6 +1821,7 @@ def main():
             source_environment_root=dict(type="str"),
             source_db_name=dict(type="str"),
             source_site_url=dict(type="str"),
+            drift_baseline_preset=dict(type="str", choices=["content-protect", "commerce-protect"]),
         ),
         supports_check_mode=True,
     )

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: pressluft_promote
-short_description: Drift baseline / drift check / plan / promotion of a Pressluft environment
+short_description: Drift check / plan / promotion of a Pressluft environment
 description:
   - "Shared code and the definitions (presets, volatile rows and tables, excluded files) are in
     module_utils/pressluft_promote.py. Drift = production's OVERWRITABLE data (every table of its
     prefix that is neither protected by the preset nor volatile; wp-content minus uploads,
     Pressluft's drop-in and mu-plugin, cache/ and upgrade/) differs from the baseline."
-  - "I(mode=baseline): the production environment's overwritable data now (row count + checksum
-    per table, file manifest with size and SHA-256), reported as C(drift_baseline). With
-    I(clone_root) given, nothing is computed once that environment holds its clone marker (a rerun
-    of env-create after the clone never replaces the baseline) - C(drift_baseline_skipped)."
+  - "The drift baseline (row count + checksum per overwritable table, file manifest with size and
+    SHA-256) is recorded by pressluft_environment while it clones production, from the clone's
+    own copy (the same snapshot)."
   - "I(mode=check): compares production now with I(baseline): C(drift_status) clean | drifted,
     C(drift_tables), C(drift_files), C(drift_reason), plus the current checksums."
   - "I(mode=plan): what a promotion would do (tables synced / protected, files added / changed /
@@ -35,14 +34,13 @@ description:
     A rerun for a promotion that completed reports the same facts and changes nothing; a run that
     died after the swap is undone first and then made again."
 options:
-  mode: {type: str, required: true, choices: [baseline, check, plan, promote]}
+  mode: {type: str, required: true, choices: [check, plan, promote]}
   site_id: {type: str, required: true}
   environment_id: {type: str, required: true, description: the production environment}
   environment_root: {type: str, required: true}
   db_name: {type: str, required: true}
   preset: {type: str, required: true, choices: [content-protect, commerce-protect]}
   baseline: {type: dict, description: "mode=check / plan: the stored baseline"}
-  clone_root: {type: str, description: "mode=baseline: the environment being cloned"}
   promotion_id: {type: str, description: "mode=promote"}
   release_id: {type: str, description: "mode=promote: the new release's directory name (releases/<release_id>); default a timestamp"}
   source_environment_root: {type: str}
@@ -436,14 +434,13 @@ class Promotion:
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            mode=dict(type="str", required=True, choices=["baseline", "check", "plan", "promote"]),
+            mode=dict(type="str", required=True, choices=["check", "plan", "promote"]),
             site_id=dict(type="str", required=True),
             environment_id=dict(type="str", required=True),
             environment_root=dict(type="str", required=True),
             db_name=dict(type="str", required=True),
             preset=dict(type="str", required=True, choices=sorted(PRESETS)),
             baseline=dict(type="dict"),
-            clone_root=dict(type="str"),
             promotion_id=dict(type="str"),
             release_id=dict(type="str"),
             source_environment_root=dict(type="str"),
@@ -469,14 +466,6 @@ def main():
         module.fail_json(msg="db_name has unexpected characters")
     mode = p["mode"]
     try:
-        if mode == "baseline":
-            clone = p.get("clone_root")
-            if clone and os.path.isfile(os.path.join(clone, ".pressluft-cloned")):
-                module.exit_json(changed=False, pressluft_facts={
-                    "drift_baseline_skipped": "the environment was cloned already: its baseline stays"})
-            facts = {"drift_baseline": dict(baseline(root, p["db_name"], p["preset"]), captured_at=now_iso(),
-                                            production_environment_id=p["environment_id"].lower())}
-            module.exit_json(changed=False, pressluft_facts=facts)
         if mode == "check":
             base = p.get("baseline") or {}
             prefix = table_prefix(root)
