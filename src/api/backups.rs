@@ -197,6 +197,7 @@ impl BackupsApi {
             }
         }
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let b = load(&tx, &id).await?;
         if b.state_version != body.0.state_version {
             return Err(ApiError::from(StoreError::Stale).into());
@@ -220,32 +221,20 @@ impl BackupsApi {
         .await
         .map_err(ApiError::from)?;
         let site_id = site_of(&tx, &b.environment_id).await?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "backup",
-                resource_id: &id,
-                site_id: Some(&site_id),
-                environment_id: Some(&b.environment_id),
-                reason: "SpecChanged",
-                message: format!("retention set to {until}"),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup.update",
-            "backup",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "backup",
+            resource_id: &id,
+            site_id: Some(&site_id),
+            environment_id: Some(&b.environment_id),
+            reason: "SpecChanged",
+            message: format!("retention set to {until}"),
+        })
+        .await?;
+        w.audit("backup.update", "backup", &id).await?;
         let b = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Backup, &id);
+        w.wake(Kind::Backup, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(BackupWritten::Accepted(Json(Backup::from_model(
             b,
             &clock::now(),
@@ -269,6 +258,7 @@ impl BackupsApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let b = load(&tx, &id).await?;
         if b.state_version != state_version.0 {
             return Err(ApiError::from(StoreError::Stale).into());
@@ -289,32 +279,20 @@ impl BackupsApi {
         .await
         .map_err(ApiError::from)?;
         let site_id = site_of(&tx, &b.environment_id).await?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "backup",
-                resource_id: &id,
-                site_id: Some(&site_id),
-                environment_id: Some(&b.environment_id),
-                reason: "DeletionRequested",
-                message: "backup marked for deletion".into(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup.delete",
-            "backup",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "backup",
+            resource_id: &id,
+            site_id: Some(&site_id),
+            environment_id: Some(&b.environment_id),
+            reason: "DeletionRequested",
+            message: "backup marked for deletion".into(),
+        })
+        .await?;
+        w.audit("backup.delete", "backup", &id).await?;
         let b = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Backup, &id);
+        w.wake(Kind::Backup, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(BackupWritten::Accepted(Json(Backup::from_model(
             b,
             &clock::now(),
@@ -338,6 +316,7 @@ impl BackupsApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let b = load(&tx, &id).await?;
         super::restores::check_restorable(&b, &clock::now())?;
         let env = resources::environment_by_id(&tx, &b.environment_id)
@@ -350,32 +329,20 @@ impl BackupsApi {
         let r = store::backups::create_drill(&tx, &b, &env)
             .await
             .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "restore",
-                resource_id: &r.id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&r.environment_id),
-                reason: "Created",
-                message: format!("restore drill of backup {id}"),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup.drill",
-            "backup",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &r.environment_id);
-        st.notifier.changed(Kind::Restore, &r.id);
+        w.event(NewEvent {
+            resource_type: "restore",
+            resource_id: &r.id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&r.environment_id),
+            reason: "Created",
+            message: format!("restore drill of backup {id}"),
+        })
+        .await?;
+        w.audit("backup.drill", "backup", &id).await?;
+        w.wake(Kind::Environment, &r.environment_id);
+        w.wake(Kind::Restore, &r.id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(super::restores::RestoreAccepted::Accepted(Json(r.into())))
     }
 }

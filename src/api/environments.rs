@@ -207,6 +207,7 @@ impl EnvironmentsApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let env = load(&tx, &id).await?;
         if env.status != "failed" {
             return Err(ApiError::ResourceNotFailed.into());
@@ -221,33 +222,21 @@ impl EnvironmentsApi {
         )
         .await
         .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&id),
-                reason: "ResetRequested",
-                message: "reset requested: reconciliation resumes".into(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.reset",
-            "environment",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "environment",
+            resource_id: &id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&id),
+            reason: "ResetRequested",
+            message: "reset requested: reconciliation resumes".into(),
+        })
+        .await?;
+        w.audit("environment.reset", "environment", &id).await?;
         let env = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &id);
-        st.notifier.changed(Kind::Site, &env.site_id);
+        w.wake(Kind::Environment, &id);
+        w.wake(Kind::Site, &env.site_id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(EnvironmentWritten::Accepted(Json(env.into())))
     }
 
@@ -269,6 +258,7 @@ impl EnvironmentsApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let env = load(&tx, &id).await?;
         if env.environment_type == "production" {
             return Err(ApiError::Conflict(
@@ -302,33 +292,22 @@ impl EnvironmentsApi {
         )
         .await
         .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&id),
-                reason: "DriftCheckRequested",
-                message: "drift check of production against this environment's baseline requested"
-                    .into(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.drift_check",
-            "environment",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "environment",
+            resource_id: &id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&id),
+            reason: "DriftCheckRequested",
+            message: "drift check of production against this environment's baseline requested"
+                .into(),
+        })
+        .await?;
+        w.audit("environment.drift_check", "environment", &id)
+            .await?;
         let env = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &id);
+        w.wake(Kind::Environment, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(EnvironmentWritten::Accepted(Json(env.into())))
     }
 }

@@ -17,7 +17,7 @@ use crate::store::entity::nodes as node_rows;
 use crate::store::events::NewEvent;
 use crate::store::nodes::{self, NewNode};
 use crate::store::resources::{self, Page};
-use crate::store::{self, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -217,6 +217,7 @@ impl NodesApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let node = load(&tx, &id).await?;
         if node.deletion_requested_at.is_some() {
             return Err(ApiError::Conflict("the node is being deleted".into()).into());
@@ -230,25 +231,17 @@ impl NodesApi {
         )
         .await
         .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            event(&id, "ProvisionRequested", "provisioning requested".into()),
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "node.provision",
-            "node",
+        w.event(event(
             &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+            "ProvisionRequested",
+            "provisioning requested".into(),
+        ))
+        .await?;
+        w.audit("node.provision", "node", &id).await?;
         let node = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Node, &id);
+        w.wake(Kind::Node, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(NodeWritten::Accepted(Json(node.into())))
     }
 

@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::magic_login::{is_uuid, ssh_error, target};
 use super::model::Environment;
 use super::text::Text;
+use super::write::Write;
 use super::{state, validate, AppState, Tag};
 use crate::error_response;
 use crate::notify::Kind;
@@ -255,6 +256,7 @@ impl ReleasesApi {
             return Ok(DeployAnswer::Planned(Json(plan)));
         }
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let env = load(&tx, &id).await?;
         writable(&tx, &env).await?;
         let release = releases::declare(
@@ -269,36 +271,24 @@ impl ReleasesApi {
         )
         .await
         .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&id),
-                reason: "ReleaseDeclared",
-                message: format!(
-                    "release {} declared from {source_type} {}",
-                    release.id,
-                    crate::runtime::redact_source(&source_ref)
-                ),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.deploy",
-            "environment",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "environment",
+            resource_id: &id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&id),
+            reason: "ReleaseDeclared",
+            message: format!(
+                "release {} declared from {source_type} {}",
+                release.id,
+                crate::runtime::redact_source(&source_ref)
+            ),
+        })
+        .await?;
+        w.audit("environment.deploy", "environment", &id).await?;
         let env = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &id);
+        w.wake(Kind::Environment, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(DeployAnswer::Accepted(Json(env.into())))
     }
 
@@ -332,6 +322,7 @@ impl ReleasesApi {
             return Ok(UpdateAnswer::Planned(Json(plan)));
         }
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let env = load(&tx, &id).await?;
         writable(&tx, &env).await?;
         let release = releases::declare_with(
@@ -353,32 +344,21 @@ impl ReleasesApi {
         )
         .await
         .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&id),
-                reason: "UpdateRequested",
-                message: format!("update of {scope} requested as release {}", release.id),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.update_components",
-            "environment",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "environment",
+            resource_id: &id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&id),
+            reason: "UpdateRequested",
+            message: format!("update of {scope} requested as release {}", release.id),
+        })
+        .await?;
+        w.audit("environment.update_components", "environment", &id)
+            .await?;
         let env = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &id);
+        w.wake(Kind::Environment, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(UpdateAnswer::Accepted(Json(env.into())))
     }
 
@@ -404,6 +384,7 @@ impl ReleasesApi {
         let release_id = validate::uuid("release_id", body.0.release_id.as_str())
             .map_err(|_| ApiError::invalid("release_id", "release_id must be a UUID"))?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let env = load(&tx, &id).await?;
         let release = releases::by_id(&tx, &release_id)
             .await
@@ -424,38 +405,26 @@ impl ReleasesApi {
         releases::choose(&tx, &env, &release.id)
             .await
             .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "environment",
-                resource_id: &id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&id),
-                reason: "RollbackRequested",
-                message: format!(
-                    "rollback to release {} requested (serving {})",
-                    release.id,
-                    env.current_release_id
-                        .as_deref()
-                        .unwrap_or("another release")
-                ),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "environment.rollback",
-            "environment",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "environment",
+            resource_id: &id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&id),
+            reason: "RollbackRequested",
+            message: format!(
+                "rollback to release {} requested (serving {})",
+                release.id,
+                env.current_release_id
+                    .as_deref()
+                    .unwrap_or("another release")
+            ),
+        })
+        .await?;
+        w.audit("environment.rollback", "environment", &id).await?;
         let env = load(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Environment, &id);
+        w.wake(Kind::Environment, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(RollbackAnswer::Accepted(Json(env.into())))
     }
 

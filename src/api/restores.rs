@@ -9,6 +9,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::model::{parse_conditions, Condition};
 use super::text::Text;
+use super::write::Write;
 use super::{next_cursor, page_limit, state, validate, Tag};
 use crate::clock;
 use crate::error_response;
@@ -132,6 +133,7 @@ impl RestoresApi {
         let env_id = validate::uuid("id", &id.0)?;
         let backup_id = validate::uuid("backup_id", &body.0.backup_id)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let env = resources::environment_by_id(&tx, &env_id)
             .await
             .map_err(ApiError::from)?
@@ -167,32 +169,20 @@ impl RestoresApi {
         )
         .await
         .map_err(ApiError::from)?;
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "restore",
-                resource_id: &r.id,
-                site_id: Some(&env.site_id),
-                environment_id: Some(&env_id),
-                reason: "Created",
-                message: format!("restore of backup {backup_id} requested"),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "restore.create",
-            "restore",
-            &r.id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Restore, &r.id);
-        st.notifier.changed(Kind::Environment, &env_id);
+        w.event(NewEvent {
+            resource_type: "restore",
+            resource_id: &r.id,
+            site_id: Some(&env.site_id),
+            environment_id: Some(&env_id),
+            reason: "Created",
+            message: format!("restore of backup {backup_id} requested"),
+        })
+        .await?;
+        w.audit("restore.create", "restore", &r.id).await?;
+        w.wake(Kind::Restore, &r.id);
+        w.wake(Kind::Environment, &env_id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(RestoreAccepted::Accepted(Json(r.into())))
     }
 

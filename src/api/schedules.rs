@@ -459,6 +459,7 @@ impl SchedulesApi {
         let id = validate::uuid("id", &id.0)?;
         let sid = validate::uuid("sid", &sid.0)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let env = env_of(&tx, &id).await?;
         if env.deletion_requested_at.is_some() {
             return Err(ApiError::Conflict("the environment is being deleted".into()).into());
@@ -472,18 +473,11 @@ impl SchedulesApi {
         store::backups::save_schedule(&tx, s)
             .await
             .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "backup_schedule.run",
-            "backup_schedule",
-            &sid,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Backup, &b.id);
+        w.audit("backup_schedule.run", "backup_schedule", &sid)
+            .await?;
+        w.wake(Kind::Backup, &b.id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(ScheduleRun::Accepted(Json(Backup::from_model(
             b,
             &clock::now(),

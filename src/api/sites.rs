@@ -236,6 +236,7 @@ impl SitesApi {
         let st = state(req)?;
         let id = validate::uuid("id", &id.0)?;
         let tx = st.begin().await?;
+        let mut w = Write::new(&tx, st, auth.principal().actor());
         let site = load_site(&tx, &id).await?;
         if site.status != "failed" {
             return Err(ApiError::ResourceNotFailed.into());
@@ -283,32 +284,20 @@ impl SitesApi {
             .await
             .map_err(ApiError::from)?;
         }
-        store::events::append(
-            &tx,
-            NewEvent {
-                resource_type: "site",
-                resource_id: &id,
-                site_id: Some(&id),
-                environment_id: None,
-                reason: "ResetRequested",
-                message: "reset requested: reconciliation resumes".into(),
-            },
-        )
-        .await
-        .map_err(ApiError::from)?;
-        store::audit::append(
-            &tx,
-            &auth.principal().actor(),
-            "site.reset",
-            "site",
-            &id,
-            "accepted",
-        )
-        .await
-        .map_err(ApiError::from)?;
+        w.event(NewEvent {
+            resource_type: "site",
+            resource_id: &id,
+            site_id: Some(&id),
+            environment_id: None,
+            reason: "ResetRequested",
+            message: "reset requested: reconciliation resumes".into(),
+        })
+        .await?;
+        w.audit("site.reset", "site", &id).await?;
         let site = load_site(&tx, &id).await?;
-        st.commit(tx).await?;
-        st.notifier.changed(Kind::Site, &id);
+        w.wake(Kind::Site, &id);
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         for e in envs {
             st.notifier.changed(Kind::Environment, &e.id);
         }
