@@ -146,25 +146,19 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     };
     if p.status != phase || p.conditions != conditions || finished_at.is_some() {
         let tx = store::begin_write(&rt.db).await?;
-        promotions::Entity::update_many()
-            .col_expr(promotions::Column::Status, Expr::value(phase))
-            .col_expr(promotions::Column::Conditions, Expr::value(conditions))
-            .col_expr(
-                promotions::Column::LastErrorCode,
-                Expr::value(error_code.clone()),
-            )
-            .col_expr(
-                promotions::Column::ReconcileAttempts,
-                Expr::value(att.failed as i64),
-            )
-            .col_expr(
-                promotions::Column::FinishedAt,
-                Expr::value(finished_at.clone()),
-            )
-            .col_expr(promotions::Column::UpdatedAt, Expr::value(now.clone()))
-            .filter(promotions::Column::Id.eq(id))
-            .exec(&tx)
-            .await?;
+        store::operations::record_pass::<promotions::Entity>(
+            &tx,
+            id,
+            &store::operations::PassOutcome {
+                phase,
+                conditions: &conditions,
+                error_code: error_code.as_deref(),
+                attempts: att.failed as i64,
+                finished_at: finished_at.as_deref(),
+                now: &now,
+            },
+        )
+        .await?;
         if p.status != phase {
             store::events::append(
                 &tx,
@@ -178,15 +172,11 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                     } else {
                         "PhaseChanged"
                     },
-                    message: format!(
-                        "{} → {phase}{}{}",
-                        p.status,
-                        error_code
-                            .as_deref()
-                            .filter(|_| phase == "failed")
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default(),
-                        message.map(|m| format!(": {m}")).unwrap_or_default()
+                    message: store::operations::phase_change(
+                        &p.status,
+                        phase,
+                        error_code.as_deref(),
+                        message.as_deref(),
                     ),
                 },
             )

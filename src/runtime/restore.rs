@@ -118,25 +118,19 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     };
     if r.status != phase || r.conditions != conditions || finished_at.is_some() {
         let tx = store::begin_write(&rt.db).await?;
-        restores::Entity::update_many()
-            .col_expr(restores::Column::Status, Expr::value(phase))
-            .col_expr(restores::Column::Conditions, Expr::value(conditions))
-            .col_expr(
-                restores::Column::LastErrorCode,
-                Expr::value(error_code.clone()),
-            )
-            .col_expr(
-                restores::Column::ReconcileAttempts,
-                Expr::value(att.failed as i64),
-            )
-            .col_expr(
-                restores::Column::FinishedAt,
-                Expr::value(finished_at.clone()),
-            )
-            .col_expr(restores::Column::UpdatedAt, Expr::value(now.clone()))
-            .filter(restores::Column::Id.eq(id))
-            .exec(&tx)
-            .await?;
+        store::operations::record_pass::<restores::Entity>(
+            &tx,
+            id,
+            &store::operations::PassOutcome {
+                phase,
+                conditions: &conditions,
+                error_code: error_code.as_deref(),
+                attempts: att.failed as i64,
+                finished_at: finished_at.as_deref(),
+                now: &now,
+            },
+        )
+        .await?;
         if r.status != phase {
             store::events::append(
                 &tx,
@@ -146,15 +140,11 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                     site_id: site_id.as_deref(),
                     environment_id: Some(&r.environment_id),
                     reason: "PhaseChanged",
-                    message: format!(
-                        "{} → {phase}{}{}",
-                        r.status,
-                        error_code
-                            .as_deref()
-                            .filter(|_| phase == "failed")
-                            .map(|c| format!(" ({c})"))
-                            .unwrap_or_default(),
-                        message.map(|m| format!(": {m}")).unwrap_or_default()
+                    message: store::operations::phase_change(
+                        &r.status,
+                        phase,
+                        error_code.as_deref(),
+                        message.as_deref(),
                     ),
                 },
             )

@@ -8,6 +8,7 @@ pub mod events;
 pub mod jobs;
 pub mod manifests;
 pub mod nodes;
+pub mod operations;
 pub mod promotions;
 pub mod releases;
 pub mod resources;
