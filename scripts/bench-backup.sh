@@ -27,10 +27,10 @@
 # after the build, else 1). Needs root, sshd and the node stack (scripts/install-prereqs.sh); run it
 # under the node lock (flock -o /tmp/pressluft-node.lock ...). Removes what it creates (the site
 # through the API, the S3 objects, the temporary files; the S3 test server keeps running).
-# Set CARGO_TARGET_DIR to keep the release build apart from debug builds.
+# Set CARGO_TARGET_DIR to keep the release build apart from debug builds, or BENCH_BIN to a release
+# binary built beforehand (then nothing is built while the node lock is held).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-repo="$PWD"
 [ "$(id -u)" = 0 ] || { echo "bench-backup.sh: run as root" >&2; exit 1; }
 for bin in curl jq zstd rclone mariadb mariadb-dump sqlite3 sha256sum tar awk cargo; do
     command -v "$bin" >/dev/null || { echo "bench-backup.sh: $bin is missing (scripts/install-prereqs.sh)" >&2; exit 1; }
@@ -41,22 +41,11 @@ rounds="${BENCH_ROUNDS:-auto}"
 budget="${BENCH_BUDGET_SECONDS:-720}"
 [[ "$uploads_mb" =~ ^[0-9]+$ && "$db_mb" =~ ^[0-9]+$ && "$budget" =~ ^[0-9]+$ ]] || { echo "bench-backup.sh: BENCH_* must be numbers" >&2; exit 2; }
 [[ "$rounds" =~ ^(auto|[1-9][0-9]*)$ ]] || { echo "bench-backup.sh: BENCH_ROUNDS is auto or a number" >&2; exit 2; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-export PATH="/var/lib/pressluft/ansible-venv/bin:$PATH"
-playbook_bin=/var/lib/pressluft/ansible-venv/bin/ansible-playbook
 rclone_bin="$(command -v rclone)"  # the node's rclone (what pressluft_backup uses), not the test server's
 rclone_flags=(-q --low-level-retries 3 --retries 1 --contimeout 10s --timeout 2m)
-
-log() { printf '[bench-backup %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-now_ms() { local t="${EPOCHREALTIME/./}"; echo $((t / 1000)); }
-secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
-tmp="$(mktemp -d /tmp/pressluft-bench-backup.XXXXXX)"
-chmod 0700 "$tmp"
-server_pid=""
+bench_name=bench-backup
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
 sampler_pid=""
 site_id=""
 hand_db="pl_bench_hand_$$"
@@ -69,31 +58,11 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     [ -z "$sampler_pid" ] || { rm -f "$tmp/rss.run"; kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; }
-    if [ -n "$site_id" ] && [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        log "cleanup: deleting the site through the API"
-        local sv code i
-        sv="$(api GET "/api/sites/$site_id" | jq -r .state_version)"
-        api DELETE "/api/sites/$site_id?state_version=$sv" >/dev/null
-        for ((i = 0; i < 300; i++)); do
-            code="$(api_code GET "/api/sites/$site_id")"
-            [ "$code" = 404 ] && break
-            sleep 1
-        done
-        [ "$code" = 404 ] || log "cleanup: the site $site_id is still there after 300 s (see $tmp/server.log)"
-    fi
+    bench_delete_site "$site_id"
     mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`" 2>/dev/null
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null
-        for ((i = 0; i < 400; i++)); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-    fi
+    bench_stop_server "$rc"
     if [ -n "$S3_DATA_DIR" ] && [ -n "$S3_BUCKET" ] && [ -d "$S3_DATA_DIR/$S3_BUCKET" ]; then
         rm -rf "${S3_DATA_DIR:?}/${S3_BUCKET:?}/$s3_prefix" "${S3_DATA_DIR:?}/${S3_BUCKET:?}/$s3_prefix-hand"
-    fi
-    if [ "$rc" != 0 ] && [ -f "$tmp/server.log" ]; then
-        cp "$tmp/server.log" "/tmp/pressluft-bench-backup-server.log" 2>/dev/null
-        log "server log kept at /tmp/pressluft-bench-backup-server.log"
     fi
     rm -rf "$tmp"
     exit "$rc"
@@ -102,43 +71,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ------------------------------------------------------------------ the API ---------------------
-base=""
-# api METHOD PATH [JSON]: the body of a 2xx answer on stdout; anything else fails the run.
-api() {
-    local code
-    code="$(api_code "$@")"
-    case "$code" in
-        2*) cat "$tmp/resp" ;;
-        *) log "$1 $2: HTTP $code $(head -c 800 "$tmp/resp")"; return 1 ;;
-    esac
-}
-# api_code METHOD PATH [JSON]: the HTTP status on stdout, the body in $tmp/resp.
-api_code() {
-    local args=(-sS -X "$1" -H "@$tmp/auth.hdr" -o "$tmp/resp" -w '%{http_code}' --max-time 60)
-    [ $# -lt 3 ] || args+=(-H 'content-type: application/json' --data-binary "$3")
-    curl "${args[@]}" "$base$2" || echo 000
-}
-server_alive() { kill -0 "$server_pid" 2>/dev/null || die "pressluft serve exited; log: $(tail -n 20 "$tmp/server.log")"; }
-# wait_for WHAT PATH JQ TIMEOUT_S: polls every 0.1 s until the jq filter is true; the body on stdout.
-wait_for() {
-    local deadline=$(($(now_ms) + $4 * 1000)) body
-    while :; do
-        server_alive
-        body="$(api GET "$2")" || true
-        if [ -n "$body" ] && jq -e "$3" >/dev/null 2>&1 <<<"$body"; then
-            printf '%s' "$body"
-            return 0
-        fi
-        [ "$(now_ms)" -lt "$deadline" ] || die "timed out waiting for $1: $body"
-        sleep 0.1
-    done
-}
-ready='.status == "active" and any(.conditions[]?; .type == "Ready" and .status == "True")'
 # the job of a resource (newest first among the environment's jobs)
 job_of() { api GET "/api/jobs?environment_id=$env_id&limit=100" | jq -c --arg r "$1" --arg t "$2" '[.items[] | select(.resource_id == $r and .job_type == $t)][0]'; }
-ts_ms() { date -d "$1" +%s%3N; }
-job_facts() { sqlite3 -readonly "$data/pressluft.db" "SELECT facts_json FROM jobs WHERE id = '$1'" 2>/dev/null || true; }
 
 # ------------------------------------------------------------------ memory ----------------------
 rss_kb() {
@@ -270,33 +204,9 @@ while IFS='=' read -r k v; do
 done <<<"$s3_settings"
 [[ -n "$S3_BUCKET" && -d "$S3_DATA_DIR/$S3_BUCKET" ]] || die "unexpected s3-test-server output"
 
-log "building the release binary (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-cargo build --release --quiet --bin pressluft
-bin="$CARGO_TARGET_DIR/release/pressluft"
-[[ "$bin" = /* ]] || bin="$repo/$bin"
+bench_binary
 t_start="$(now_ms)"
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-base="http://127.0.0.1:$port"
-data="$tmp/data"
-password="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-log "starting pressluft serve on 127.0.0.1:$port (log: $tmp/server.log)"
-PRESSLUFT_ADMIN_EMAIL=bench@example.com PRESSLUFT_ADMIN_PASSWORD="$password" \
-    PRESSLUFT_ANSIBLE_PLAYBOOK="$playbook_bin" PRESSLUFT_RETRY_BACKOFF_BASE=1s PRESSLUFT_RETRY_BACKOFF_MAX=2s \
-    PRESSLUFT_LOG=info "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" \
-    </dev/null >/dev/null 2>"$tmp/server.log" &
-server_pid=$!
-for ((i = 0; i < 1200; i++)); do
-    server_alive
-    curl -sf -o /dev/null "$base/api/healthz" 2>/dev/null && break
-    sleep 0.1
-done
-jq -n --arg e bench@example.com --arg p "$password" '{email: $e, password: $p}' |
-    curl -sS -f -c "$tmp/cookies" -H 'content-type: application/json' --data-binary @- "$base/api/login" >/dev/null
-token="$(curl -sS -f -b "$tmp/cookies" -H 'X-Pressluft-CSRF: 1' -H 'content-type: application/json' \
-    -d '{"name":"bench-backup"}' "$base/api/tokens" | jq -r .token)"
-[[ -n "$token" && "$token" != null ]] || die "no API token"
-(umask 077; printf 'Authorization: Bearer %s\n' "$token" >"$tmp/auth.hdr")
+bench_start_server
 
 settings="$(jq -n --arg e "$S3_ENDPOINT" --arg b "$S3_BUCKET" --arg r "$S3_REGION" --arg p "$s3_prefix" \
     --arg k "$S3_ACCESS_KEY_ID" --arg s "$S3_SECRET_ACCESS_KEY" \
@@ -305,10 +215,7 @@ settings="$(jq -n --arg e "$S3_ENDPOINT" --arg b "$S3_BUCKET" --arg r "$S3_REGIO
       backup_s3_secret_access_key: $s}')"
 api PATCH /api/settings "$settings" >/dev/null
 
-node_id="$(api GET /api/nodes | jq -r '[.items[] | select(.is_local == true)][0].id')"
-[[ -n "$node_id" && "$node_id" != null ]] || die "no local node"
-log "waiting for the local node to be active"
-wait_for "the local node" "/api/nodes/$node_id" '.status == "active"' 900 >/dev/null
+bench_wait_local_node
 
 slug="bkbench$(($$ % 100000))"
 site="$(api POST /api/sites "$(jq -n --arg s "$slug" '{name: "Backup Bench", slug: $s}')")"

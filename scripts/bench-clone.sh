@@ -23,7 +23,6 @@
 # binary built beforehand (then nothing is built while the node lock is held).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-repo="$PWD"
 [ "$(id -u)" = 0 ] || { echo "bench-clone.sh: run as root" >&2; exit 1; }
 for bin in curl jq rsync mariadb mariadb-dump sqlite3 awk cargo; do
     command -v "$bin" >/dev/null || { echo "bench-clone.sh: $bin is missing (scripts/install-prereqs.sh)" >&2; exit 1; }
@@ -33,20 +32,9 @@ db_mb="${BENCH_DB_MB:-50}"
 rounds="${BENCH_ROUNDS:-3}"
 [[ "$uploads_mb" =~ ^[0-9]+$ && "$db_mb" =~ ^[0-9]+$ && "$rounds" =~ ^[1-9][0-9]*$ ]] ||
     { echo "bench-clone.sh: BENCH_* must be numbers (BENCH_ROUNDS >= 1)" >&2; exit 2; }
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-export PATH="/var/lib/pressluft/ansible-venv/bin:$PATH"
-playbook_bin=/var/lib/pressluft/ansible-venv/bin/ansible-playbook
-
-log() { printf '[bench-clone %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-now_ms() { local t="${EPOCHREALTIME/./}"; echo $((t / 1000)); }
-secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
-tmp="$(mktemp -d /tmp/pressluft-bench-clone.XXXXXX)"
-chmod 0700 "$tmp"
-server_pid=""
+bench_name=bench-clone
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
 site_id=""
 hand_db="pl_bench_clone_$$"
 
@@ -54,29 +42,9 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    if [ -n "$site_id" ] && [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        log "cleanup: deleting the site through the API"
-        local sv code i
-        sv="$(api GET "/api/sites/$site_id" | jq -r .state_version)"
-        api DELETE "/api/sites/$site_id?state_version=$sv" >/dev/null
-        for ((i = 0; i < 300; i++)); do
-            code="$(api_code GET "/api/sites/$site_id")"
-            [ "$code" = 404 ] && break
-            sleep 1
-        done
-        [ "$code" = 404 ] || log "cleanup: the site $site_id is still there after 300 s (see $tmp/server.log)"
-    fi
+    bench_delete_site "$site_id"
     mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`" 2>/dev/null
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null
-        for ((i = 0; i < 400; i++)); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-    fi
-    if [ "$rc" != 0 ] && [ -f "$tmp/server.log" ]; then
-        cp "$tmp/server.log" "/tmp/pressluft-bench-clone-server.log" 2>/dev/null
-        log "server log kept at /tmp/pressluft-bench-clone-server.log"
-    fi
+    bench_stop_server "$rc"
     rm -rf "$tmp"
     exit "$rc"
 }
@@ -84,41 +52,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ------------------------------------------------------------------ the API ---------------------
-base=""
-# api METHOD PATH [JSON]: the body of a 2xx answer on stdout; anything else fails the run.
-api() {
-    local code
-    code="$(api_code "$@")"
-    case "$code" in
-        2*) cat "$tmp/resp" ;;
-        *) log "$1 $2: HTTP $code $(head -c 800 "$tmp/resp")"; return 1 ;;
-    esac
-}
-# api_code METHOD PATH [JSON]: the HTTP status on stdout, the body in $tmp/resp.
-api_code() {
-    local args=(-sS -X "$1" -H "@$tmp/auth.hdr" -o "$tmp/resp" -w '%{http_code}' --max-time 60)
-    [ $# -lt 3 ] || args+=(-H 'content-type: application/json' --data-binary "$3")
-    curl "${args[@]}" "$base$2" || echo 000
-}
-server_alive() { kill -0 "$server_pid" 2>/dev/null || die "pressluft serve exited; log: $(tail -n 20 "$tmp/server.log")"; }
-# wait_for WHAT PATH JQ TIMEOUT_S: polls every 0.1 s until the jq filter is true; the body on stdout.
-wait_for() {
-    local deadline=$(($(now_ms) + $4 * 1000)) body
-    while :; do
-        server_alive
-        body="$(api GET "$2")" || true
-        if [ -n "$body" ] && jq -e "$3" >/dev/null 2>&1 <<<"$body"; then
-            printf '%s' "$body"
-            return 0
-        fi
-        [ "$(now_ms)" -lt "$deadline" ] || die "timed out waiting for $1: $body"
-        sleep 0.1
-    done
-}
-ready='.status == "active" and any(.conditions[]?; .type == "Ready" and .status == "True")'
-ts_ms() { date -d "$1" +%s%3N; }
-job_facts() { sqlite3 -readonly "$data/pressluft.db" "SELECT facts_json FROM jobs WHERE id = '$1'" 2>/dev/null || true; }
 db_of() { local h="${1//-/}"; h="pl_${h: -16}"; echo "${h,,}"; }
 
 # ------------------------------------------------------------------ by hand ---------------------
@@ -162,44 +95,9 @@ hand() {
 }
 
 # ------------------------------------------------------------------ setup -----------------------
-if [ -n "${BENCH_BIN:-}" ]; then
-    # a release binary built beforehand (outside the node lock): BENCH_BIN=/path/to/pressluft
-    bin="$BENCH_BIN"
-    [ -x "$bin" ] || die "BENCH_BIN=$bin is not an executable"
-    log "using the release binary $bin (BENCH_BIN)"
-else
-    log "building the release binary (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-    cargo build --release --quiet --bin pressluft
-    bin="$CARGO_TARGET_DIR/release/pressluft"
-    [[ "$bin" = /* ]] || bin="$repo/$bin"
-fi
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-base="http://127.0.0.1:$port"
-data="$tmp/data"
-password="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-log "starting pressluft serve on 127.0.0.1:$port (log: $tmp/server.log)"
-PRESSLUFT_ADMIN_EMAIL=bench@example.com PRESSLUFT_ADMIN_PASSWORD="$password" \
-    PRESSLUFT_ANSIBLE_PLAYBOOK="$playbook_bin" PRESSLUFT_RETRY_BACKOFF_BASE=1s PRESSLUFT_RETRY_BACKOFF_MAX=2s \
-    PRESSLUFT_LOG=info "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" \
-    </dev/null >/dev/null 2>"$tmp/server.log" &
-server_pid=$!
-for ((i = 0; i < 1200; i++)); do
-    server_alive
-    curl -sf -o /dev/null "$base/api/healthz" 2>/dev/null && break
-    sleep 0.1
-done
-jq -n --arg e bench@example.com --arg p "$password" '{email: $e, password: $p}' |
-    curl -sS -f -c "$tmp/cookies" -H 'content-type: application/json' --data-binary @- "$base/api/login" >/dev/null
-token="$(curl -sS -f -b "$tmp/cookies" -H 'X-Pressluft-CSRF: 1' -H 'content-type: application/json' \
-    -d '{"name":"bench-clone"}' "$base/api/tokens" | jq -r .token)"
-[[ -n "$token" && "$token" != null ]] || die "no API token"
-(umask 077; printf 'Authorization: Bearer %s\n' "$token" >"$tmp/auth.hdr")
-
-node_id="$(api GET /api/nodes | jq -r '[.items[] | select(.is_local == true)][0].id')"
-[[ -n "$node_id" && "$node_id" != null ]] || die "no local node"
-log "waiting for the local node to be active"
-wait_for "the local node" "/api/nodes/$node_id" '.status == "active"' 900 >/dev/null
+bench_binary
+bench_start_server
+bench_wait_local_node
 
 slug="clbench$(($$ % 100000))"
 site="$(api POST /api/sites "$(jq -n --arg s "$slug" '{name: "Clone Bench", slug: $s}')")"

@@ -744,6 +744,26 @@ function pressluft_cmd_replace_string(array $opts)
 	pressluft_ok(array('value' => null, 'value_base64' => base64_encode($result), 'replacements' => $count));
 }
 
+/**
+ * What the database prefilter searches for: the host name of $old when every form of it (plain,
+ * JSON-escaped, URL-encoded) contains the host verbatim - true for host names (letters, digits,
+ * dots, dashes), which rawurlencode() leaves as they are - else the forms themselves. A superset
+ * of the rows with an occurrence; the exact forms are matched in PHP.
+ */
+function pressluft_prefilter_needles($old, array $forms)
+{
+	$host = parse_url($old, PHP_URL_HOST);
+	if (is_string($host) && strlen($host) >= 4 && preg_match('/^[A-Za-z0-9.-]+$/', $host)) {
+		foreach (array_keys($forms) as $form) {
+			if (strpos((string) $form, $host) === false) {
+				return array_keys($forms);
+			}
+		}
+		return array($host);
+	}
+	return array_keys($forms);
+}
+
 /** `name` quoted as a MySQL identifier, with % doubled for $wpdb->prepare(). */
 function pressluft_sql_ident($name)
 {
@@ -771,6 +791,7 @@ function pressluft_cmd_search_replace($path, array $opts)
 	}
 	global $wpdb;
 	$forms = pressluft_replace_forms($old, $new);
+	$needles = pressluft_prefilter_needles($old, $forms);
 	$result = array('old' => $old, 'new' => $new, 'tables' => 0, 'rows_changed' => 0, 'replacements' => 0,
 		'skipped_tables' => array(), 'changed_tables' => new stdClass(), 'dry_run' => $dry);
 	$errors = array();
@@ -831,12 +852,14 @@ function pressluft_cmd_search_replace($path, array $opts)
 		}
 		// Rows where any text column holds any form of $old, compared as bytes (what
 		// pressluft_replace_in_value's strpos finds; ~3x faster than a collation-aware LIKE).
+		// Every form contains the host name (pressluft_prefilter_needles): one LIKE per column
+		// instead of one per form and column; PHP then tells the forms apart.
 		$match = array();
 		$args = array();
 		foreach ($text as $c) {
-			foreach (array_keys($forms) as $form) {
+			foreach ($needles as $needle) {
 				$match[] = 'CAST(' . pressluft_sql_ident($c) . ' AS BINARY) LIKE %s';
-				$args[] = '%' . $wpdb->esc_like((string) $form) . '%';
+				$args[] = '%' . $wpdb->esc_like((string) $needle) . '%';
 			}
 		}
 		$pk_sql = implode(', ', array_map('pressluft_sql_ident', $pk));

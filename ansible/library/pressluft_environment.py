@@ -992,15 +992,25 @@ class Env:
         for rc, _, err in results:
             if rc != 0:
                 raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))
+        # The drift baseline is the imported tables before the URL rewrite: a snapshot taken now,
+        # checksummed while the rewrite runs (and the copied files hashed meanwhile).
         baseline = None
-        if self.p["drift_baseline_preset"]:
-            t0 = time.monotonic()
-            baseline = self.drift_baseline(plan, os.path.join(self.root, "releases", release))
-            timings["drift_baseline"] = int((time.monotonic() - t0) * 1000)
         t0 = time.monotonic()
-        if plan["src_url"] != self.site_url:
-            self.search_replace(plan["src_url"], self.site_url)
-        timings["search_replace"] = int((time.monotonic() - t0) * 1000)
+        if self.p["drift_baseline_preset"]:
+            baseline = self.drift_baseline_start(plan)
+        timings["drift_snapshot"] = int((time.monotonic() - t0) * 1000)
+        try:
+            t0 = time.monotonic()
+            if plan["src_url"] != self.site_url:
+                self.search_replace(plan["src_url"], self.site_url)
+            timings["search_replace"] = int((time.monotonic() - t0) * 1000)
+            if baseline is not None:
+                t0 = time.monotonic()
+                baseline = self.drift_baseline_finish(baseline, os.path.join(self.root, "releases", release))
+                timings["drift_baseline"] = int((time.monotonic() - t0) * 1000)
+        finally:
+            if isinstance(baseline, promote.SnapshotChecksums):
+                baseline.abort()
         self.drop_redis_keys()
         self.purge_page_cache()
         marker = plan["marker"]
@@ -1015,19 +1025,27 @@ class Env:
             facts["drift_baseline"] = baseline
         return facts
 
-    def drift_baseline(self, plan, release):
-        """The source's (production's) overwritable data as this clone copied it: checksums of
-        the freshly imported tables (before the URL rewrite) and the manifest of the copied
-        wp-content - the very snapshot the clone holds, so a change on production while the
+    def drift_baseline_start(self, plan):
+        """Starts the drift baseline: the source's (production's) overwritable data as this clone
+        copied it - checksums of the freshly imported tables, read from a snapshot taken before
+        the URL rewrite - the very snapshot the clone holds, so a change on production while the
         clone ran is drift later, never part of the baseline."""
-        preset = self.p["drift_baseline_preset"]
         try:
-            prefix = promote.table_prefix(plan["src_root"])
-            return {"preset": preset, "prefix": prefix,
-                    "db": promote.db_checksums(self.db_name, prefix, preset),
-                    "files": promote.file_manifest(release),
+            self._baseline_prefix = promote.table_prefix(plan["src_root"])
+            snap = promote.SnapshotChecksums(self.db_name, self._baseline_prefix, self.p["drift_baseline_preset"])
+            snap.start()
+            return snap
+        except promote.PromoteError as exc:
+            raise Failure("recording the drift baseline failed: %s" % exc)
+
+    def drift_baseline_finish(self, snap, release):
+        """The baseline of drift_baseline_start() plus the manifest of the copied wp-content."""
+        try:
+            files = promote.file_manifest(release)
+            return {"preset": self.p["drift_baseline_preset"], "prefix": self._baseline_prefix,
+                    "db": snap.result(), "files": files,
                     "captured_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "production_environment_id": plan["sid"]}
+                    "production_environment_id": self._clone["plan"]["sid"]}
         except promote.PromoteError as exc:
             raise Failure("recording the drift baseline failed: %s" % exc)
 

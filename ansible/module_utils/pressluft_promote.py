@@ -145,16 +145,34 @@ def volatile_option_sql(column="option_name"):
     return "(" + " OR ".join(parts) + ")"
 
 
+def table_columns(db):
+    """{table: [column, ...]} of db, in column order."""
+    out = mariadb("SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s "
+                  "ORDER BY TABLE_NAME, ORDINAL_POSITION;\n" % sql_str(db))
+    cols = {}
+    for line in out.split("\n"):
+        if "\t" in line:
+            table, col = line.split("\t", 1)
+            cols.setdefault(table, []).append(col)
+    return cols
+
+
+def checksum_sql(db, table, cols, options):
+    """The query answering `rows <TAB> order-independent checksum` of a table (volatile option rows
+    excluded)."""
+    row = "CONCAT_WS(',', %s)" % ", ".join("QUOTE(%s)" % ident(c) for c in cols)
+    where = " WHERE NOT %s" % volatile_option_sql() if options and "option_name" in cols else ""
+    return ("SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(SHA2(%s, 256), 1, 15), 16, 10) AS UNSIGNED)), 0) FROM %s.%s%s;\n"
+            % (row, ident(db), ident(table), where))
+
+
 def table_checksum(db, table, options):
     """[row count, order-independent checksum] of a table (volatile option rows excluded)."""
     cols = mariadb("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
                    "ORDER BY ORDINAL_POSITION;\n" % (sql_str(db), sql_str(table))).split()
     if not cols:
         return [0, "0"]
-    row = "CONCAT_WS(',', %s)" % ", ".join("QUOTE(%s)" % ident(c) for c in cols)
-    where = " WHERE NOT %s" % volatile_option_sql() if options and "option_name" in cols else ""
-    out = mariadb("SELECT COUNT(*), COALESCE(SUM(CAST(CONV(SUBSTRING(SHA2(%s, 256), 1, 15), 16, 10) AS UNSIGNED)), 0) FROM %s.%s%s;\n"
-                  % (row, ident(db), ident(table), where)).split()
+    out = mariadb(checksum_sql(db, table, cols, options)).split()
     return [int(out[0]), out[1]]
 
 
@@ -162,6 +180,57 @@ def db_checksums(db, prefix, preset):
     """{suffix: [rows, checksum]} of the overwritable tables."""
     return {s: table_checksum(db, t, is_options(s))
             for s, t in sorted(list_tables(db, prefix).items()) if kind_of(s, preset) == "overwritable"}
+
+
+class SnapshotChecksums:
+    """db_checksums() of the tables as they are when start() returns, computed while the caller
+    goes on changing them: one REPEATABLE READ transaction whose consistent snapshot is taken
+    before start() returns (a clone records its drift baseline beside its URL rewrite)."""
+
+    MARK = "pressluft-snapshot-taken"
+
+    def __init__(self, db, prefix, preset):
+        self.db, self.prefix, self.preset = db, prefix, preset
+        self.proc = None
+        self.tables = []
+
+    def start(self):
+        client = shutil.which("mariadb") or shutil.which("mysql")
+        if not client:
+            raise PromoteError("PROMOTION_FAILED", "the mariadb client is not installed")
+        cols = table_columns(self.db)
+        self.tables = [(s, t) for s, t in sorted(list_tables(self.db, self.prefix).items())
+                       if kind_of(s, self.preset) == "overwritable"]
+        self.proc = subprocess.Popen(
+            [client, "--protocol=socket", "--user=root", "--batch", "--skip-column-names", "--raw",
+             "--unbuffered", "--default-character-set=utf8mb4"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+        self.proc.stdin.write("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n"
+                              "START TRANSACTION WITH CONSISTENT SNAPSHOT;\nSELECT '%s';\n" % self.MARK)
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != self.MARK:
+            self.proc.kill()
+            raise PromoteError("PROMOTION_FAILED", "MariaDB failed to take a snapshot: %s"
+                               % self.proc.communicate()[1].strip()[-600:])
+        # the queries run on the snapshot while the caller works
+        self.proc.stdin.write("".join(checksum_sql(self.db, t, cols[t], is_options(s)) if cols.get(t)
+                                      else "SELECT 0, '0';\n" for s, t in self.tables) + "COMMIT;\n")
+        self.proc.stdin.close()
+
+    def result(self):
+        out = self.proc.stdout.read()
+        err = self.proc.stderr.read()
+        if self.proc.wait() != 0:
+            raise PromoteError("PROMOTION_FAILED", "MariaDB failed: %s" % err.strip()[-600:])
+        lines = [line.split("\t") for line in out.split("\n") if line.strip()]
+        if len(lines) != len(self.tables) or any(len(f) != 2 for f in lines):
+            raise PromoteError("PROMOTION_FAILED", "unexpected checksum output for %d tables" % len(self.tables))
+        return {s: [int(f[0]), f[1]] for (s, _), f in zip(self.tables, lines)}
+
+    def abort(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def excluded(rel):
