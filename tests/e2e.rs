@@ -2877,6 +2877,16 @@ fn promotion_with_drift_gate_presets_and_rollback() {
         "the dry run changed nothing"
     );
 
+    // releases beyond `releases_keep` are pruned after a successful promotion, like after a
+    // deploy: two old release directories planted on production go, current and the new one stay
+    let (s, v) = api.call("PATCH", "/api/settings", Some(json!({"releases_keep": 2})));
+    assert_eq!(s, 200, "{v}");
+    let (ok, out) = sh(&format!(
+        "for r in 20200101000001 20200101000002; do install -d {prod_root}/releases/$r && \
+         touch -d 2020-01-01 {prod_root}/releases/$r; done"
+    ));
+    assert!(ok, "{out}");
+
     let (s, p) = promote(&stg_id, json!({}));
     assert_eq!(s, 202, "{p}");
     let pid = p["id"].as_str().unwrap().to_string();
@@ -2917,6 +2927,16 @@ fn promotion_with_drift_gate_presets_and_rollback() {
     );
     assert!(promoting_seen, "production showed Reconciling=Promoting");
     assert!(p["pre_backup_id"].as_str().is_some(), "{p}");
+    let pruned = p["result"]["release_pruned"].as_array().cloned().unwrap_or_default();
+    for r in ["20200101000001", "20200101000002"] {
+        assert!(pruned.iter().any(|x| x == r), "{r} pruned: {p}");
+        assert!(
+            !std::path::Path::new(&format!("{prod_root}/releases/{r}")).exists(),
+            "{r} removed"
+        );
+    }
+    let (s, v) = api.call("PATCH", "/api/settings", Some(json!({"releases_keep": 5})));
+    assert_eq!(s, 200, "{v}");
     let (code, body) = curl(&prod_host, &format!("/{theme}/pl-promo.txt"));
     assert_eq!((code, body.trim()), (200, "promoted theme file"));
     assert_eq!(

@@ -73,7 +73,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import check_http, last_json_line, run_helper, with_retry
-from ansible.module_utils.pressluft_release import check_release_direct
+from ansible.module_utils.pressluft_release import check_release_direct, prune
 from ansible.module_utils.pressluft_promote import (
     EXCLUDED_FILES, NEW_PREFIX, OLD_PREFIX, PRESETS, PromoteError, baseline, compare, current_release,
     db_checksums, diff_files, file_manifest, ident, kind_of, list_tables, mariadb, plan, table_prefix,
@@ -421,6 +421,10 @@ class Promotion:
             facts["promotion_timings_ms"] = self.timings
             return facts, True
         self.drop_prefixed(OLD_PREFIX)
+        # like a deploy: release directories beyond the newest releases_keep go, never the new
+        # one or the one it replaced (the rollback target)
+        facts["release_pruned"] = prune(self.root, self.p.get("releases_keep") or 5,
+                                        {name, os.path.basename(old_release)})
         facts["drift_baseline"] = dict(baseline(self.root, self.db, self.preset), captured_at=now_iso())
         self.timings["total"] = int((time.monotonic() - t0) * 1000)
         facts["promotion_timings_ms"] = self.timings
@@ -452,6 +456,7 @@ def main():
             helper=dict(type="str", default="/usr/local/lib/pressluft/pressluft-helper.php"),
             health_timeout=dict(type="float", default=10.0),
             health_retries=dict(type="int", default=1),
+            releases_keep=dict(type="int", default=5),
         ),
         supports_check_mode=True,
     )

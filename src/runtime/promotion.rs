@@ -407,6 +407,10 @@ pub(super) async fn job_vars(
             if let Some(r) = &p.release_id {
                 v.insert("release_id".into(), json!(r));
             }
+            v.insert(
+                "releases_keep".into(),
+                json!(super::release::releases_keep(rt).await?),
+            );
             if let Some(pre) = match &p.pre_backup_id {
                 Some(b) => resources::backup_by_id(&rt.db, b).await?,
                 None => None,

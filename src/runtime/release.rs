@@ -24,11 +24,7 @@ pub(super) async fn job_vars(
     let r = releases::by_id(&rt.db, id)
         .await?
         .ok_or_else(|| RuntimeError::Inconsistent(format!("release {id} is gone")))?;
-    let keep = store::settings::all(&rt.db)
-        .await?
-        .get("releases_keep")
-        .and_then(|k| k.parse::<i64>().ok())
-        .unwrap_or(crate::settings::DEFAULT_RELEASES_KEEP);
+    let keep = releases_keep(rt).await?;
     if let Some(userinfo) = credentials_in_url(&r.source_ref) {
         // a git URL may carry a token: never in the job's payload or log
         secrets.push(userinfo);
@@ -73,6 +69,16 @@ pub(super) async fn job_vars(
     v.insert("release_source_ref".into(), json!(r.source_ref));
     v.insert("releases_keep".into(), json!(keep));
     Ok(())
+}
+
+/// How many release directories an environment keeps (the `releases_keep` setting): deploys,
+/// updates and promotions prune beyond it.
+pub(super) async fn releases_keep(rt: &Runtime) -> Result<i64> {
+    Ok(store::settings::all(&rt.db)
+        .await?
+        .get("releases_keep")
+        .and_then(|k| k.parse::<i64>().ok())
+        .unwrap_or(crate::settings::DEFAULT_RELEASES_KEEP))
 }
 
 /// `user:password` of `scheme://user:password@host/…`, if any.
