@@ -2927,7 +2927,10 @@ fn promotion_with_drift_gate_presets_and_rollback() {
     );
     assert!(promoting_seen, "production showed Reconciling=Promoting");
     assert!(p["pre_backup_id"].as_str().is_some(), "{p}");
-    let pruned = p["result"]["release_pruned"].as_array().cloned().unwrap_or_default();
+    let pruned = p["result"]["release_pruned"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for r in ["20200101000001", "20200101000002"] {
         assert!(pruned.iter().any(|x| x == r), "{r} pruned: {p}");
         assert!(
