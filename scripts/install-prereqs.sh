@@ -38,6 +38,8 @@ packages=(
     certbot pebble zstd rclone
     # the PostgreSQL backend's tests (scripts/test-postgres.sh)
     postgresql
+    # the dashboard's browser tests (headless Chromium; web/, scripts/test-browser.sh)
+    chromium
     # the versionless metapackages node-provision checks for (portable to Ubuntu's PHP 8.3)
     php-fpm php-cli php-mysql php-redis php-xml php-mbstring php-curl php-zip php-gd
 )
@@ -65,6 +67,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
         "${packages[@]}"
 else
     echo "install-prereqs.sh: node packages already installed"
+fi
+
+# --- the dashboard's build: Node.js and npm (a newer Node.js already installed is kept) ----------
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "install-prereqs.sh: installing nodejs and npm"
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends nodejs npm
+fi
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "install-prereqs.sh: warning: Node.js $(node --version) is older than 20.19, which Vite 7 (web/) needs" >&2
 fi
 
 # --- sshd: keys only, root by key -------------------------------------------------------------

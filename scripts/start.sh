@@ -14,5 +14,7 @@ else
     data_dir="${PRESSLUFT_DATA_DIR:-$HOME/.local/share/pressluft}"
 fi
 export PRESSLUFT_DATA_DIR="$data_dir"
+# The dashboard (web/dist) is embedded in the binary: build it first.
+scripts/build-web.sh
 cargo build --release --locked
 exec target/release/pressluft serve "$@"

@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The dashboard first: the binary embeds web/dist, so it is built before cargo builds anything.
+echo "== web: build (type check, bundle, size budget)"
+scripts/build-web.sh
+echo "== web: the generated API types match openapi/openapi.yaml; every error code has a message"
+(cd web && npm run --silent check)
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
@@ -24,6 +30,11 @@ grep -E '^test result:' target/cargo-test.log | awk '{p+=$4; f+=$6} END {print "
 if [ "$(id -u)" -eq 0 ]; then
     echo "== the API-level tests again on PostgreSQL"
     scripts/test-postgres.sh
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    echo "== dashboard: browser tests (headless Chromium against the debug binary and this node)"
+    flock -o /tmp/pressluft-node.lock scripts/test-browser.sh
 fi
 
 if [ -x ansible/tests/run.sh ]; then

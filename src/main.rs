@@ -30,10 +30,6 @@ async fn main() -> anyhow::Result<()> {
             runtime,
         } => {
             init_tracing(cli.log_format);
-            let web_dir = web_dir.or_else(|| {
-                let d = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/dist");
-                d.join("index.html").exists().then_some(d)
-            });
             server::serve(ServeConfig {
                 data_dir: db.data_dir(),
                 database_url: db.database_url(),
@@ -48,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
                     backoff_max: runtime.retry_backoff_max,
                     job_timeout: runtime.job_timeout,
                     node_job_limit: runtime.node_job_limit.max(1),
+                    lease_ttl: runtime.lease_ttl.max(std::time::Duration::from_secs(3)),
                     shutdown_grace: std::time::Duration::from_secs(30),
                     probe_interval: runtime.probe_interval,
                 },

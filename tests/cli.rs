@@ -445,6 +445,32 @@ fn backup_commands() {
     assert!(!ok && err.contains("conflict"), "{err}");
     let (ok, _, err) = cli(&srv, &["drill", &backup_id], None);
     assert!(!ok && err.contains("conflict"), "{err}");
+
+    // Imports: declared (pending here: no node work runs), credentials never printed; a URL the
+    // API refuses names the field.
+    let (ok, out, err) = cli(
+        &srv,
+        &[
+            "import",
+            &env,
+            "--archive-url",
+            "https://mover:pw-secret@example.test/site.tgz",
+            "--table-prefix",
+            "mysite_",
+        ],
+        None,
+    );
+    assert!(
+        ok && out.starts_with("import ") && out.contains("pending"),
+        "{out}{err}"
+    );
+    assert!(!out.contains("pw-secret") && !err.contains("pw-secret"));
+    let (ok, _, err) = cli(
+        &srv,
+        &["import", &env, "--archive-url", "ftp://x/y.tgz"],
+        None,
+    );
+    assert!(!ok && err.contains("archive_url"), "{err}");
 }
 
 /// `pressluft promote`, `get promotions`, `describe promotion`: a staging environment without a

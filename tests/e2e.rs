@@ -4070,3 +4070,433 @@ spec: {site: gitops, type: production, fastcgi_cache_ttl_seconds: 900}
     );
     eprintln!("[gitops] done in {:?}", t0.elapsed());
 }
+
+// ---------------------------------------------------------------- imports (issue 12)
+
+/// Runs `python3` with a script (the archive builders of the import test).
+fn imp_py(script: &str) {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Declares an import and waits for its end; the final Import.
+fn imp_run(api: &Api, env_id: &str, body: Value) -> Value {
+    let (s, imp) = api.call(
+        "POST",
+        &format!("/api/environments/{env_id}/imports"),
+        Some(body),
+    );
+    assert_eq!(s, 202, "{imp}");
+    let id = imp["id"].as_str().unwrap().to_string();
+    api.wait_for(
+        "import to finish",
+        &format!("/api/imports/{id}"),
+        Duration::from_secs(300),
+        |_, v| v["status"] == "succeeded" || v["status"] == "failed",
+    )
+}
+
+#[test]
+fn import_archive_from_a_real_wordpress_and_refuse_bad_archives() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    eprintln!("[import] node active after {:?}", t0.elapsed());
+
+    let (s, site) = api.call(
+        "POST",
+        "/api/sites",
+        Some(json!({"name": "Import target", "slug": "import-target"})),
+    );
+    assert_eq!(s, 202, "{site}");
+    let env_id = site["primary_environment_id"].as_str().unwrap().to_string();
+
+    // ---- a second WordPress installed by hand: own directory, own database, prefix mysite_
+    let tag: String = env_id.chars().filter(|c| *c != '-').take(8).collect();
+    let old = "http://oldsite-import.example.test";
+    let src = tmp.path().join("src-wp");
+    let work = tmp.path().join("pack");
+    let src_db = format!("plimp_src_{tag}");
+    let (ok, out) = sh(&format!(
+        "rsync -a --copy-links --exclude=/wp-config.php --exclude=/.htaccess /usr/share/wordpress/ {src}/ && \
+         mkdir -p {work} && mariadb -e 'DROP DATABASE IF EXISTS {src_db}; CREATE DATABASE {src_db}' 2>&1",
+        src = src.display(),
+        work = work.display()
+    ));
+    assert!(ok, "source WordPress: {out}");
+    std::fs::write(
+        src.join("wp-config.php"),
+        format!(
+            "<?php\ndefine('DB_NAME', '{src_db}');\ndefine('DB_USER', 'root');\ndefine('DB_PASSWORD', '');\n\
+             define('DB_HOST', 'localhost');\ndefine('DB_CHARSET', 'utf8mb4');\ndefine('DB_COLLATE', '');\n\
+             $table_prefix = 'mysite_';\nif (!defined('ABSPATH')) define('ABSPATH', __DIR__ . '/');\n\
+             require_once ABSPATH . 'wp-settings.php';\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("install.php"),
+        r#"<?php
+$_SERVER['HTTP_HOST'] = 'oldsite-import.example.test';
+$_SERVER['REQUEST_URI'] = '/';
+define('WP_INSTALLING', true);
+require $argv[1] . '/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+$old = $argv[2];
+$r = wp_install('Old site', 'oldowner', 'owner@mail.invalid', true, '', 'old-owner-password-123');
+if (is_wp_error($r['user_id'])) { fwrite(STDERR, 'install failed'); exit(1); }
+update_option('home', $old);
+update_option('siteurl', $old);
+update_option('permalink_structure', '/%postname%/');
+foreach (array('alpha', 'beta') as $w) {
+    $id = wp_insert_post(array('post_title' => "Imported post $w", 'post_status' => 'publish',
+        'post_content' => "<p>body $w <a href=\"$old/about/\">about</a> <img src=\"$old/wp-content/uploads/2026/12/pl-import.txt\"></p>"), true);
+    if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message()); exit(1); }
+}
+update_option('pl_import_widget', array('url' => "$old/x/", 'nested' => array('img' => "$old/wp-content/uploads/2026/12/pl-import.txt")));
+echo "installed\n";
+"#,
+    )
+    .unwrap();
+    let (ok, out) = sh(&format!(
+        "php {} {} {old} 2>&1 | tail -3",
+        tmp.path().join("install.php").display(),
+        src.display()
+    ));
+    assert!(
+        ok && out.contains("installed"),
+        "installing the source: {out}"
+    );
+    let (ok, out) = sh(&format!(
+        "mkdir -p {src}/wp-content/uploads/2026/12 && echo 'upload of the imported site' > {src}/wp-content/uploads/2026/12/pl-import.txt && \
+         mariadb-dump --single-transaction --skip-dump-date {src_db} > {work}/db.sql && \
+         cp -a {src}/wp-content {work}/files && \
+         printf '{{\"source_url\": \"{old}\", \"table_prefix\": \"mysite_\"}}' > {work}/meta.json && \
+         tar czf {tmp}/site.tgz -C {work} db.sql files meta.json && \
+         mariadb -e 'DROP DATABASE {src_db}' && grep -c oldsite-import {work}/db.sql",
+        src = src.display(),
+        work = work.display(),
+        tmp = tmp.path().display(),
+    ));
+    assert!(ok, "packing the archive: {out}");
+    assert!(
+        out.trim().parse::<u32>().unwrap_or(0) > 0,
+        "the dump holds the old URL"
+    );
+    let good = tmp.path().join("site.tgz");
+    let sha = sh(&format!("sha256sum {} | cut -d' ' -f1", good.display())).1;
+    eprintln!(
+        "[import] source WordPress packed ({} bytes) after {:?}",
+        std::fs::metadata(&good).unwrap().len(),
+        t0.elapsed()
+    );
+
+    // ---- served over HTTP by a tiny server on a random port
+    let http_port = free_port();
+    let mut http = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &http_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let env = api.wait_for(
+        "target ready",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(600),
+        |_, v| ready(v),
+    );
+    let url = env["preview_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let host = host_of(&url);
+    let admin = env["wp_admin_login"].as_str().unwrap().to_string();
+    eprintln!("[import] target ready at {url} after {:?}", t0.elapsed());
+
+    // ---- the import (credentials in the URL are never shown)
+    let t_imp = Instant::now();
+    let imp = imp_run(
+        &api,
+        &env_id,
+        json!({"archive_url": format!("http://someone:s3cret@127.0.0.1:{http_port}/site.tgz"), "sha256": sha}),
+    );
+    let _ = http.kill();
+    let _ = http.wait();
+    assert_eq!(imp["status"], "succeeded", "{imp}");
+    assert!(
+        !imp.to_string().contains("s3cret"),
+        "credentials shown: {imp}"
+    );
+    eprintln!(
+        "[import] imported in {:?}: {}",
+        t_imp.elapsed(),
+        imp["result"]["import_timings_ms"]
+    );
+    assert_eq!(imp["result"]["import_table_prefix"], "mysite_");
+    eprintln!(
+        "[import] administrator: {}, URL rewrites: {}",
+        imp["result"]["admin_user"], imp["result"]["url_rewrites"]
+    );
+    let env = api.wait_for(
+        "environment ready after the import",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(60),
+        |_, v| ready(v),
+    );
+    let release_id = imp["release_id"]
+        .as_str()
+        .expect("the import's release")
+        .to_string();
+    assert_eq!(env["current_release_id"], release_id.as_str(), "{env}");
+    let rels = api.get(&format!("/api/environments/{env_id}/releases"));
+    let rel = rels["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == release_id.as_str())
+        .unwrap_or_else(|| panic!("release {release_id} not listed: {rels}"))
+        .clone();
+    assert_eq!(rel["source_type"], "import", "{rel}");
+    assert_eq!(rel["health_status"], "healthy", "{rel}");
+    let (code, body) = curl(&host, "/");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("Imported post alpha") && body.contains("Imported post beta"),
+        "home page: {body}"
+    );
+    assert!(!body.contains("oldsite-import"), "old URL served");
+    let (code, body) = curl(&host, "/imported-post-alpha/");
+    assert_eq!(code, 200, "the post's permalink: {body}");
+    assert!(body.contains(&format!("{url}/about/")));
+    let (code, body) = curl(&host, "/wp-content/uploads/2026/12/pl-import.txt");
+    assert_eq!((code, body.trim()), (200, "upload of the imported site"));
+    let db = db_of(&env_id);
+    let (ok, n) = sh(&format!(
+        "mariadb-dump --skip-comments {db} | grep -c oldsite-import"
+    ));
+    assert!(
+        !ok && n == "0",
+        "the old URL is left in the database ({n} lines)"
+    );
+    let (ok, out) = sh(&format!(
+        "mariadb -N -B -e \"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='{db}' AND TABLE_NAME LIKE 'mysite%'; \
+         SELECT option_value FROM \\`{db}\\`.wp_options WHERE option_name='pl_import_widget'\" | \
+         php -r '$l = explode(\"\\n\", stream_get_contents(STDIN), 2); $v = unserialize(trim($l[1])); echo $l[0], \" \", is_array($v) ? $v[\"nested\"][\"img\"] : \"broken\";'"
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        format!("0 {url}/wp-content/uploads/2026/12/pl-import.txt"),
+        "tables renamed to wp_, serialized option rewritten and still valid"
+    );
+    let (ok, out) = sh(&format!(
+        "mariadb -N -B -e \"SELECT COUNT(*) FROM \\`{db}\\`.wp_users u JOIN \\`{db}\\`.wp_usermeta m ON m.user_id = u.ID \
+         AND m.meta_key = 'wp_capabilities' AND m.meta_value LIKE '%administrator%' WHERE u.user_login IN ('{admin}', 'oldowner')\""
+    ));
+    assert_eq!(
+        (ok, out.as_str()),
+        (true, "2"),
+        "Pressluft's administrator and the old owner, both administrators"
+    );
+    eprintln!(
+        "[import] content, upload, URLs, prefix, administrator checked after {:?}",
+        t0.elapsed()
+    );
+
+    // ---- bad archives: refused with their codes, the environment keeps serving the import
+    let dir = format!("/var/lib/pressluft/imports/e2e-{tag}");
+    let (ok, out) = sh(&format!(
+        "mkdir -p {dir} && cp {} {dir}/good.tgz 2>&1",
+        good.display()
+    ));
+    assert!(ok, "{out}");
+    // a site that answers 500 to web requests (its CLI works): unhealthy after the switch
+    let (ok, out) = sh(&format!(
+        "mkdir -p {work}/files/mu-plugins && \
+         printf '<?php if (PHP_SAPI !== \"cli\") {{ http_response_code(500); echo \"broken import\"; exit; }}\n' > {work}/files/mu-plugins/broken.php && \
+         tar czf {dir}/broken.tgz -C {work} db.sql files meta.json 2>&1",
+        work = work.display()
+    ));
+    assert!(ok, "{out}");
+    let size = std::fs::metadata(&good).unwrap().len();
+    imp_py(&format!(
+        r#"
+import io, tarfile, os
+d = {dir:?}
+open(d + "/notar.tgz", "wb").write(os.urandom(4096))
+data = open(d + "/good.tgz", "rb").read()
+open(d + "/truncated.tgz", "wb").write(data[: len(data) // 2])
+def mk(name, extra, with_dump=True):
+    with tarfile.open(d + "/" + name, "w:gz") as t:
+        def add(n, b):
+            ti = tarfile.TarInfo(n); ti.size = len(b); t.addfile(ti, io.BytesIO(b))
+        if with_dump:
+            add("db.sql", b"CREATE TABLE `wp_options` (x int);\nCREATE TABLE `wp_posts` (x int);\nCREATE TABLE `wp_users` (x int);\n")
+        add("files/index.php", b"<?php // silence")
+        for e in extra:
+            ti = tarfile.TarInfo(e[0])
+            if e[1] == "sym":
+                ti.type = tarfile.SYMTYPE; ti.linkname = e[2]; t.addfile(ti)
+            else:
+                ti.size = 1; t.addfile(ti, io.BytesIO(b"x"))
+mk("nodump.tgz", [], with_dump=False)
+mk("traversal.tgz", [("files/../../../../tmp/pl-import-escape", "file")])
+mk("absolute.tgz", [("/tmp/pl-import-escape", "file")])
+mk("symlink.tgz", [("files/uploads/passwd", "sym", "../../../../../etc/passwd")])
+"#
+    ));
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "not an archive",
+            json!({"archive_url": format!("file://{dir}/notar.tgz")}),
+            "IMPORT_INVALID_ARCHIVE",
+        ),
+        (
+            "missing dump",
+            json!({"archive_url": format!("file://{dir}/nodump.tgz")}),
+            "IMPORT_MISSING_DUMP",
+        ),
+        (
+            "prefix other than declared",
+            json!({"archive_url": format!("file://{dir}/good.tgz"), "table_prefix": "wp_"}),
+            "IMPORT_PREFIX_MISMATCH",
+        ),
+        (
+            "truncated gzip",
+            json!({"archive_url": format!("file://{dir}/truncated.tgz")}),
+            "IMPORT_INVALID_ARCHIVE",
+        ),
+        (
+            "path traversal",
+            json!({"archive_url": format!("file://{dir}/traversal.tgz")}),
+            "IMPORT_UNSAFE_ARCHIVE",
+        ),
+        (
+            "absolute path",
+            json!({"archive_url": format!("file://{dir}/absolute.tgz")}),
+            "IMPORT_UNSAFE_ARCHIVE",
+        ),
+        (
+            "symlink out",
+            json!({"archive_url": format!("file://{dir}/symlink.tgz")}),
+            "IMPORT_UNSAFE_ARCHIVE",
+        ),
+        (
+            "checksum mismatch",
+            json!({"archive_url": format!("file://{dir}/good.tgz"), "sha256": "0".repeat(64)}),
+            "IMPORT_CHECKSUM_MISMATCH",
+        ),
+        (
+            "unhealthy after the switch: rolled back to the pre-import backup",
+            json!({"archive_url": format!("file://{dir}/broken.tgz")}),
+            "IMPORT_UNHEALTHY",
+        ),
+        (
+            "larger than the limit",
+            json!({"archive_url": format!("file://{dir}/good.tgz")}),
+            "IMPORT_TOO_LARGE",
+        ),
+    ];
+    for (what, body, code) in cases {
+        if code == "IMPORT_TOO_LARGE" {
+            let (s, v) = api.call(
+                "PATCH",
+                "/api/settings",
+                Some(json!({"import_max_bytes": size / 2})),
+            );
+            assert_eq!(s, 200, "{v}");
+        }
+        let t1 = Instant::now();
+        let imp = imp_run(&api, &env_id, body);
+        assert_eq!(imp["status"], "failed", "{what}: {imp}");
+        assert_eq!(imp["error_code"], code, "{what}: {imp}");
+        if code == "IMPORT_UNHEALTHY" {
+            assert_eq!(imp["result"]["rolled_back"], true, "{imp}");
+            assert_eq!(imp["result"]["import_changed"], true, "{imp}");
+        } else {
+            assert_eq!(
+                imp["result"]["import_changed"], false,
+                "{what}: touched: {imp}"
+            );
+        }
+        let (code_home, home) = curl(&host, "/");
+        assert_eq!(code_home, 200, "{what}: the environment stopped serving");
+        assert!(
+            home.contains("Imported post alpha"),
+            "{what}: the imported content is gone"
+        );
+        let (_, up) = curl(&host, "/wp-content/uploads/2026/12/pl-import.txt");
+        assert_eq!(
+            up.trim(),
+            "upload of the imported site",
+            "{what}: the upload is gone"
+        );
+        eprintln!(
+            "[import] {what}: {code} in {:?}, still serving",
+            t1.elapsed()
+        );
+    }
+    assert!(
+        !std::path::Path::new("/tmp/pl-import-escape").exists(),
+        "an archive wrote outside"
+    );
+    let (s, _) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({"import_max_bytes": null})),
+    );
+    assert_eq!(s, 200);
+    let env = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(env["status"], "active", "{env}");
+    assert_eq!(env["current_release_id"], release_id.as_str(), "{env}");
+    let _ = sh(&format!("rm -rf {dir}"));
+    // the site goes by the normal path (files, database, user, pool, server block)
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].clone();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
+    assert_eq!(s, 202, "{v}");
+    api.wait_for(
+        "the imported site gone",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(180),
+        |s, _| s == 404,
+    );
+    assert!(
+        !std::path::Path::new(&format!("/var/www/sites/{site_id}")).exists(),
+        "the site's files are left"
+    );
+    eprintln!("[import] done after {:?}", t0.elapsed());
+}

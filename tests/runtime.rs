@@ -65,6 +65,7 @@ async fn start(app: &TestApp) -> (Fake, Arc<Runtime>, CancellationToken) {
         node_job_limit: 4,
         shutdown_grace: Duration::from_secs(5),
         probe_interval: Duration::from_secs(3600),
+        ..Default::default()
     };
     let stop = CancellationToken::new();
     let rt = Runtime::new(

@@ -23,6 +23,11 @@
  *   login-token --user U [--ttl 60]
  *                       Create a one-time login token (consumed by the mu-plugin pressluft-login.php)
  *                       and print the login URL.
+ *   ensure-admin --user U --email E
+ *                       Make sure the administrator U exists (an imported database lacks Pressluft's):
+ *                       created with the password from PRESSLUFT_ADMIN_PASSWORD (else stdin) when
+ *                       missing, given the administrator role when it has another; an existing
+ *                       user's password is left alone. Prints {"created": bool, "changed": bool}.
  *   search-replace --old URL --new URL [--dry-run] [--table-prefix P]
  *                       Replace a site URL in every text column of the environment's tables
  *                       (serialized data kept valid, JSON-escaped and URL-encoded forms included),
@@ -431,6 +436,45 @@ function pressluft_cmd_login_token($path, array $opts)
 	}
 	$url = add_query_arg('pressluft_login', $token, wp_login_url());
 	pressluft_ok(array('url' => $url, 'user' => $login, 'expires_at' => gmdate('Y-m-d\TH:i:s\Z', $expires)));
+}
+
+function pressluft_cmd_ensure_admin($path, array $opts)
+{
+	$login = pressluft_opt($opts, 'user');
+	$email = pressluft_opt($opts, 'email');
+	pressluft_load_wordpress($path, $opts, false);
+	require_once ABSPATH . 'wp-admin/includes/user.php';
+	if (!is_blog_installed()) {
+		pressluft_fail('WordPress is not installed', array('installed' => false));
+	}
+	$user = get_user_by('login', $login);
+	if ($user) {
+		if (in_array('administrator', (array) $user->roles, true)) {
+			pressluft_ok(array('user' => $login, 'created' => false, 'changed' => false));
+		}
+		$user->set_role('administrator');
+		pressluft_ok(array('user' => $login, 'created' => false, 'changed' => true));
+	}
+	$password = getenv('PRESSLUFT_ADMIN_PASSWORD');
+	if ($password === false || $password === '') {
+		$password = rtrim((string) stream_get_contents(STDIN), "\r\n");
+	}
+	if ($password === '') {
+		pressluft_fail('no admin password (set PRESSLUFT_ADMIN_PASSWORD or pipe it on stdin)', array(), 2);
+	}
+	if (!validate_username($login)) {
+		pressluft_fail('--user is not a valid WordPress user name', array(), 2);
+	}
+	if (email_exists($email)) {
+		// another user of the imported site has the address: Pressluft's gets a +alias of it
+		$email = preg_replace('/@/', '+pressluft@', $email, 1);
+	}
+	$id = wp_insert_user(array('user_login' => $login, 'user_pass' => $password, 'user_email' => $email,
+		'role' => 'administrator'));
+	if (is_wp_error($id)) {
+		pressluft_fail('cannot create the administrator: ' . $id->get_error_message());
+	}
+	pressluft_ok(array('user' => $login, 'created' => true, 'changed' => true, 'user_id' => (int) $id));
 }
 
 // ------------------------------------------------------------------ search-replace --------------
@@ -1001,10 +1045,13 @@ switch ($command) {
 	case 'search-replace':
 		pressluft_cmd_search_replace($path, $opts);
 		break;
+	case 'ensure-admin':
+		pressluft_cmd_ensure_admin($path, $opts);
+		break;
 	case 'replace-string':
 		pressluft_cmd_replace_string($opts);
 		break;
 	default:
-		pressluft_fail('usage: pressluft-helper.php --path=DIR install|is-installed|db-ping|option-get|db-upgrade|login-token|search-replace|replace-string ...', array(), 2);
+		pressluft_fail('usage: pressluft-helper.php --path=DIR install|is-installed|db-ping|option-get|db-upgrade|login-token|ensure-admin|search-replace|replace-string ...', array(), 2);
 }
 pressluft_fail('command ended without a result');

@@ -13,6 +13,7 @@ mod m20261205_000006_releases;
 mod m20261205_000007_promotions;
 mod m20261205_000008_manifests;
 mod m20261205_000009_receipt_manifests;
+mod m20261205_000010_imports;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000007_promotions::Migration),
             Box::new(m20261205_000008_manifests::Migration),
             Box::new(m20261205_000009_receipt_manifests::Migration),
+            Box::new(m20261205_000010_imports::Migration),
         ]
     }
 }

@@ -70,6 +70,27 @@ str_enum! {
         /// The release failed its health check before or after the switch; `current` serves the
         /// previous release again. Not retried; marked unhealthy.
         ReleaseUnhealthy => "RELEASE_UNHEALTHY",
+        /// An import's archive is not a (complete) tar/gzip archive, holds no files/ or
+        /// wp-content/, or its dump cannot be imported. Not retried; nothing was changed.
+        ImportInvalidArchive => "IMPORT_INVALID_ARCHIVE",
+        /// An import's archive has absolute paths, `..`, links pointing outside, devices or fifos.
+        /// Not retried; nothing was extracted.
+        ImportUnsafeArchive => "IMPORT_UNSAFE_ARCHIVE",
+        /// An import's archive holds no database dump (or no WordPress tables in it). Not retried.
+        ImportMissingDump => "IMPORT_MISSING_DUMP",
+        /// An import's dump uses another table prefix than the declared one. Not retried.
+        ImportPrefixMismatch => "IMPORT_PREFIX_MISMATCH",
+        /// An import's archive is larger than the configured limit. Not retried.
+        ImportTooLarge => "IMPORT_TOO_LARGE",
+        /// An import's archive does not match its pinned SHA-256. Not retried.
+        ImportChecksumMismatch => "IMPORT_CHECKSUM_MISMATCH",
+        /// An import's archive could not be downloaded. Retried: networks and servers come back.
+        ImportSourceUnavailable => "IMPORT_SOURCE_UNAVAILABLE",
+        /// The imported site failed its health check and the environment was rolled back to the
+        /// pre-import backup. Not retried.
+        ImportUnhealthy => "IMPORT_UNHEALTHY",
+        /// The import failed on the node (preparing it, or the rollback could not complete).
+        ImportFailed => "IMPORT_FAILED",
     }
 }
 
@@ -106,7 +127,9 @@ impl JobErrorCode {
             | Self::RestoreStorageUnreadable
             | Self::RestoreFailed
             | Self::PromotionFailed
-            | Self::ReleaseSourceUnavailable => true,
+            | Self::ReleaseSourceUnavailable
+            | Self::ImportSourceUnavailable
+            | Self::ImportFailed => true,
             Self::CertificateInvalid
             | Self::RestoreChecksumMismatch
             | Self::RestoreRolledBack
@@ -114,6 +137,13 @@ impl JobErrorCode {
             | Self::ReleaseChecksumMismatch
             | Self::ReleaseInvalid
             | Self::ReleaseUnhealthy
+            | Self::ImportInvalidArchive
+            | Self::ImportUnsafeArchive
+            | Self::ImportMissingDump
+            | Self::ImportPrefixMismatch
+            | Self::ImportTooLarge
+            | Self::ImportChecksumMismatch
+            | Self::ImportUnhealthy
             | Self::JobTimeout
             | Self::AnsibleSyntaxError
             | Self::AnsibleUnexpectedError
@@ -151,6 +181,15 @@ impl JobErrorCode {
             Self::ReleaseChecksumMismatch => "ReleaseChecksumMismatch",
             Self::ReleaseInvalid => "ReleaseInvalid",
             Self::ReleaseUnhealthy => "ReleaseUnhealthy",
+            Self::ImportInvalidArchive => "ImportInvalidArchive",
+            Self::ImportUnsafeArchive => "ImportUnsafeArchive",
+            Self::ImportMissingDump => "ImportMissingDump",
+            Self::ImportPrefixMismatch => "ImportPrefixMismatch",
+            Self::ImportTooLarge => "ImportTooLarge",
+            Self::ImportChecksumMismatch => "ImportChecksumMismatch",
+            Self::ImportSourceUnavailable => "ImportSourceUnavailable",
+            Self::ImportUnhealthy => "ImportUnhealthy",
+            Self::ImportFailed => "ImportFailed",
         }
     }
 }

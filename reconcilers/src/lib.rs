@@ -35,6 +35,7 @@ mod decision;
 pub mod domain;
 pub mod environment;
 pub mod error_code;
+pub mod import;
 pub mod job;
 pub mod node;
 pub mod phase;

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::model::EnvironmentType;
 use super::write::Write;
-use super::{backups, domains, environments, nodes, promotions, schedules, settings, sites};
+use super::{
+    backups, domains, environments, imports, nodes, promotions, schedules, settings, sites,
+};
 use crate::manifest::plan::{Action, Key, Step};
 use crate::manifest::{Kind, Manifest};
 use crate::store::entity::{self, manifest_objects};
@@ -329,6 +331,36 @@ async fn write(
                 ids.0.insert(key, p.id);
             }
         }
+        Kind::Import => {
+            if !exists {
+                let site = m.str("site").unwrap_or_default();
+                let env_id = ids.environment(
+                    site,
+                    m.str("environment")
+                        .unwrap_or(crate::manifest::check::PRODUCTION),
+                )?;
+                let env = resources::environment_by_id(tx, env_id)
+                    .await?
+                    .ok_or_else(|| ApiError::Internal("environment vanished".into()))?;
+                let text = |f: &str| m.str(f).map(|v| super::text::Text(v.to_string()));
+                let req = imports::validate_request(&imports::CreateImport {
+                    archive_url: text("archive_url")
+                        .unwrap_or_else(|| super::text::Text(String::new())),
+                    sha256: text("sha256"),
+                    source_url: text("source_url"),
+                    table_prefix: text("table_prefix"),
+                })?;
+                if req.archive_url.contains('@') || req.archive_url.contains('?') {
+                    return Err(ApiError::invalid(
+                        "archive_url",
+                        "manifests never carry credentials: an archive URL with user information \
+                         or a query string is declared through the API",
+                    ));
+                }
+                let i = imports::create_import_in(w, tx, &env, &req).await?;
+                ids.0.insert(key, i.id);
+            }
+        }
         Kind::Settings => {
             let mut change = serde_json::Map::new();
             for (f, v) in &m.spec {
@@ -411,7 +443,7 @@ async fn prune(w: &mut Write<'_>, step: &Step, ids: &Ids) -> Result<(), ApiError
                 schedules::delete_schedule_in(w, &s).await?;
             }
         }
-        Kind::Backup | Kind::Promotion | Kind::Settings => {}
+        Kind::Backup | Kind::Promotion | Kind::Import | Kind::Settings => {}
     }
     manifest_objects::Entity::delete_many()
         .filter(manifest_objects::Column::Kind.eq(step.kind.as_str()))
@@ -512,6 +544,7 @@ pub async fn generations(
             Kind::Promotion => store::promotions::by_id(tx, id)
                 .await?
                 .map(|r| r.generation),
+            Kind::Import => store::imports::by_id(tx, id).await?.map(|r| r.generation),
             Kind::BackupSchedule => store::backups::schedule_by_id(tx, id)
                 .await?
                 .map(|r| r.state_version),

@@ -435,6 +435,12 @@ pub async fn refuse_while_restoring(
         }
         _ => {}
     }
+    if let Some(i) = store::imports::active_for(db, env_id).await? {
+        return Err(ApiError::ResourceInUse(format!(
+            "import {} into this environment is in progress",
+            i.id
+        )));
+    }
     // a promotion owns its source and production the same way
     match store::promotions::active_for(db, env_id).await? {
         Some(p) => Err(ApiError::ResourceInUse(format!(

@@ -107,8 +107,19 @@ impl EventsApi {
                         tracing::warn!(error = %e, "event stream read failed");
                     }
                 }
-                // Woken by this process's writes; the timeout covers other replicas' writes.
-                let _ = tokio::time::timeout(Duration::from_secs(1), wake.recv()).await;
+                // A client that went away ends the task even when no event came to send.
+                if tx.is_closed() {
+                    return;
+                }
+                // Woken by this process's writes and, on PostgreSQL, by the other replicas'
+                // (LISTEN/NOTIFY, notify::bridge_postgres); rows are read from the table, so
+                // events any replica wrote show; the timeout covers a missed wake-up. A closed
+                // notifier means the process is shutting down.
+                if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) =
+                    tokio::time::timeout(Duration::from_secs(1), wake.recv()).await
+                {
+                    return;
+                }
             }
         });
         Ok(EventStreamResponse::Ok(

@@ -132,3 +132,165 @@ impl MetaApi {
         }))
     }
 }
+
+/// `GET /metrics`: Prometheus' text format (version 0.0.4). Authenticated by an API token
+/// (`Authorization: Bearer …`, like the API): the numbers hold no secrets, but
+/// resource counts and job outcomes are the operator's business, and the API port is often
+/// public behind the load balancer. A Prometheus scrape job sets `authorization:
+/// {credentials_file: …}` with an API token.
+pub async fn prometheus(req: &poem::Request) -> poem::Response {
+    use poem::IntoResponse;
+    let Ok(st) = state(req) else {
+        return ApiError::Internal("application state missing".into()).into_response();
+    };
+    // An API token (`Authorization: Bearer …`), checked like the API's bearer scheme.
+    let token = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let hash = crate::ids::sha256_hex(token);
+    if st.credentials.get(&hash).is_none() {
+        match store::auth::live_token(&st.db, &hash).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return ApiError::Unauthorized.into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    match render_prometheus(st).await {
+        Ok(text) => poem::Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .header("cache-control", "no-store")
+            .body(text),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Queue depths (this process's work queues and the job table), lease and reconcile
+/// statistics, playbook runs and failures, probe rounds and API latency.
+pub async fn render_prometheus(st: &super::AppState) -> Result<String, store::StoreError> {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(16 * 1024);
+    let _ = writeln!(out, "# HELP pressluft_workqueue_depth Keys in this process's work queue per resource kind (ready: due now; delayed: waiting for backoff or a slot; running: being reconciled).");
+    let _ = writeln!(out, "# TYPE pressluft_workqueue_depth gauge");
+    let depths = st.runtime_stats.queue_depths();
+    for q in &depths {
+        for (state, n) in [
+            ("ready", q.ready),
+            ("delayed", q.delayed),
+            ("running", q.running),
+        ] {
+            let _ = writeln!(
+                out,
+                "pressluft_workqueue_depth{{kind=\"{}\",state=\"{state}\"}} {n}",
+                q.kind
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP pressluft_workqueue_oldest_ready_seconds How long the longest-waiting due key of the work queue has waited.");
+    let _ = writeln!(out, "# TYPE pressluft_workqueue_oldest_ready_seconds gauge");
+    for q in &depths {
+        let _ = writeln!(
+            out,
+            "pressluft_workqueue_oldest_ready_seconds{{kind=\"{}\"}} {}",
+            q.kind,
+            q.oldest_ready.as_secs_f64()
+        );
+    }
+    // Jobs across all replicas (the database).
+    let jobs = crate::runtime::jobs::open_by_type(&st.db).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let _ = writeln!(
+        out,
+        "# HELP pressluft_jobs Jobs queued or running (all replicas) by job type and status."
+    );
+    let _ = writeln!(out, "# TYPE pressluft_jobs gauge");
+    for (job_type, status, n, _) in &jobs {
+        let _ = writeln!(
+            out,
+            "pressluft_jobs{{job_type=\"{job_type}\",status=\"{status}\"}} {n}"
+        );
+    }
+    let _ = writeln!(out, "# HELP pressluft_jobs_oldest_age_seconds Age of the oldest queued or running job (all replicas) by job type and status.");
+    let _ = writeln!(out, "# TYPE pressluft_jobs_oldest_age_seconds gauge");
+    for (job_type, status, _, oldest) in &jobs {
+        let age = crate::clock::parse(oldest)
+            .map(|t| (now - t).as_seconds_f64().max(0.0))
+            .unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "pressluft_jobs_oldest_age_seconds{{job_type=\"{job_type}\",status=\"{status}\"}} {age}"
+        );
+    }
+    let _ = writeln!(out, "# HELP pressluft_playbook_runs_total Jobs recorded (all replicas, since the database was created) by job type, reason and final status.");
+    let _ = writeln!(out, "# TYPE pressluft_playbook_runs_total counter");
+    for (job_type, reason, status, n) in
+        crate::runtime::jobs::runs_by_reason_and_status(&st.db).await?
+    {
+        let _ = writeln!(
+            out,
+            "pressluft_playbook_runs_total{{job_type=\"{job_type}\",reason=\"{reason}\",status=\"{status}\"}} {n}"
+        );
+    }
+    let _ = writeln!(out, "# HELP pressluft_playbook_failures_total Failed jobs (all replicas) by job type and error code.");
+    let _ = writeln!(out, "# TYPE pressluft_playbook_failures_total counter");
+    for (job_type, code, n) in crate::runtime::jobs::failures_by_code(&st.db).await? {
+        let _ = writeln!(
+            out,
+            "pressluft_playbook_failures_total{{job_type=\"{job_type}\",error_code=\"{code}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP pressluft_resync_rounds_total Resync rounds of this process."
+    );
+    let _ = writeln!(out, "# TYPE pressluft_resync_rounds_total counter");
+    let _ = writeln!(
+        out,
+        "pressluft_resync_rounds_total {}",
+        st.runtime_stats.resync_rounds()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP pressluft_probe_rounds_total Probe rounds of this process."
+    );
+    let _ = writeln!(out, "# TYPE pressluft_probe_rounds_total counter");
+    let _ = writeln!(
+        out,
+        "pressluft_probe_rounds_total {}",
+        st.runtime_stats.probe_rounds()
+    );
+    crate::runtime::stats::global().render(&mut out);
+    Ok(out)
+}
+
+/// Around every request: its latency by method, route (the OpenAPI operation id, or `other`)
+/// and status class, for `/metrics`.
+pub async fn observe<E: poem::Endpoint>(
+    ep: std::sync::Arc<E>,
+    req: poem::Request,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let path_static = if req.uri().path() == "/metrics" {
+        Some("metrics")
+    } else {
+        None
+    };
+    let r = ep.call(req).await.map(IntoResponse::into_response);
+    let (status, route) = match &r {
+        Ok(resp) => (
+            resp.status().as_u16(),
+            resp.data::<poem_openapi::OperationId>().map(|o| o.0),
+        ),
+        Err(e) => (e.status().as_u16(), None),
+    };
+    let route = route.or(path_static).unwrap_or("other");
+    crate::runtime::stats::global().api_request(&method, route, status, started.elapsed());
+    r
+}

@@ -20,6 +20,7 @@ mod cache_purge;
 mod domains;
 mod environments;
 mod events;
+mod imports;
 mod jobs;
 mod magic_login;
 mod meta;
@@ -30,6 +31,7 @@ mod restores;
 mod schedules;
 mod settings;
 mod sites;
+mod web;
 mod write;
 
 use std::sync::Arc;
@@ -128,6 +130,7 @@ type Apis = (
         restores::RestoresApi,
         schedules::SchedulesApi,
         promotions::PromotionsApi,
+        imports::ImportsApi,
     ),
     (
         apply::ApplyApi,
@@ -157,6 +160,7 @@ fn apis() -> Apis {
             restores::RestoresApi,
             schedules::SchedulesApi,
             promotions::PromotionsApi,
+            imports::ImportsApi,
         ),
         (
             apply::ApplyApi,
@@ -189,7 +193,7 @@ pub fn app(state: AppState, web_dir: Option<std::path::PathBuf>) -> impl Endpoin
     let service = api_service();
     let spec = service.spec();
     let docs = service.swagger_ui();
-    let mut route = Route::new()
+    Route::new()
         .nest("/api", service)
         .at(
             "/api/openapi.json",
@@ -199,17 +203,17 @@ pub fn app(state: AppState, web_dir: Option<std::path::PathBuf>) -> impl Endpoin
                     .body(spec.clone())
             }),
         )
-        .nest("/api/docs", docs);
-    if let Some(dir) = web_dir {
-        route = route.nest(
-            "/",
-            poem::endpoint::StaticFilesEndpoint::new(dir)
-                .index_file("index.html")
-                .fallback_to_index(),
-        );
-    }
-    route
+        .nest("/api/docs", docs)
+        // Prometheus text format (src/api/meta.rs)
+        .at(
+            "/metrics",
+            poem::get(poem::endpoint::make(|req: poem::Request| async move {
+                meta::prometheus(&req).await
+            })),
+        )
+        .nest("/", web::Dashboard::new(web_dir))
         .around(guard)
+        .around(meta::observe)
         .with(poem::middleware::CookieJarManager::new())
         .data(state)
 }

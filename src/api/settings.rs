@@ -33,6 +33,8 @@ pub struct Settings {
     pub backup_s3_access_key_id: Option<String>,
     pub backup_s3_secret_access_key_set: bool,
     pub backup_fresh_window_minutes: i64,
+    /// Imports: the largest archive accepted (bytes; default 20 GiB).
+    pub import_max_bytes: i64,
     /// ACME directory for domain certificates (Let's Encrypt production by default; staging or
     /// any other ACME server such as a local test server).
     pub acme_directory_url: String,
@@ -73,6 +75,7 @@ pub struct SettingsChange {
     /// Write-only.
     pub backup_s3_secret_access_key: MaybeUndefined<Text>,
     pub backup_fresh_window_minutes: MaybeUndefined<i64>,
+    pub import_max_bytes: MaybeUndefined<i64>,
     pub acme_directory_url: MaybeUndefined<Text>,
     pub acme_email: MaybeUndefined<Text>,
     pub acme_ca_file: MaybeUndefined<Text>,
@@ -279,6 +282,16 @@ pub(crate) async fn update_settings_in(
             ))
         }
     }
+    match c.import_max_bytes {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => set(&mut all, "import_max_bytes", None),
+        MaybeUndefined::Value(m) if m >= 1 => {
+            set(&mut all, "import_max_bytes", Some(m.to_string()))
+        }
+        MaybeUndefined::Value(_) => {
+            return Err(ApiError::invalid("import_max_bytes", "must be at least 1"))
+        }
+    }
     for (key, v) in [
         ("dns01_credentials_json", c.dns01_credentials_json),
         ("backup_s3_secret_access_key", c.backup_s3_secret_access_key),
@@ -406,6 +419,9 @@ pub(crate) fn render(all: &BTreeMap<String, String>) -> Settings {
         backup_fresh_window_minutes: get("backup_fresh_window_minutes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(keys::DEFAULT_FRESH_WINDOW_MINUTES),
+        import_max_bytes: get("import_max_bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(crate::runtime::DEFAULT_IMPORT_MAX_BYTES),
         acme_directory_url: get("acme_directory_url")
             .unwrap_or_else(|| keys::DEFAULT_ACME_DIRECTORY_URL.into()),
         acme_email: get("acme_email"),

@@ -127,6 +127,37 @@ pub async fn restore(
     Ok(summary("restore", &v))
 }
 
+/// `pressluft import ENV --archive-url URL …`: declares the import; `--wait` follows it to the end.
+pub async fn import(
+    c: &Client,
+    env: &str,
+    mut body: serde_json::Value,
+    follow: bool,
+) -> Result<String, ClientError> {
+    if let Some(o) = body.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    let (_, v) = c
+        .request(
+            Method::POST,
+            &format!("/api/environments/{env}/imports"),
+            Some(&body),
+        )
+        .await?;
+    if !follow {
+        return Ok(summary("import", &v));
+    }
+    let id = v["id"].as_str().unwrap_or_default();
+    let v = wait(
+        c,
+        &format!("/api/imports/{id}"),
+        &["succeeded"],
+        &["failed"],
+    )
+    .await?;
+    Ok(summary("import", &v))
+}
+
 pub async fn drill(c: &Client, backup: &str, follow: bool) -> Result<String, ClientError> {
     let (_, v) = c
         .request(Method::POST, &format!("/api/backups/{backup}/drill"), None)

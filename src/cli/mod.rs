@@ -108,6 +108,10 @@ pub struct RuntimeArgs {
     /// Site jobs that may run at once on one node.
     #[arg(long, env = "PRESSLUFT_NODE_JOB_LIMIT", default_value_t = 4)]
     pub node_job_limit: usize,
+    /// Lease of a running job, a reconcile pass and the backup scheduler, renewed every third of
+    /// it: with several replicas, a dead replica's work is taken over this long after it died.
+    #[arg(long, env = "PRESSLUFT_LEASE_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub lease_ttl: std::time::Duration,
     /// The `ansible/` directory (playbooks, modules, ansible.cfg); default: the one in this repository.
     #[arg(long, env = "PRESSLUFT_ANSIBLE_DIR")]
     pub ansible_dir: Option<PathBuf>,
@@ -152,7 +156,7 @@ pub enum Command {
         /// This host's public IP address (preview URLs); default 127.0.0.1.
         #[arg(long, env = "PRESSLUFT_PUBLIC_IP")]
         public_ip: Option<String>,
-        /// Serve the dashboard from this directory (default: web/dist next to the binary's repo).
+        /// Serve the dashboard from this directory instead of the one built into the binary.
         #[arg(long, env = "PRESSLUFT_WEB_DIR")]
         web_dir: Option<PathBuf>,
         #[command(flatten)]
@@ -263,6 +267,26 @@ pub enum Command {
         environment: String,
         #[arg(long)]
         backup: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Import an existing WordPress site from an archive into an environment (a fresh backup is
+    /// taken first; the archive is checked whole; an unhealthy result is rolled back).
+    Import {
+        /// Environment id (usually the site's production).
+        environment: String,
+        /// https://… or file:///var/lib/pressluft/imports/… (.tar.gz with db.sql + files/).
+        #[arg(long)]
+        archive_url: String,
+        /// The archive's SHA-256.
+        #[arg(long)]
+        sha256: Option<String>,
+        /// The URL the site was served on (default: meta.json's, else the dump's home).
+        #[arg(long)]
+        source_url: Option<String>,
+        /// The dump's table prefix (default: meta.json's, else found in the dump).
+        #[arg(long)]
+        table_prefix: Option<String>,
         #[arg(long)]
         wait: bool,
     },
@@ -945,6 +969,23 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
             let env = resolve(&c, Kind::Environments, &environment).await?;
             let backup = resolve(&c, Kind::Backups, &backup).await?;
             backups::restore(&c, &env, &backup, wait).await
+        }
+        Command::Import {
+            environment,
+            archive_url,
+            sha256,
+            source_url,
+            table_prefix,
+            wait,
+        } => {
+            let env = resolve(&c, Kind::Environments, &environment).await?;
+            let body = serde_json::json!({
+                "archive_url": archive_url,
+                "sha256": sha256,
+                "source_url": source_url,
+                "table_prefix": table_prefix,
+            });
+            backups::import(&c, &env, body, wait).await
         }
         Command::ScheduleBackups {
             environment,

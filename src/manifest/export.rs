@@ -30,7 +30,7 @@ struct Metadata<'a> {
 pub fn yaml(current: &BTreeMap<Key, Current>) -> String {
     let mut keys: Vec<&Key> = current
         .keys()
-        .filter(|k| !matches!(k.0, Kind::Backup | Kind::Promotion))
+        .filter(|k| !matches!(k.0, Kind::Backup | Kind::Promotion | Kind::Import))
         .collect();
     keys.sort_by_key(|k| (order(k.0), k.1.clone(), k.2.clone()));
     let mut out = String::new();

@@ -17,12 +17,13 @@ pub enum Kind {
     Backup,
     BackupSchedule,
     Promotion,
+    Import,
     Settings,
 }
 
 impl Kind {
     /// In the order an apply creates them (a reference always points backwards).
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Settings,
         Kind::Node,
         Kind::Site,
@@ -31,6 +32,7 @@ impl Kind {
         Kind::BackupSchedule,
         Kind::Backup,
         Kind::Promotion,
+        Kind::Import,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::Backup => "Backup",
             Kind::BackupSchedule => "BackupSchedule",
             Kind::Promotion => "Promotion",
+            Kind::Import => "Import",
             Kind::Settings => "Settings",
         }
     }
@@ -54,7 +57,11 @@ impl Kind {
     pub fn site_scoped(self) -> bool {
         matches!(
             self,
-            Kind::Environment | Kind::Backup | Kind::BackupSchedule | Kind::Promotion
+            Kind::Environment
+                | Kind::Backup
+                | Kind::BackupSchedule
+                | Kind::Promotion
+                | Kind::Import
         )
     }
 
@@ -76,6 +83,7 @@ impl Kind {
             Kind::Backup => BACKUP,
             Kind::BackupSchedule => SCHEDULE,
             Kind::Promotion => PROMOTION,
+            Kind::Import => IMPORT,
             Kind::Settings => SETTINGS,
         }
     }
@@ -89,6 +97,7 @@ impl Kind {
             Kind::Backup => "A one-off backup of an environment. `metadata.name` is unique within the site.",
             Kind::BackupSchedule => "A backup schedule of an environment: exactly one of `interval_minutes` and `cron`.",
             Kind::Promotion => "A promotion of a non-production environment to its site's production environment.",
+            Kind::Import => "An import of an existing WordPress site from an archive into an environment (default: the site's production). Declared once: re-applying the manifest does not import again. Archive URLs with credentials or a query string are refused here (use the API).",
             Kind::Settings => "The installation's settings; `metadata.name` is `settings`. Secret values are never written in a manifest: `{env: VAR}` names an environment variable of the applying CLI.",
         }
     }
@@ -113,7 +122,7 @@ impl Kind {
                 ("drill", json!(false)),
                 ("enabled", json!(true)),
             ],
-            Kind::Promotion | Kind::Settings => vec![],
+            Kind::Promotion | Kind::Import | Kind::Settings => vec![],
         };
         pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
@@ -344,6 +353,35 @@ static PROMOTION: &[Field] = &[
     ),
 ];
 
+static IMPORT: &[Field] = &[
+    f("site", Ty::Ref(Kind::Site), true, "The site's slug."),
+    f(
+        "environment",
+        Ty::Ref(Kind::Environment),
+        false,
+        "The target environment; default production.",
+    ),
+    f(
+        "archive_url",
+        Ty::Text,
+        true,
+        "https://… or file:///var/lib/pressluft/imports/… (.tar.gz with db.sql + files/).",
+    ),
+    f("sha256", Ty::Text, false, "The archive's SHA-256."),
+    f(
+        "source_url",
+        Ty::Url,
+        false,
+        "The URL the site was served on; default meta.json's, else the dump's home.",
+    ),
+    f(
+        "table_prefix",
+        Ty::Text,
+        false,
+        "The dump's table prefix; default meta.json's, else found.",
+    ),
+];
+
 static SETTINGS: &[Field] = &[
     f(
         "control_plane_domain",
@@ -408,6 +446,12 @@ static SETTINGS: &[Field] = &[
         Ty::Int(1, 10_080),
         false,
         "How recent a backup counts as fresh.",
+    ),
+    f(
+        "import_max_bytes",
+        Ty::Int(1, i64::MAX),
+        false,
+        "Imports: the largest archive accepted, in bytes (default 20 GiB).",
     ),
     f("acme_directory_url", Ty::Url, false, "ACME directory."),
     f("acme_email", Ty::Email, false, "ACME account e-mail."),

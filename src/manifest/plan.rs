@@ -65,6 +65,14 @@ fn immutable(kind: Kind) -> &'static [&'static str] {
         Kind::Backup => &["site", "environment", "scope"],
         Kind::BackupSchedule => &["site", "environment"],
         Kind::Promotion => &["site", "source_environment", "preset"],
+        Kind::Import => &[
+            "site",
+            "environment",
+            "archive_url",
+            "sha256",
+            "source_url",
+            "table_prefix",
+        ],
         Kind::Node | Kind::Settings => &[],
     }
 }

@@ -122,6 +122,9 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             for r in store::backups::restores_waiting_on(&rt.db, id).await? {
                 rt.enqueue(Kind::Restore, &r);
             }
+            for i in store::imports::waiting_on(&rt.db, id).await? {
+                rt.enqueue(Kind::Import, &i);
+            }
             if let Some(s) = &b.schedule_id {
                 rt.enqueue(Kind::Schedule, s);
             }

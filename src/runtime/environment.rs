@@ -152,6 +152,22 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             };
         }
     }
+    // An import into this environment in progress: the same (spec: `restoring` while an Import is
+    // pending or running).
+    if let Some(i) = crate::store::imports::active_for(&rt.db, id)
+        .await?
+        .filter(|_| !spec.deletion_requested)
+    {
+        if plan.phase == reconcilers::Phase::Active {
+            plan.phase = reconcilers::Phase::Restoring;
+        }
+        if matches!(plan.action, Action::RunJob { .. }) {
+            tracing::debug!(environment = %id, import = %i.id, "converge held back while importing");
+            plan.action = Action::Wait {
+                reason: reconcilers::WaitReason::JobInProgress,
+            };
+        }
+    }
     // A promotion into this environment in progress: it shows Reconciling, and no converge or
     // release work runs meanwhile (the promotion's own jobs change files and database).
     if let Some(pr) = crate::store::promotions::active_for(&rt.db, id)
@@ -418,7 +434,7 @@ async fn desired_release(
         } else {
             reconcilers::JobType::EnvDeploy
         },
-        built_elsewhere: r.source_type == "promotion",
+        built_elsewhere: matches!(r.source_type.as_str(), "promotion" | "import"),
     }))
 }
 

@@ -27,21 +27,9 @@ const LOG_TAIL: usize = 10 * 1024;
 pub(super) async fn execute(rt: Arc<Runtime>, job_id: String) {
     if let Err(e) = run(&rt, &job_id).await {
         tracing::error!(job = %job_id, error = %e, "job execution failed");
-        // Never leave a claimed job running: record the failure.
-        let _ = jobs::finish(
-            &rt.db,
-            &job_id,
-            jobs::Finish {
-                status: "failed",
-                exit_code: None,
-                error_code: Some(JobErrorCode::AnsibleUnexpectedError.as_str()),
-                error_message: Some("the control plane could not run this job; see its log".into()),
-                facts_json: None,
-            },
-        )
-        .await;
     }
     rt.running.lock().expect("running lock").remove(&job_id);
+    rt.spawned.lock().expect("spawned lock").remove(&job_id);
     if let Ok(Some(j)) = store::jobs::by_id(&rt.db, &job_id).await {
         rt.enqueue(kind_of(&j.resource_type), &j.resource_id);
         rt.notifier.changed(crate::notify::Kind::Job, &job_id);
@@ -75,9 +63,102 @@ async fn run(rt: &Arc<Runtime>, job_id: &str) -> Result<()> {
         _node_read = Some(lock.exclusive.clone().read_owned().await);
         _slot = lock.slots.clone().acquire_owned().await.ok();
     }
-    if !crate::store::gated(&rt.db, jobs::claim(&rt.db, job_id, &rt.worker_id)).await? {
+    // Across replicas: the job's lease (one job per site, or per node for node jobs).
+    let Some(held) = run_lease(rt, &job).await? else {
         return Ok(());
+    };
+    let claimed = crate::store::gated(&rt.db, jobs::claim(&rt.db, job_id, &rt.worker_id)).await;
+    let was_claimed = matches!(claimed, Ok(true));
+    let r = match claimed {
+        Ok(true) => run_claimed(rt, &job, node_id, &held).await,
+        Ok(false) => Ok(()),
+        Err(e) => Err(e.into()),
+    };
+    let r = match r {
+        Err(RuntimeError::LeaseLost(key)) => {
+            tracing::warn!(job = %job_id, lease = %key, "lease lost while the job ran: another replica took over; its outcome was not recorded");
+            Ok(())
+        }
+        Err(e) if was_claimed => {
+            tracing::error!(job = %job_id, error = %e, "job execution failed");
+            // Never leave a claimed job running: record the failure (only while it is ours).
+            let _ = crate::store::gated(
+                &rt.db,
+                jobs::finish_own(
+                    &rt.db,
+                    job_id,
+                    &rt.worker_id,
+                    jobs::Finish {
+                        status: "failed",
+                        exit_code: None,
+                        error_code: Some(JobErrorCode::AnsibleUnexpectedError.as_str()),
+                        error_message: Some(
+                            "the control plane could not run this job; see its log".into(),
+                        ),
+                        facts_json: None,
+                    },
+                ),
+            )
+            .await;
+            Ok(())
+        }
+        other => other,
+    };
+    let _ = crate::store::gated(&rt.db, super::lease::release_held(&rt.db, &held)).await;
+    r
+}
+
+/// Waits for the job's lease (another replica may run work of the same site); `None` when the
+/// job is no longer queued or the process shuts down.
+async fn run_lease(rt: &Arc<Runtime>, job: &job_rows::Model) -> Result<Option<super::lease::Held>> {
+    let key = jobs::run_key(job);
+    let ttl = rt.lease_ttl();
+    let mut waited = false;
+    loop {
+        let before = if waited {
+            None
+        } else {
+            super::lease::get(&rt.db, &key).await?
+        };
+        if let Some(fence) = crate::store::gated(
+            &rt.db,
+            super::lease::acquire_fenced(&rt.db, &key, &rt.worker_id, ttl),
+        )
+        .await?
+        {
+            let st = super::stats::global();
+            st.lease_acquired("run");
+            if before.is_some_and(|b| b.holder != rt.worker_id) {
+                st.lease_handover();
+            }
+            return Ok(Some(super::lease::Held {
+                key,
+                holder: rt.worker_id.clone(),
+                fence,
+            }));
+        }
+        if !waited {
+            super::stats::global().lease_busy("run");
+        }
+        waited = true;
+        if rt.shutdown.is_cancelled() {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match store::jobs::by_id(&rt.db, &job.id).await? {
+            Some(j) if j.status == "queued" => {}
+            _ => return Ok(None),
+        }
     }
+}
+
+async fn run_claimed(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+    node_id: String,
+    held: &super::lease::Held,
+) -> Result<()> {
+    let job_id = job.id.as_str();
     let cancel = CancellationToken::new();
     rt.running
         .lock()
@@ -91,10 +172,28 @@ async fn run(rt: &Arc<Runtime>, job_id: &str) -> Result<()> {
         .ok_or_else(|| RuntimeError::Inconsistent(format!("node {node_id} is gone")))?;
 
     let started = Instant::now();
+    // Keep the lease while the job runs; losing it cancels the run.
+    let renewal = rt.renew_while_running(held.clone(), Some(cancel.clone()));
     let outcome = match job.job_type.as_str() {
         "node_probe" => probe(rt, &node).await,
-        _ => playbook(rt, &job, &node, cancel.clone()).await?,
+        _ => match playbook(rt, job, &node, cancel.clone()).await {
+            Ok(o) => o,
+            Err(e) => {
+                renewal.abort();
+                return Err(e);
+            }
+        },
     };
+    renewal.abort();
+    super::stats::global().job_done(
+        &job.job_type,
+        match (outcome.cancelled, outcome.error_code) {
+            (true, _) => "cancelled",
+            (false, None) => "succeeded",
+            (false, Some(c)) => c.as_str(),
+        },
+        started.elapsed(),
+    );
     tracing::info!(
         job = %job_id,
         job_type = %job.job_type,
@@ -103,7 +202,48 @@ async fn run(rt: &Arc<Runtime>, job_id: &str) -> Result<()> {
         secs = started.elapsed().as_secs_f64(),
         "job finished"
     );
-    record(rt, &job, &node, outcome).await
+    // The outcome commits while no reconcile pass of the resource is reading it (on any replica):
+    // a pass that read the resource before the commit and its latest job after it would plan the
+    // work again.
+    let pass = pass_lease(rt, job).await;
+    let r = record(rt, job, &node, outcome, held).await;
+    if let Some(p) = pass {
+        let _ = crate::store::gated(&rt.db, super::lease::release_held(&rt.db, &p)).await;
+    }
+    r
+}
+
+/// The resource's reconcile-pass lease, taken by the job's outcome (a holder of its own, so a
+/// pass of this replica is excluded too); `None` when a pass keeps it for over 5 s (the outcome
+/// is then recorded anyway: the next pass re-reads everything).
+async fn pass_lease(rt: &Arc<Runtime>, job: &job_rows::Model) -> Option<super::lease::Held> {
+    let key = format!(
+        "{}/{}",
+        kind_of(&job.resource_type).as_str(),
+        job.resource_id
+    );
+    let holder = format!("{}/outcome", rt.worker_id);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match crate::store::gated(
+            &rt.db,
+            super::lease::acquire_fenced(&rt.db, &key, &holder, rt.lease_ttl()),
+        )
+        .await
+        {
+            Ok(Some(fence)) => {
+                return Some(super::lease::Held { key, holder, fence });
+            }
+            Ok(None) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "pass lease for the outcome");
+                return None;
+            }
+        }
+    }
 }
 
 /// What a run produced, whatever ran it.
@@ -419,6 +559,9 @@ async fn vars(
     if matches!(job.resource_type.as_str(), "backup" | "restore") {
         super::backup::job_vars(rt, job, &mut v, &mut secrets).await?;
     }
+    if job.resource_type == "import" {
+        super::import::job_vars(rt, job, &mut v, &mut secrets).await?;
+    }
     Ok((v, secrets))
 }
 
@@ -598,6 +741,7 @@ async fn record(
     job: &job_rows::Model,
     node: &nodes::Model,
     o: Outcome,
+    held: &super::lease::Held,
 ) -> Result<()> {
     let status = if o.cancelled {
         "cancelled"
@@ -609,6 +753,12 @@ async fn record(
     // Resources to look at once the outcome is committed.
     let mut wake: Vec<(crate::notify::Kind, String)> = Vec::new();
     let tx = crate::store::begin_write(&rt.db).await?;
+    // Fencing: the outcome commits only while this replica holds the job's lease with the fence
+    // it started with (dropping the transaction rolls everything back).
+    if !super::lease::check(&tx, held, rt.lease_ttl()).await? {
+        super::stats::global().lease_lost();
+        return Err(RuntimeError::LeaseLost(held.key.clone()));
+    }
     jobs::finish(
         &tx,
         &job.id,
@@ -778,6 +928,7 @@ async fn record(
         }
         "backup" | "restore" => super::backup::record_facts(&tx, job, ok, &facts).await?,
         "promotion" => super::promotion::record_facts(&tx, job, ok, &facts).await?,
+        "import" => super::import::record_facts(&tx, job, ok, &facts).await?,
         _ => {}
     }
     let (site_id, env_id) = (job.site_id.as_deref(), job.environment_id.as_deref());

@@ -14,7 +14,9 @@ mod probe;
 mod promotion;
 pub mod queue;
 mod release;
+pub use import::DEFAULT_IMPORT_MAX_BYTES;
 pub use release::redact as redact_source;
+mod import;
 mod restore;
 pub mod routes;
 mod schedule;
@@ -25,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::sync::{RwLock, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,6 +45,10 @@ pub enum RuntimeError {
     Db(#[from] sea_orm::DbErr),
     #[error("{0}")]
     Inconsistent(String),
+    /// This replica no longer holds the lease (fence) it started with: it stops acting and
+    /// commits nothing.
+    #[error("lease {0} was lost")]
+    LeaseLost(String),
 }
 
 pub type Result<T> = std::result::Result<T, RuntimeError>;
@@ -62,6 +68,9 @@ pub struct RuntimeConfig {
     pub shutdown_grace: Duration,
     /// A probe round per node (observed state, drift detection).
     pub probe_interval: Duration,
+    /// Lease time of a running job, a reconcile pass and the scheduler (renewed every third of
+    /// it): after a replica dies, its work is taken over this long after its last renewal.
+    pub lease_ttl: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -75,6 +84,7 @@ impl Default for RuntimeConfig {
             node_job_limit: 4,
             shutdown_grace: Duration::from_secs(30),
             probe_interval: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -101,11 +111,14 @@ pub struct Runtime {
     domain_queue: WorkQueue<String>,
     backup_queue: WorkQueue<String>,
     restore_queue: WorkQueue<String>,
+    import_queue: WorkQueue<String>,
     promotion_queue: WorkQueue<String>,
     schedule_queue: WorkQueue<String>,
     site_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     node_locks: Mutex<HashMap<String, NodeLock>>,
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Jobs with an executor task in this process (started, maybe waiting for locks).
+    spawned: Mutex<std::collections::HashSet<String>>,
     jobs_tracker: TaskTracker,
     shutdown: CancellationToken,
     pub stats: Arc<stats::RuntimeStats>,
@@ -124,13 +137,19 @@ impl Runtime {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "pressluft".into());
-        Arc::new(Runtime {
+        let rt = Arc::new(Runtime {
             db,
             secrets,
             notifier,
             runner,
             cfg,
-            worker_id: format!("{}:{}", host.trim(), std::process::id()),
+            // host, pid and a random suffix: unique even for two runtimes in one process (tests)
+            worker_id: format!(
+                "{}:{}:{:04x}",
+                host.trim(),
+                std::process::id(),
+                rand::random::<u16>()
+            ),
             admin_email,
             env_queue: WorkQueue::default(),
             node_queue: WorkQueue::default(),
@@ -138,16 +157,52 @@ impl Runtime {
             domain_queue: WorkQueue::default(),
             backup_queue: WorkQueue::default(),
             restore_queue: WorkQueue::default(),
+            import_queue: WorkQueue::default(),
             promotion_queue: WorkQueue::default(),
             schedule_queue: WorkQueue::default(),
             site_locks: Mutex::new(HashMap::new()),
             node_locks: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            spawned: Mutex::new(Default::default()),
             jobs_tracker: TaskTracker::new(),
             shutdown,
             stats: Arc::default(),
             http_due: Mutex::new(HashMap::new()),
-        })
+        });
+        live_workers()
+            .lock()
+            .expect("live workers")
+            .insert(rt.worker_id.clone());
+        let weak = Arc::downgrade(&rt);
+        rt.stats.set_queue_source(Box::new(move || {
+            let Some(rt) = weak.upgrade() else {
+                return Vec::new();
+            };
+            [
+                Kind::Node,
+                Kind::Site,
+                Kind::Environment,
+                Kind::Domain,
+                Kind::Backup,
+                Kind::Restore,
+                Kind::Import,
+                Kind::Promotion,
+                Kind::Schedule,
+            ]
+            .into_iter()
+            .filter_map(|k| {
+                let (ready, delayed, running, oldest_ready) = rt.queue(k)?.depth();
+                Some(stats::QueueDepth {
+                    kind: k.as_str(),
+                    ready,
+                    delayed,
+                    running,
+                    oldest_ready,
+                })
+            })
+            .collect()
+        }));
+        rt
     }
 
     /// Starts recovery, the wake-up listener, the resync loop and the workers. The returned task
@@ -160,6 +215,14 @@ impl Runtime {
             }
             let mut tasks = tokio::task::JoinSet::new();
             tasks.spawn(rt.clone().listen());
+            tasks.spawn(rt.clone().reap_loop());
+            if rt.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+                // wake-ups to and from the other replicas (LISTEN/NOTIFY)
+                tasks.spawn(crate::notify::bridge_postgres(
+                    rt.db.clone(),
+                    rt.notifier.clone(),
+                ));
+            }
             tasks.spawn(rt.clone().resync_loop());
             tasks.spawn(probe::probe_loop(rt.clone()));
             for _ in 0..4 {
@@ -174,6 +237,7 @@ impl Runtime {
                 Kind::Backup,
                 Kind::Backup,
                 Kind::Restore,
+                Kind::Import,
                 Kind::Promotion,
                 Kind::Schedule,
             ] {
@@ -186,6 +250,7 @@ impl Runtime {
             rt.domain_queue.close();
             rt.backup_queue.close();
             rt.restore_queue.close();
+            rt.import_queue.close();
             rt.promotion_queue.close();
             rt.schedule_queue.close();
             rt.jobs_tracker.close();
@@ -212,6 +277,7 @@ impl Runtime {
             Kind::Domain => Some(&self.domain_queue),
             Kind::Backup => Some(&self.backup_queue),
             Kind::Restore => Some(&self.restore_queue),
+            Kind::Import => Some(&self.import_queue),
             Kind::Promotion => Some(&self.promotion_queue),
             Kind::Schedule => Some(&self.schedule_queue),
             _ => None,
@@ -225,7 +291,18 @@ impl Runtime {
     }
 
     async fn recover(self: &Arc<Self>) -> Result<()> {
-        let (interrupted, queued) = jobs::recover(&self.db).await?;
+        if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // Other replicas may be running jobs right now: the reaper hands over only the jobs
+            // whose lease expired, and queued jobs left by a dead replica.
+            return self.reap().await;
+        }
+        let live: Vec<String> = live_workers()
+            .lock()
+            .expect("live workers")
+            .iter()
+            .cloned()
+            .collect();
+        let (interrupted, queued) = jobs::recover(&self.db, &live).await?;
         if interrupted > 0 {
             tracing::warn!(
                 count = interrupted,
@@ -322,6 +399,9 @@ impl Runtime {
         if let Ok(ids) = crate::store::backups::restore_ids_in_progress(db).await {
             ids.iter().for_each(|id| self.restore_queue.add(id.clone()));
         }
+        if let Ok(ids) = crate::store::imports::ids_in_progress(db).await {
+            ids.iter().for_each(|id| self.import_queue.add(id.clone()));
+        }
         if let Ok(ids) = crate::store::promotions::ids_in_progress(db).await {
             ids.iter()
                 .for_each(|id| self.promotion_queue.add(id.clone()));
@@ -334,41 +414,62 @@ impl Runtime {
 
     async fn worker(self: Arc<Self>, kind: Kind) {
         let Some(q) = self.queue(kind) else { return };
+        let ttl = self.lease_ttl();
         while let Some(id) = q.next().await {
             let key = format!("{}/{id}", kind.as_str());
+            let started = std::time::Instant::now();
             let requeue = match crate::store::gated(
                 &self.db,
-                lease::acquire(&self.db, &key, &self.worker_id, time::Duration::seconds(60)),
+                lease::acquire_fenced(&self.db, &key, &self.worker_id, ttl),
             )
             .await
             {
-                Ok(true) => {
-                    let r = match kind {
-                        Kind::Environment => environment::reconcile(&self, &id).await,
-                        Kind::Node => node::reconcile(&self, &id).await,
-                        Kind::Site => site::reconcile(&self, &id).await,
-                        Kind::Domain => domain::reconcile(&self, &id).await,
-                        Kind::Backup => backup::reconcile(&self, &id).await,
-                        Kind::Restore => restore::reconcile(&self, &id).await,
-                        Kind::Promotion => promotion::reconcile(&self, &id).await,
-                        Kind::Schedule => schedule::reconcile(&self, &id).await,
-                        _ => Ok(None),
+                Ok(Some(fence)) => {
+                    stats::global().lease_acquired("pass");
+                    let held = lease::Held {
+                        key: key.clone(),
+                        holder: self.worker_id.clone(),
+                        fence,
                     };
-                    let _ = crate::store::gated(
-                        &self.db,
-                        lease::release(&self.db, &key, &self.worker_id),
-                    )
-                    .await;
+                    // A pass is short; a long one keeps its lease alive meanwhile.
+                    let renewal = self.renew_while_running(held.clone(), None);
+                    let r = PASS_LEASE
+                        .scope(held.clone(), async {
+                            match kind {
+                                Kind::Environment => environment::reconcile(&self, &id).await,
+                                Kind::Node => node::reconcile(&self, &id).await,
+                                Kind::Site => site::reconcile(&self, &id).await,
+                                Kind::Domain => domain::reconcile(&self, &id).await,
+                                Kind::Backup => backup::reconcile(&self, &id).await,
+                                Kind::Restore => restore::reconcile(&self, &id).await,
+                                Kind::Import => import::reconcile(&self, &id).await,
+                                Kind::Promotion => promotion::reconcile(&self, &id).await,
+                                Kind::Schedule => schedule::reconcile(&self, &id).await,
+                                _ => Ok(None),
+                            }
+                        })
+                        .await;
+                    renewal.abort();
+                    let _ =
+                        crate::store::gated(&self.db, lease::release_held(&self.db, &held)).await;
+                    stats::global().reconcile_done(kind.as_str(), started.elapsed(), r.is_ok());
                     match r {
                         Ok(after) => after,
+                        Err(RuntimeError::LeaseLost(k)) => {
+                            tracing::warn!(kind = kind.as_str(), id = %id, lease = %k, "lease lost during a reconcile pass: its result was not committed");
+                            Some(Duration::from_secs(5))
+                        }
                         Err(e) => {
                             tracing::warn!(kind = kind.as_str(), id = %id, error = %e, "reconcile failed; retrying");
                             Some(Duration::from_secs(5))
                         }
                     }
                 }
-                // Another replica works it; look again later.
-                Ok(false) => Some(Duration::from_secs(10)),
+                // Another replica works it (or a job outcome is being recorded); look again soon.
+                Ok(None) => {
+                    stats::global().lease_busy("pass");
+                    Some(Duration::from_secs(2).min(self.cfg.lease_ttl))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "lease");
                     Some(Duration::from_secs(5))
@@ -379,6 +480,79 @@ impl Runtime {
                 q.add_after(id, after);
             }
         }
+    }
+
+    pub(crate) fn lease_ttl(&self) -> time::Duration {
+        time::Duration::try_from(self.cfg.lease_ttl).unwrap_or(time::Duration::seconds(60))
+    }
+
+    /// Renews `held` every third of the lease time until aborted; when the lease turns out lost
+    /// it logs that and cancels `cancel` (the running job stops acting).
+    pub(crate) fn renew_while_running(
+        &self,
+        held: lease::Held,
+        cancel: Option<CancellationToken>,
+    ) -> tokio::task::JoinHandle<()> {
+        let db = self.db.clone();
+        let ttl = self.lease_ttl();
+        let every = self.cfg.lease_ttl / 3;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match crate::store::gated(&db, lease::check(&db, &held, ttl)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(lease = %held.key, fence = held.fence, holder = %held.holder, "lease lost: another replica took over; this one stops acting");
+                        stats::global().lease_lost();
+                        if let Some(c) = &cancel {
+                            c.cancel();
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(lease = %held.key, error = %e, "lease renewal failed; retrying")
+                    }
+                }
+            }
+        })
+    }
+
+    /// Every half lease time: jobs left `running` by a replica that lost its lease are marked
+    /// interrupted and their resources re-planned; queued jobs nobody started are started here.
+    async fn reap_loop(self: Arc<Self>) {
+        let mut rounds = 0u64;
+        loop {
+            tokio::time::sleep(self.cfg.lease_ttl / 2).await;
+            if let Err(e) = self.reap().await {
+                tracing::warn!(error = %e, "reaping interrupted jobs failed");
+            }
+            rounds += 1;
+            if rounds % 1000 == 0 {
+                let _ = crate::store::gated(&self.db, lease::purge_stale(&self.db)).await;
+            }
+        }
+    }
+
+    async fn reap(self: &Arc<Self>) -> Result<()> {
+        let ttl = self.cfg.lease_ttl;
+        let reaped = jobs::reap_orphans(&self.db, &self.worker_id).await?;
+        for j in &reaped {
+            tracing::warn!(job = %j.id, job_type = %j.job_type, was_on = j.locked_by.as_deref().unwrap_or(""), "job interrupted: its replica lost its lease; the work is planned again");
+            stats::global().lease_reclaimed();
+            self.notifier.changed(Kind::Job, &j.id);
+            self.notifier
+                .changed(kind_of(&j.resource_type), &j.resource_id);
+        }
+        // Queued jobs older than a lease time that no executor here knows: their replica died
+        // before starting them (the claim is atomic, so a race with a live one is harmless).
+        let cutoff = crate::clock::format(
+            time::OffsetDateTime::now_utc()
+                - time::Duration::try_from(ttl).unwrap_or(time::Duration::seconds(60)),
+        );
+        for j in jobs::queued_before(&self.db, &cutoff).await? {
+            self.spawn_job(j.id);
+        }
+        Ok(())
     }
 
     fn site_lock(&self, site_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -403,6 +577,14 @@ impl Runtime {
     }
 
     pub(crate) fn spawn_job(self: &Arc<Self>, job_id: String) {
+        if !self
+            .spawned
+            .lock()
+            .expect("spawned lock")
+            .insert(job_id.clone())
+        {
+            return; // already started here
+        }
         let rt = self.clone();
         self.jobs_tracker
             .spawn(async move { executor::execute(rt, job_id).await });
@@ -424,6 +606,32 @@ impl Runtime {
     }
 }
 
+/// The runtimes of this process (SQLite recovery spares their jobs and leases: tests run two).
+fn live_workers() -> &'static Mutex<std::collections::HashSet<String>> {
+    static LIVE: std::sync::OnceLock<Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    LIVE.get_or_init(Default::default)
+}
+
+tokio::task_local! {
+    /// The lease the current reconcile pass holds (see [`fence_check`]).
+    static PASS_LEASE: lease::Held;
+}
+
+/// In a reconcile pass's write transaction: commits only while the pass still holds its lease
+/// with the fence it started with (else `LeaseLost`; dropping the transaction rolls it back).
+/// Outside a pass it checks nothing.
+pub(crate) async fn fence_check(rt: &Runtime, tx: &impl ConnectionTrait) -> Result<()> {
+    let Ok(held) = PASS_LEASE.try_with(|h| h.clone()) else {
+        return Ok(());
+    };
+    if lease::check(tx, &held, rt.lease_ttl()).await? {
+        Ok(())
+    } else {
+        Err(RuntimeError::LeaseLost(held.key))
+    }
+}
+
 pub(crate) use schedule::{
     declare_backup as declare_scheduled_backup, from_ts as schedule_from_ts, ts as schedule_ts,
 };
@@ -435,6 +643,7 @@ pub(crate) fn kind_of(resource_type: &str) -> Kind {
         "domain" => Kind::Domain,
         "backup" => Kind::Backup,
         "restore" => Kind::Restore,
+        "import" => Kind::Import,
         "promotion" => Kind::Promotion,
         _ => Kind::Environment,
     }

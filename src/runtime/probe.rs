@@ -26,6 +26,20 @@ pub(super) async fn probe_loop(rt: Arc<Runtime>) {
             if facts.provisioned_generation.is_none() {
                 continue;
             }
+            // Replicas: one probe round per node and interval across all of them (the lease is
+            // kept, not released, and lapses just before the next round is due).
+            let ttl = time::Duration::try_from(rt.cfg.probe_interval.mul_f64(0.9))
+                .unwrap_or(time::Duration::seconds(27));
+            let key = format!("probe/{}", node.id);
+            match crate::store::gated(
+                &rt.db,
+                super::lease::acquire(&rt.db, &key, &rt.worker_id, ttl),
+            )
+            .await
+            {
+                Ok(true) => {}
+                _ => continue,
+            }
             if let Err(e) = probe_node(&rt, &node).await {
                 tracing::warn!(node = %node.id, error = %e, "probe round failed");
             }

@@ -118,6 +118,27 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
         s.pending.len() + s.again.len()
     }
 
+    /// Keys due now, keys waiting for later, keys being worked, and how long the longest-waiting
+    /// due key has been due (the metrics' queue depth and age).
+    pub fn depth(&self) -> (usize, usize, usize, std::time::Duration) {
+        let s = self.state.lock().expect("queue lock");
+        let now = Instant::now();
+        let mut ready = 0;
+        let mut oldest = std::time::Duration::ZERO;
+        for at in s.pending.values() {
+            if *at <= now {
+                ready += 1;
+                oldest = oldest.max(now - *at);
+            }
+        }
+        (
+            ready,
+            s.pending.len() - ready + s.again.len(),
+            s.running.len(),
+            oldest,
+        )
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -68,7 +68,48 @@ pub(crate) async fn declare_backup(
     Ok(b)
 }
 
+/// One scheduler across replicas: schedule passes run only in the replica holding the
+/// `scheduler` lease (kept while it works, taken over by another replica once it expires).
+const SCHEDULER_LEASE: &str = "scheduler";
+
+async fn scheduler_lease(rt: &Arc<Runtime>) -> Result<Option<super::lease::Held>> {
+    let before = super::lease::get(&rt.db, SCHEDULER_LEASE).await?;
+    let fence = store::gated(
+        &rt.db,
+        super::lease::acquire_fenced(&rt.db, SCHEDULER_LEASE, &rt.worker_id, rt.lease_ttl()),
+    )
+    .await?;
+    let st = super::stats::global();
+    match fence {
+        Some(fence) => {
+            if before
+                .as_ref()
+                .is_none_or(|b| b.holder != rt.worker_id || b.fence != fence)
+            {
+                st.lease_acquired("scheduler");
+                if before.is_some_and(|b| b.holder != rt.worker_id) {
+                    st.lease_handover();
+                    tracing::info!(holder = %rt.worker_id, fence, "this replica is the backup scheduler now");
+                }
+            }
+            Ok(Some(super::lease::Held {
+                key: SCHEDULER_LEASE.into(),
+                holder: rt.worker_id.clone(),
+                fence,
+            }))
+        }
+        None => {
+            st.lease_busy("scheduler");
+            Ok(None)
+        }
+    }
+}
+
 pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Duration>> {
+    let Some(scheduler) = scheduler_lease(rt).await? else {
+        // another replica schedules; look again in case it goes away
+        return Ok(Some(rt.cfg.lease_ttl / 2));
+    };
     let Some(s) = store::backups::schedule_by_id(&rt.db, id).await? else {
         return Ok(None);
     };
@@ -86,6 +127,11 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     let mut woken = Vec::new();
     if t.run_now || t.next_run_at != next {
         let tx = store::begin_write(&rt.db).await?;
+        // fenced: a replica that lost the scheduler lease declares nothing
+        if !super::lease::check(&tx, &scheduler, rt.lease_ttl()).await? {
+            return Err(super::RuntimeError::LeaseLost(scheduler.key));
+        }
+        super::fence_check(rt, &tx).await?;
         let mut row = s.clone();
         if t.run_now {
             match declare_backup(&tx, &s, &env).await {

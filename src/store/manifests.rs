@@ -7,8 +7,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
 
 use super::entity::{
-    apply_receipts, backup_schedules, backups, domains, environments, manifest_objects, nodes,
-    promotions, sites,
+    apply_receipts, backup_schedules, backups, domains, environments, imports, manifest_objects,
+    nodes, promotions, sites,
 };
 use super::Result;
 use crate::manifest::check::Known;
@@ -225,6 +225,36 @@ pub async fn current(db: &impl ConnectionTrait) -> Result<Vec<Named>> {
         let key = (kind, m.scope.clone(), m.name.clone());
         out.push(with_membership(kind, &m.resource_id, key, spec));
     }
+    // Imports likewise (their archive URL as declared: manifests never carry credentials).
+    for m in members.iter().filter(|m| m.kind == Kind::Import.as_str()) {
+        let Some(i) = imports::Entity::find_by_id(m.resource_id.clone())
+            .one(db)
+            .await?
+        else {
+            continue;
+        };
+        let Some(env) = env_by_id.get(i.environment_id.as_str()) else {
+            continue;
+        };
+        let Some(site) = site_slug.get(env.site_id.as_str()) else {
+            continue;
+        };
+        let mut spec = BTreeMap::new();
+        spec.insert("site".into(), json!(site));
+        spec.insert("environment".into(), json!(env.slug));
+        spec.insert("archive_url".into(), json!(i.archive_url));
+        for (k, v) in [
+            ("sha256", &i.sha256),
+            ("source_url", &i.source_url),
+            ("table_prefix", &i.table_prefix),
+        ] {
+            if let Some(v) = v {
+                spec.insert(k.into(), json!(v));
+            }
+        }
+        let key = (Kind::Import, m.scope.clone(), m.name.clone());
+        out.push(with_membership(Kind::Import, &m.resource_id, key, spec));
+    }
     Ok(out)
 }
 
@@ -337,6 +367,7 @@ pub async fn health(db: &impl ConnectionTrait, kind: Kind, id: &str) -> Result<O
         Kind::Domain => row!(domains),
         Kind::Backup => row!(backups),
         Kind::Promotion => row!(promotions),
+        Kind::Import => row!(imports),
         Kind::BackupSchedule | Kind::Settings => None,
     })
 }

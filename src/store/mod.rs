@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backups;
 pub mod entity;
 pub mod events;
+pub mod imports;
 pub mod jobs;
 pub mod manifests;
 pub mod nodes;

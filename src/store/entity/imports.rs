@@ -23,6 +23,15 @@ pub struct Model {
     pub observed_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The archive's pinned SHA-256 (hex), if declared.
+    pub sha256: Option<String>,
+    /// The URL the site was served on (rewritten to the environment's); else meta.json's or the
+    /// dump's `home`.
+    pub source_url: Option<String>,
+    /// The dump's table prefix, if declared (else meta.json's, else derived from the dump).
+    pub table_prefix: Option<String>,
+    /// What the node reported (JSON).
+    pub result_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
