@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The tests that run the API and the runtime against a database
-# (tests/{api,apply,hostile_input,magic_login,runtime,replicas}.rs) once more on PostgreSQL: every
+# (tests/{api,apply,hostile_input,magic_login,runtime,replicas,imports,cli}.rs; cli.rs: the real
+# binary with `--database-url` of a fresh database) once more on PostgreSQL: every
 # migration, every API rule and the runtime's leases and wake-ups on both backends (issue 11 runs
 # the whole suite there). Starts Debian's PostgreSQL cluster when it is down, uses a role of its own
 # (pressluft_test, CREATEDB) over TCP; each test app creates a fresh database, dropped afterwards.
@@ -42,7 +43,7 @@ trap drop_test_databases EXIT
 echo "PostgreSQL $version on port $port"
 PRESSLUFT_TEST_POSTGRES_URL="postgres://pressluft_test:$password@127.0.0.1:$port" \
     cargo test --locked --no-fail-fast --test api --test apply --test hostile_input --test magic_login \
-    --test runtime --test replicas \
+    --test runtime --test replicas --test imports --test cli \
     2>&1 | tee target/cargo-test-postgres.log
 grep -E '^test result:' target/cargo-test-postgres.log \
     | awk '{p+=$4; f+=$6} END {print "rust on PostgreSQL: " p " passed, " f " failed"; exit (f > 0)}'

@@ -1,5 +1,7 @@
 //! The real binary: `pressluft serve` on a free port with a fresh data directory, driven by the
 //! `pressluft` CLI and by plain HTTP, then stopped with SIGTERM.
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,6 +52,13 @@ fn start(admin_password: Option<&str>) -> (Server, String) {
         Some(p) => cmd.env("PRESSLUFT_ADMIN_PASSWORD", p),
         None => cmd.env_remove("PRESSLUFT_ADMIN_PASSWORD"),
     };
+    // on PostgreSQL (scripts/test-postgres.sh) the server gets a fresh database there
+    if let Some(url) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::fresh_postgres_database())
+    {
+        cmd.args(["--database-url", &url]);
+    }
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let url = format!("http://127.0.0.1:{port}");

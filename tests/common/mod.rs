@@ -51,20 +51,9 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         // PRESSLUFT_TEST_POSTGRES_URL (`postgres://user:password@host:port`): every test app gets a
         // fresh database on that server instead of an SQLite file.
-        let url = match std::env::var("PRESSLUFT_TEST_POSTGRES_URL") {
-            Ok(base) => {
-                let name = format!("pl_test_{}", pressluft::ids::new_id().replace('-', ""));
-                let admin = sea_orm::Database::connect(format!("{base}/postgres"))
-                    .await
-                    .unwrap();
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .unwrap();
-                admin.close().await.unwrap();
-                format!("{base}/{name}")
-            }
-            Err(_) => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+        let url = match fresh_postgres_database().await {
+            Some(url) => url,
+            None => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
         };
         let db = server::open_database(&url).await.unwrap();
         std::env::set_var("PRESSLUFT_ADMIN_EMAIL", ADMIN_EMAIL);
@@ -238,4 +227,20 @@ impl TestApp {
         out.push(("sites.state_version".into(), row.try_get("", "n").unwrap()));
         out
     }
+}
+
+/// With PRESSLUFT_TEST_POSTGRES_URL (`postgres://user:password@host:port`): the URL of a fresh,
+/// empty database on that server (scripts/test-postgres.sh drops them afterwards); else None.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let base = std::env::var("PRESSLUFT_TEST_POSTGRES_URL").ok()?;
+    let name = format!("pl_test_{}", pressluft::ids::new_id().replace('-', ""));
+    let admin = sea_orm::Database::connect(format!("{base}/postgres"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    Some(format!("{base}/{name}"))
 }
