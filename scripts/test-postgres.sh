@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests that run the API and the runtime against a database
 # (tests/{api,apply,hostile_input,magic_login,runtime,replicas,imports,cli}.rs; cli.rs: the real
-# binary with `--database-url` of a fresh database) once more on PostgreSQL: every
+# binary with `--database-url` of a fresh database; as root two end-to-end tests) once more on PostgreSQL: every
 # migration, every API rule and the runtime's leases and wake-ups on both backends (issue 11 runs
 # the whole suite there). Starts Debian's PostgreSQL cluster when it is down, uses a role of its own
 # (pressluft_test, CREATEDB) over TCP; each test app creates a fresh database, dropped afterwards.
@@ -45,5 +45,14 @@ PRESSLUFT_TEST_POSTGRES_URL="postgres://pressluft_test:$password@127.0.0.1:$port
     cargo test --locked --no-fail-fast --test api --test apply --test hostile_input --test magic_login \
     --test runtime --test replicas --test imports --test cli \
     2>&1 | tee target/cargo-test-postgres.log
+# With PRESSLUFT_E2E=1 (scripts/test.sh as root): end-to-end tests on this machine with the
+# server's state in PostgreSQL - a site's whole life with a kill -9 of the server mid-creation
+# and a restart, and the GitOps round trip.
+if [ "${PRESSLUFT_E2E:-}" = 1 ]; then
+    PRESSLUFT_TEST_POSTGRES_URL="postgres://pressluft_test:$password@127.0.0.1:$port" \
+        cargo test --locked --no-fail-fast --test e2e -- \
+        local_node_sites_isolation_deletion_failure_and_crash gitops_apply_wait_export_round_trip \
+        2>&1 | tee -a target/cargo-test-postgres.log
+fi
 grep -E '^test result:' target/cargo-test-postgres.log \
     | awk '{p+=$4; f+=$6} END {print "rust on PostgreSQL: " p " passed, " f " failed"; exit (f > 0)}'

@@ -1328,6 +1328,45 @@ async fn jobs_events_audit_metrics_settings() {
         .unwrap()
         .iter()
         .all(|e| e["id"].as_str().unwrap() > c.as_str()));
+    // newest first: the latest page, then older pages through next_cursor
+    let all = app
+        .call(Method::GET, "/api/events?limit=1000", None, &me)
+        .await;
+    let ids: Vec<String> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() >= 3, "{ids:?}");
+    let r = app
+        .call(Method::GET, "/api/events?order=desc&limit=2", None, &me)
+        .await;
+    let page: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(page, [&ids[ids.len() - 1], &ids[ids.len() - 2]]);
+    let c = r.body["next_cursor"].as_str().unwrap().to_string();
+    assert_eq!(c, ids[ids.len() - 2]);
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/events?order=desc&limit=1&cursor={c}"),
+            None,
+            &me,
+        )
+        .await;
+    assert_eq!(r.body["items"][0]["id"], ids[ids.len() - 3]);
+    let r = app
+        .call(Method::GET, "/api/events?order=newest", None, &me)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
 
     // Settings: defaults, validation, secrets redacted everywhere.
     let r = app.call(Method::GET, "/api/settings", None, &me).await;

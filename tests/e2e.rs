@@ -5,6 +5,8 @@
 //!
 //! Needs root, sshd and the node stack (`scripts/install-prereqs.sh`). `scripts/test.sh` sets
 //! `PRESSLUFT_E2E=1` when it can run them; without it the test says why it did not run.
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,20 @@ impl Server {
         let venv = std::path::Path::new("/var/lib/pressluft/ansible-venv/bin/ansible-playbook");
         if venv.exists() && std::env::var_os("PRESSLUFT_ANSIBLE_PLAYBOOK").is_none() {
             cmd.env("PRESSLUFT_ANSIBLE_PLAYBOOK", venv);
+        }
+        // scripts/test-postgres.sh: the server keeps its state in PostgreSQL, one database per
+        // data directory (a restart finds it again)
+        let suffix = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            data_dir.hash(&mut h);
+            format!("e2e_{:016x}", h.finish())
+        };
+        if let Some(url) = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(common::postgres_database(&suffix))
+        {
+            cmd.args(["--database-url", &url]);
         }
         let child = cmd.spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);

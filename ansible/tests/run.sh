@@ -252,6 +252,13 @@ for e in a b c; do
     [ "$code" = 200 ] && grep -q 'id="loginform"' "$work/login-$e.html" || fail "$e: /wp-login.php (HTTP $code)"
 done
 ok "front page (WordPress, own title) and /wp-login.php answer for a, b, c"
+# IPv6: the server blocks listen on [::] as well wherever the kernel has IPv6 (issue 12, item 5)
+if [ -e /proc/net/if_inet6 ] && grep -q ' lo$' /proc/net/if_inet6; then
+    grep -q 'listen \[::\]:80;' "${conf[a]}" || fail "a: the server block does not listen on [::]:80"
+    body=$(curl -sS -g --max-time 10 -H "Host: ${host[a]}" 'http://[::1]/') || fail "a: no answer over IPv6 ([::1]:80)"
+    grep -q "<title>$(jv "$work/a.json" site_title)" <<<"$body" || fail "a: the front page over IPv6 is not a's"
+    ok "a answers over IPv6 too ([::1]:80, same server block)"
+fi
 headers=$(curl -sS -D - -o /dev/null -H "Host: ${host[a]}" http://127.0.0.1/)
 for h in 'X-Content-Type-Options: nosniff' 'X-Frame-Options: SAMEORIGIN' 'Referrer-Policy: strict-origin-when-cross-origin' 'X-FastCGI-Cache:'; do
     grep -qi "^$h" <<<"$headers" || fail "a: response lacks header $h"

@@ -43,14 +43,18 @@ fn filter(
             .map(|v| validate::uuid("resource_id", &v))
             .transpose()?,
         after: super::cursor(cursor)?,
+        newest_first: false,
         limit,
     })
 }
 
 #[OpenApi(prefix_path = "/events", tag = "Tag::Events")]
 impl EventsApi {
-    /// List events, oldest first, after `cursor`; filter by site, environment or resource.
+    /// List events, oldest first after `cursor` (`next_cursor` continues from the last one), or
+    /// with `order=desc` the newest first before `cursor` (`next_cursor` only when the page is
+    /// full); filter by site, environment or resource.
     #[oai(path = "/", method = "get", operation_id = "listEvents")]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         req: &Request,
@@ -60,14 +64,25 @@ impl EventsApi {
         resource_id: Query<Option<String>>,
         limit: Query<Option<u64>>,
         cursor: Query<Option<String>>,
+        /// `asc` (default) or `desc`.
+        order: Query<Option<String>>,
     ) -> Result<Json<EventPage>, ListError> {
         let st = state(req)?;
         let limit = page_limit(limit.0)?;
-        let f = filter(site_id.0, environment_id.0, resource_id.0, cursor.0, limit)?;
+        let mut f = filter(site_id.0, environment_id.0, resource_id.0, cursor.0, limit)?;
+        f.newest_first = match order.0.as_deref() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => return Err(ApiError::invalid("order", "order must be asc or desc").into()),
+        };
         let rows = store::events::list(&st.db, &f)
             .await
             .map_err(ApiError::from)?;
-        let next = rows.last().map(|r| r.id.clone()).or(f.after);
+        let next = if f.newest_first {
+            super::next_cursor(&rows, limit, |r| &r.id)
+        } else {
+            rows.last().map(|r| r.id.clone()).or(f.after)
+        };
         Ok(Json(EventPage {
             items: rows.into_iter().map(Into::into).collect(),
             next_cursor: next,

@@ -37,12 +37,15 @@ pub struct EventFilter {
     pub site_id: Option<String>,
     pub environment_id: Option<String>,
     pub resource_id: Option<String>,
-    /// Only events with an id greater than this (ids are time-ordered).
+    /// Only events with an id greater than this (ids are time-ordered); with `newest_first`,
+    /// only events with a smaller id.
     pub after: Option<String>,
+    /// Newest first (a page of the latest events, paging back in time).
+    pub newest_first: bool,
     pub limit: u64,
 }
 
-/// Events in id order (oldest first) after the cursor.
+/// Events in id order after the cursor (oldest first), or before it (`newest_first`).
 pub async fn list(db: &impl ConnectionTrait, f: &EventFilter) -> Result<Vec<events::Model>> {
     let mut q = events::Entity::find();
     if let Some(s) = &f.site_id {
@@ -53,6 +56,16 @@ pub async fn list(db: &impl ConnectionTrait, f: &EventFilter) -> Result<Vec<even
     }
     if let Some(r) = &f.resource_id {
         q = q.filter(events::Column::ResourceId.eq(r.as_str()));
+    }
+    if f.newest_first {
+        if let Some(a) = &f.after {
+            q = q.filter(events::Column::Id.lt(a.as_str()));
+        }
+        return Ok(q
+            .order_by_desc(events::Column::Id)
+            .limit(f.limit)
+            .all(db)
+            .await?);
     }
     if let Some(a) = &f.after {
         q = q.filter(events::Column::Id.gt(a.as_str()));

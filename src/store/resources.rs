@@ -611,3 +611,19 @@ pub async fn domains_of(
         .all(db)
         .await?)
 }
+
+#[cfg(test)]
+mod preview_tests {
+    use super::PreviewBase;
+
+    #[test]
+    fn sslip_preview_urls_for_ipv4_and_ipv6_nodes() {
+        let v4 = PreviewBase::Sslip("203.0.113.5".into());
+        assert_eq!(v4.url("abc"), "http://abc.203-0-113-5.sslip.io");
+        // sslip.io's IPv6 form: colons become dashes ("::" -> "--")
+        let v6 = PreviewBase::Sslip("2001:db8::1".into());
+        assert_eq!(v6.url("abc"), "http://abc.2001-db8--1.sslip.io");
+        let d = PreviewBase::Domain("preview.example.com".into());
+        assert_eq!(d.url("abc"), "https://abc.preview.example.com");
+    }
+}

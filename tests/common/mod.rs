@@ -232,15 +232,34 @@ impl TestApp {
 /// With PRESSLUFT_TEST_POSTGRES_URL (`postgres://user:password@host:port`): the URL of a fresh,
 /// empty database on that server (scripts/test-postgres.sh drops them afterwards); else None.
 pub async fn fresh_postgres_database() -> Option<String> {
+    postgres_database(&pressluft::ids::new_id().replace('-', "")).await
+}
+
+/// With PRESSLUFT_TEST_POSTGRES_URL: the URL of the database `pl_test_<suffix>` on that server,
+/// created when it does not exist yet (a restarted server finds its data again); else None.
+pub async fn postgres_database(suffix: &str) -> Option<String> {
     let base = std::env::var("PRESSLUFT_TEST_POSTGRES_URL").ok()?;
-    let name = format!("pl_test_{}", pressluft::ids::new_id().replace('-', ""));
+    assert!(suffix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let name = format!("pl_test_{}", suffix.to_ascii_lowercase());
     let admin = sea_orm::Database::connect(format!("{base}/postgres"))
         .await
         .unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+    let exists = admin
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+        ))
         .await
-        .unwrap();
+        .unwrap()
+        .is_some();
+    if !exists {
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+    }
     admin.close().await.unwrap();
     Some(format!("{base}/{name}"))
 }

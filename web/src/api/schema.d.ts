@@ -1077,7 +1077,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List events, oldest first, after `cursor`; filter by site, environment or resource. */
+        /**
+         * List events, oldest first after `cursor` (`next_cursor` continues from the last one), or
+         *     with `order=desc` the newest first before `cursor` (`next_cursor` only when the page is
+         *     full); filter by site, environment or resource.
+         */
         get: operations["listEvents"];
         put?: never;
         post?: never;
@@ -7364,6 +7368,8 @@ export interface operations {
                 resource_id?: string;
                 limit?: number;
                 cursor?: string;
+                /** @description `asc` (default) or `desc`. */
+                order?: string;
             };
             header?: never;
             path?: never;
