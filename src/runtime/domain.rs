@@ -172,27 +172,14 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
 
     match plan.action {
         Action::RunJob { job_type } => {
-            let job = crate::store::gated(
-                &rt.db,
-                jobs::create(
-                    &rt.db,
-                    jobs::NewJob {
-                        job_type: job_type.as_str(),
-                        reason: reconcilers::domain::run_reason(&spec, &obs, att.failed),
-                        playbook: job_type.playbook(),
-                        site_id: Some(&env.site_id),
-                        environment_id: Some(&env.id),
-                        node_id: Some(&env.node_id),
-                        resource_type: "domain",
-                        resource_id: id,
-                        generation: d.generation,
-                        attempt: att.failed as i64 + 1,
-                        max_attempts: rt.cfg.max_attempts as i64,
-                    },
-                ),
+            rt.start_env_job(
+                &env,
+                job_type,
+                reconcilers::domain::run_reason(&spec, &obs, att.failed),
+                ("domain", id, d.generation),
+                att.failed,
             )
             .await?;
-            rt.spawn_job(job.id);
         }
         Action::Finalize => {
             finalize(rt, &d, &env).await?;

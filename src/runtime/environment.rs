@@ -305,27 +305,14 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             requested_drift_check(rt, &env, &spec, &obs, att.failed).await?;
         }
         Action::RunJob { job_type } => {
-            let job = crate::store::gated(
-                &rt.db,
-                jobs::create(
-                    &rt.db,
-                    jobs::NewJob {
-                        job_type: job_type.as_str(),
-                        reason: reconcilers::environment::run_reason(&spec, &obs, att.failed),
-                        playbook: job_type.playbook(),
-                        site_id: Some(&env.site_id),
-                        environment_id: Some(id),
-                        node_id: Some(&env.node_id),
-                        resource_type: "environment",
-                        resource_id: id,
-                        generation: env.generation,
-                        attempt: att.failed as i64 + 1,
-                        max_attempts: rt.cfg.max_attempts as i64,
-                    },
-                ),
+            rt.start_env_job(
+                &env,
+                job_type,
+                reconcilers::environment::run_reason(&spec, &obs, att.failed),
+                ("environment", id, env.generation),
+                att.failed,
             )
             .await?;
-            rt.spawn_job(job.id);
         }
         Action::Finalize => {
             finalize(rt, &env).await?;

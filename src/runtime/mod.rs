@@ -576,6 +576,42 @@ impl Runtime {
             .clone()
     }
 
+    /// Records the intent of a job of `env` for a resource (attempt = failed attempts + 1, the
+    /// runtime's attempt limit) behind the write gate, then starts it: what a reconcile pass does
+    /// when its plan says RunJob.
+    pub(super) async fn start_env_job(
+        self: &Arc<Self>,
+        env: &crate::store::entity::environments::Model,
+        job_type: reconcilers::JobType,
+        reason: &str,
+        resource: (&str, &str, i64),
+        failed_attempts: u32,
+    ) -> Result<()> {
+        let (resource_type, resource_id, generation) = resource;
+        let job = crate::store::gated(
+            &self.db,
+            jobs::create(
+                &self.db,
+                jobs::NewJob {
+                    job_type: job_type.as_str(),
+                    reason,
+                    playbook: job_type.playbook(),
+                    site_id: Some(&env.site_id),
+                    environment_id: Some(&env.id),
+                    node_id: Some(&env.node_id),
+                    resource_type,
+                    resource_id,
+                    generation,
+                    attempt: failed_attempts as i64 + 1,
+                    max_attempts: self.cfg.max_attempts as i64,
+                },
+            ),
+        )
+        .await?;
+        self.spawn_job(job.id);
+        Ok(())
+    }
+
     pub(crate) fn spawn_job(self: &Arc<Self>, job_id: String) {
         if !self
             .spawned

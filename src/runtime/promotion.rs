@@ -247,27 +247,14 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                     .await?;
                 tx.commit().await?;
             }
-            let job = store::gated(
-                &rt.db,
-                jobs::create(
-                    &rt.db,
-                    jobs::NewJob {
-                        job_type: job_type.as_str(),
-                        reason: if att.failed > 0 { "retry" } else { "create" },
-                        playbook: job_type.playbook(),
-                        site_id: Some(&t.site_id),
-                        environment_id: Some(&t.id),
-                        node_id: Some(&t.node_id),
-                        resource_type: "promotion",
-                        resource_id: id,
-                        generation: p.generation,
-                        attempt: att.failed as i64 + 1,
-                        max_attempts: rt.cfg.max_attempts as i64,
-                    },
-                ),
+            rt.start_env_job(
+                t,
+                *job_type,
+                if att.failed > 0 { "retry" } else { "create" },
+                ("promotion", id, p.generation),
+                att.failed,
             )
             .await?;
-            rt.spawn_job(job.id);
         }
         _ => {}
     }

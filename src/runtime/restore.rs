@@ -196,27 +196,14 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             let Some(env) = env.as_ref() else {
                 return Ok(Some(Duration::from_secs(5)));
             };
-            let job = store::gated(
-                &rt.db,
-                jobs::create(
-                    &rt.db,
-                    jobs::NewJob {
-                        job_type: job_type.as_str(),
-                        reason: if att.failed > 0 { "retry" } else { "create" },
-                        playbook: job_type.playbook(),
-                        site_id: Some(&env.site_id),
-                        environment_id: Some(&env.id),
-                        node_id: Some(&env.node_id),
-                        resource_type: "restore",
-                        resource_id: id,
-                        generation: r.generation,
-                        attempt: att.failed as i64 + 1,
-                        max_attempts: rt.cfg.max_attempts as i64,
-                    },
-                ),
+            rt.start_env_job(
+                env,
+                *job_type,
+                if att.failed > 0 { "retry" } else { "create" },
+                ("restore", id, r.generation),
+                att.failed,
             )
             .await?;
-            rt.spawn_job(job.id);
         }
         _ => {}
     }
