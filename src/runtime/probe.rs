@@ -48,6 +48,8 @@ pub(super) async fn probe_loop(rt: Arc<Runtime>) {
 }
 
 async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super::RuntimeError> {
+    // What a job finished after this moment wrote is newer than anything this round sees.
+    let round_started = crate::clock::now();
     let envs = environments::Entity::find()
         .filter(environments::Column::NodeId.eq(node.id.as_str()))
         .filter(environments::Column::DeletionRequestedAt.is_null())
@@ -160,15 +162,26 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
         let Some(ep) = p.environments.get(&env.id) else {
             continue;
         };
-        let mut f: EnvFacts = observed::parse(env.observed.as_deref());
-        // Only environments that were converged once; while a job runs the node is in flux.
-        if f.applied_generation.is_none() {
-            continue;
-        }
+        // While a job runs the node is in flux; a job that finished during this round changed
+        // the node after the probe looked (its own facts are newer): judge the next round.
         if let Some(j) = super::jobs::latest_for(&rt.db, "environment", &env.id).await? {
-            if matches!(j.status.as_str(), "queued" | "running") {
+            if matches!(j.status.as_str(), "queued" | "running")
+                || j.finished_at.as_deref() >= Some(round_started.as_str())
+            {
                 continue;
             }
+        }
+        // The row as it is now, not as the round began: never write back older facts.
+        let Some(env) = store::resources::environment_by_id(&rt.db, &env.id)
+            .await?
+            .filter(|e| e.deletion_requested_at.is_none())
+        else {
+            continue;
+        };
+        let mut f: EnvFacts = observed::parse(env.observed.as_deref());
+        // Only environments that were converged once.
+        if f.applied_generation.is_none() {
+            continue;
         }
         let before = f.clone();
         let config_matches = config_matches(&f, ep);
@@ -191,15 +204,20 @@ async fn probe_node(rt: &Arc<Runtime>, node: &nodes::Model) -> Result<(), super:
             f.current_release = ep.current_release.clone();
         }
         if f != before {
-            store::gated(
+            // compare-and-set: a job's outcome written since the read above wins
+            let written = store::gated(
                 &rt.db,
-                store::resources::record_environment_observed(
+                store::resources::record_environment_observed_if(
                     &rt.db,
                     &env.id,
+                    env.observed.as_deref(),
                     observed::render(&f),
                 ),
             )
             .await?;
+            if !written {
+                continue;
+            }
         }
         if f.current_release != before.current_release && before.current_release.is_some() {
             // `current` switched outside Pressluft: the reconciler compares it with the desired

@@ -587,6 +587,25 @@ pub async fn record_environment_observed(
     Ok(())
 }
 
+/// Writes the environment's observed state only if it is still `expected` (what the caller's
+/// facts were derived from); false when someone (a job's outcome) wrote in between.
+pub async fn record_environment_observed_if(
+    db: &impl ConnectionTrait,
+    id: &str,
+    expected: Option<&str>,
+    observed_json: String,
+) -> Result<bool> {
+    let mut q = environments::Entity::update_many()
+        .col_expr(environments::Column::Observed, Expr::value(observed_json))
+        .col_expr(environments::Column::ObservedAt, Expr::value(clock::now()))
+        .filter(environments::Column::Id.eq(id));
+    q = match expected {
+        Some(e) => q.filter(environments::Column::Observed.eq(e)),
+        None => q.filter(environments::Column::Observed.is_null()),
+    };
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
 pub async fn record_domain_observed(
     db: &impl ConnectionTrait,
     id: &str,
