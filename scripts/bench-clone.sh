@@ -185,28 +185,18 @@ for ((round = 1; round <= rounds; round++)); do
 done
 
 # ------------------------------------------------------------------ report ----------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-line() {  # LABEL MS [REFERENCE_MS TARGET]
-    local ratio="" verdict=""
-    if [ $# -ge 3 ]; then
-        ratio="$(ratio "$2" "$3")"
-        verdict="$(awk -v a="$2" -v b="$3" -v t="$4" 'BEGIN { print (a <= t * b) ? "PASS" : "FAIL" }')"
-    fi
-    printf '  %-60s %6s s %7s MiB/s %7s %s\n' "$1" "$(secs "$2")" \
-        "$(awk -v b="$raw_bytes" -v ms="$2" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')" "$ratio" "$verdict"
-}
 mc="$(median "${A_C[@]}")" mj="$(median "${A_J[@]}")" mcp="$(median "${A_CP[@]}")" mp="$(median "${H_P[@]}")" ms="$(median "${H_S[@]}")"
 echo
 echo "Clone benchmark (issue 8): $uploads_mb MiB uploads ($files random files) + database dump $(mib "$dump_bytes") MiB + wp-content $(mib "$content_bytes") MiB = $(mib "$raw_bytes") MiB raw"
 echo "$rounds round(s), medians; ratio = API / hand side by side, target <= 1.3x"
 echo "  hand = rsync -a (wp-content, uploads) + mariadb-dump --single-transaction --quick | mariadb into a new database;"
 echo "         no URL rewrite, no Linux user, pool, nginx or WordPress set-up (the API clone does all of these)"
-printf '  %-60s %8s %13s %7s\n' "" wall throughput ratio
-line "API   POST -> clone Ready (staging environment)" "$mc" "$mp" 1.3
-line "API   env_create job alone (started -> finished)" "$mj" "$mp" 1.3
-line "API   the copy inside the job (+ URL rewrite; same work)" "$mcp" "$mp" 1.3
-line "hand  rsync and dump|import side by side (reference)" "$mp"
-line "hand  one after the other" "$ms"
+printf '  %-64s %8s %13s %7s\n' "" wall throughput ratio
+bench_line "API   POST -> clone Ready (staging environment)" "$mc" "$mp" 1.3
+bench_line "API   env_create job alone (started -> finished)" "$mj" "$mp" 1.3
+bench_line "API   the copy inside the job (+ URL rewrite; same work)" "$mcp" "$mp" 1.3
+bench_line "hand  rsync and dump|import side by side (reference)" "$mp"
+bench_line "hand  one after the other" "$ms"
 printf '  each round (API / copy in the job / hand side by side / one after the other, s):'
 for ((i = 0; i < ${#A_C[@]}; i++)); do
     printf ' %s/%s/%s/%s' "$(secs "${A_C[$i]}")" "$(secs "${A_CP[$i]}")" "$(secs "${H_P[$i]}")" "$(secs "${H_S[$i]}")"

@@ -2,7 +2,9 @@
 # Starts Pressluft on this machine: installs the node prerequisites when run as root (nginx,
 # PHP-FPM, MariaDB, Redis, WordPress sources, sshd, an Ansible virtualenv), builds the binary and
 # runs `pressluft serve` with embedded SQLite in the data directory, the host registered as the
-# local node. Extra arguments go to `pressluft serve`.
+# local node. Extra arguments go to `pressluft serve`. The service listens on 127.0.0.1:8080; once
+# the local node is provisioned, its nginx serves the dashboard at http://<node-ip>/ (or
+# https://<control_plane_domain>/ once that setting is set).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tests that run the API and the runtime against a database
-# (tests/{api,apply,hostile_input,magic_login,runtime,replicas,imports,cli}.rs; cli.rs: the real
+# (tests/{api,apply,hostile_input,magic_login,runtime,replicas,imports,adoptions,cli}.rs; cli.rs: the real
 # binary with `--database-url` of a fresh database; as root two end-to-end tests) once more on PostgreSQL: every
 # migration, every API rule and the runtime's leases and wake-ups on both backends (issue 11 runs
 # the whole suite there). Starts Debian's PostgreSQL cluster when it is down, uses a role of its own
@@ -43,7 +43,7 @@ trap drop_test_databases EXIT
 echo "PostgreSQL $version on port $port"
 PRESSLUFT_TEST_POSTGRES_URL="postgres://pressluft_test:$password@127.0.0.1:$port" \
     cargo test --locked --no-fail-fast --test api --test apply --test hostile_input --test magic_login \
-    --test runtime --test replicas --test imports --test cli \
+    --test runtime --test replicas --test imports --test adoptions --test cli \
     2>&1 | tee target/cargo-test-postgres.log
 # With PRESSLUFT_E2E=1 (scripts/test.sh as root): end-to-end tests on this machine with the
 # server's state in PostgreSQL - a site's whole life with a kill -9 of the server mid-creation

@@ -1,5 +1,6 @@
 //! Pressluft: a reconciliation controller that turns Linux servers into a managed WordPress
 //! platform. See `docs/ARCHITECTURE.md` for the map.
+pub mod adopt;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -44,9 +44,11 @@ async fn main() -> anyhow::Result<()> {
                     backoff_max: runtime.retry_backoff_max,
                     job_timeout: runtime.job_timeout,
                     node_job_limit: runtime.node_job_limit.max(1),
+                    max_playbooks: runtime.max_playbooks.max(1),
                     lease_ttl: runtime.lease_ttl.max(std::time::Duration::from_secs(3)),
                     shutdown_grace: std::time::Duration::from_secs(30),
                     probe_interval: runtime.probe_interval,
+                    panel_upstream: (!no_local_node).then_some(listen),
                 },
                 ansible_dir: runtime.ansible_dir.unwrap_or_else(|| {
                     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ansible")

@@ -277,9 +277,12 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
-/// Runs one command on the target over one SSH session (spec §12: one round trip, hard timeout,
-/// connection dropped on timeout). The server must present the pinned host key; there is no
-/// trust-on-first-use here.
+/// Runs one command on the target (spec §12: one round trip, hard timeout). The command runs on
+/// a channel of the node's pooled connection ([`pool`]): one authenticated SSH connection per
+/// node and identity serves every probe and node query, so a probe round costs a channel, not a
+/// key exchange. A connection found dead before the command started is replaced and the command
+/// retried once; one that times out is dropped (the remote command gets SIGHUP). The server must
+/// present the pinned host key; there is no trust-on-first-use here.
 pub async fn exec(
     target: &Target,
     command: &str,
@@ -292,9 +295,232 @@ pub async fn exec(
     let expected = parse_public(pinned)?;
     let key = PrivateKey::from_openssh(&target.private_key_openssh)
         .map_err(|e| SshError::Key(format!("private key does not parse: {e}")))?;
-    tokio::time::timeout(timeout, exec_inner(target, expected, key, command))
-        .await
-        .map_err(|_| SshError::Timeout(timeout))?
+    let pool_key = PoolKey::of(target, pinned);
+    let used: Arc<Mutex<Option<Arc<client::Handle<HostKeyCheck>>>>> = Arc::default();
+    let r = tokio::time::timeout(
+        timeout,
+        exec_pooled(target, &pool_key, expected, key, command, used.clone()),
+    )
+    .await;
+    match r {
+        Ok(r) => r,
+        Err(_) => {
+            // drop the connection the command hung on: the remote command gets SIGHUP
+            if let Some(h) = used.lock().ok().and_then(|mut u| u.take()) {
+                pool::discard(&pool_key, &h);
+            }
+            Err(SshError::Timeout(timeout))
+        }
+    }
+}
+
+/// What identifies a pooled connection: where, as whom, with which pinned host key and which
+/// client key (a hash of it; the pool never keeps a private key).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    host: String,
+    port: u16,
+    user: String,
+    host_key: String,
+    identity: [u8; 32],
+}
+
+impl PoolKey {
+    fn of(target: &Target, pinned: &str) -> Self {
+        use sha2::Digest;
+        PoolKey {
+            host: target.hostname.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            host_key: pinned.to_string(),
+            identity: sha2::Sha256::digest(target.private_key_openssh.as_bytes()).into(),
+        }
+    }
+}
+
+/// SSH connections kept per node for [`exec`]: reused while alive and used at least once every
+/// [`pool::IDLE`]; idle ones are closed by the next caller.
+pub mod pool {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    /// A connection unused this long is closed.
+    pub const IDLE: Duration = Duration::from_secs(120);
+
+    pub(super) type Conn = Arc<client::Handle<HostKeyCheck>>;
+
+    struct Entry {
+        conn: Option<Conn>,
+        last_used: Instant,
+    }
+
+    type Slot = Arc<tokio::sync::Mutex<Entry>>;
+
+    fn slots() -> &'static Mutex<HashMap<PoolKey, Slot>> {
+        static POOL: std::sync::OnceLock<Mutex<HashMap<PoolKey, Slot>>> =
+            std::sync::OnceLock::new();
+        POOL.get_or_init(Default::default)
+    }
+
+    static CONNECTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    /// Connections opened by the pool since start (tests and the benchmark read it).
+    pub fn connects() -> u64 {
+        CONNECTS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Open pooled connections.
+    pub fn open_connections() -> usize {
+        let slots: Vec<Slot> = slots().lock().expect("pool").values().cloned().collect();
+        slots
+            .iter()
+            .filter(|s| {
+                s.try_lock()
+                    .map(|e| e.conn.as_ref().is_some_and(|c| !c.is_closed()))
+                    .unwrap_or(true)
+            })
+            .count()
+    }
+
+    fn close(conn: Conn) {
+        tokio::spawn(async move {
+            let _ = conn
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+        });
+    }
+
+    /// The live connection for `key`, or a new one (connecting is serialized per key, so
+    /// concurrent callers share one). `fresh` forces a new connection.
+    pub(super) async fn get(
+        key: &PoolKey,
+        target: &Target,
+        expected: PublicKey,
+        private: PrivateKey,
+        fresh: bool,
+    ) -> Result<(Conn, bool), SshError> {
+        sweep(key);
+        let slot = slots()
+            .lock()
+            .expect("pool")
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(Entry {
+                    conn: None,
+                    last_used: Instant::now(),
+                }))
+            })
+            .clone();
+        let mut e = slot.lock().await;
+        let reusable = !fresh && e.last_used.elapsed() < IDLE;
+        if let Some(c) = e.conn.as_ref().filter(|c| reusable && !c.is_closed()) {
+            let c = c.clone();
+            e.last_used = Instant::now();
+            return Ok((c, true));
+        }
+        if let Some(old) = e.conn.take() {
+            close(old);
+        }
+        let conn = Arc::new(super::connect(target, expected, private).await?);
+        CONNECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        e.conn = Some(conn.clone());
+        e.last_used = Instant::now();
+        Ok((conn, false))
+    }
+
+    /// Drops `conn` from the pool (if it is still the pooled one) and closes it.
+    pub(super) fn discard(key: &PoolKey, conn: &Conn) {
+        let slot = slots().lock().expect("pool").get(key).cloned();
+        if let Some(slot) = slot {
+            if let Ok(mut e) = slot.try_lock() {
+                if e.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, conn)) {
+                    e.conn = None;
+                }
+            }
+        }
+        close(conn.clone());
+    }
+
+    /// Closes connections idle for longer than [`IDLE`] (other than `keep`'s) and forgets them.
+    fn sweep(keep: &PoolKey) {
+        let mut map = slots().lock().expect("pool");
+        map.retain(|k, slot| {
+            if k == keep {
+                return true;
+            }
+            let Ok(mut e) = slot.try_lock() else {
+                return true;
+            };
+            if e.last_used.elapsed() < IDLE {
+                return true;
+            }
+            if let Some(c) = e.conn.take() {
+                close(c);
+            }
+            false
+        });
+    }
+
+    /// Closes every pooled connection (tests).
+    pub fn clear() {
+        let all: Vec<Slot> = slots()
+            .lock()
+            .expect("pool")
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for s in all {
+            if let Ok(mut e) = s.try_lock() {
+                if let Some(c) = e.conn.take() {
+                    close(c);
+                }
+            }
+        }
+    }
+}
+
+/// [`exec`] on a pooled connection; `used` names the connection the command went to.
+async fn exec_pooled(
+    target: &Target,
+    pool_key: &PoolKey,
+    expected: PublicKey,
+    key: PrivateKey,
+    command: &str,
+    used: Arc<Mutex<Option<pool::Conn>>>,
+) -> Result<ExecOutput, SshError> {
+    let (conn, reused) = pool::get(pool_key, target, expected.clone(), key.clone(), false).await?;
+    if let Ok(mut u) = used.lock() {
+        *u = Some(conn.clone());
+    }
+    let channel = match conn.channel_open_session().await {
+        Ok(c) => c,
+        Err(russh::Error::ChannelOpenFailure(why)) if !conn.is_closed() => {
+            // A live connection refusing another channel (sshd's MaxSessions, 10 by default, all
+            // busy): this command gets a connection of its own, closed after it.
+            tracing::debug!(host = %target.hostname, reason = ?why, "pooled SSH connection refused a channel; using a separate one");
+            let own = connect(target, expected, key).await?;
+            let channel = own.channel_open_session().await.map_err(map_russh)?;
+            let out = run_on_channel(channel, command).await;
+            let _ = own
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+            return out;
+        }
+        Err(e) if reused => {
+            // The pooled connection died (sshd restarted, network cut, the server's idle
+            // timeout): nothing ran yet, so one retry on a new connection.
+            tracing::debug!(host = %target.hostname, error = %e, "pooled SSH connection is gone; reconnecting");
+            pool::discard(pool_key, &conn);
+            let (conn, _) = pool::get(pool_key, target, expected, key, true).await?;
+            if let Ok(mut u) = used.lock() {
+                *u = Some(conn.clone());
+            }
+            conn.channel_open_session().await.map_err(map_russh)?
+        }
+        Err(e) => return Err(map_russh(e)),
+    };
+    run_on_channel(channel, command).await
 }
 
 /// Opens an authenticated session to the target; the server must present `expected`.
@@ -347,15 +573,67 @@ async fn connect(
     Ok(session)
 }
 
-async fn exec_inner(
-    target: &Target,
-    expected: PublicKey,
-    key: PrivateKey,
+async fn run_on_channel(
+    channel: russh::Channel<client::Msg>,
     command: &str,
 ) -> Result<ExecOutput, SshError> {
-    let session = connect(target, expected, key).await?;
-    let mut channel = session.channel_open_session().await.map_err(map_russh)?;
     channel.exec(true, command).await.map_err(map_russh)?;
+    collect_output(channel).await
+}
+
+/// Runs one command on a connection of its own with `body` as its stdin, each chunk sent as it
+/// arrives (the SSH window holds the sender back when the remote side is slower), then EOF; the
+/// command's output when it ended. `idle` bounds the connect, the wait for each next chunk and the
+/// command's end after EOF. When `body` fails or stalls the connection is closed without EOF (the
+/// remote command sees its stdin end: the caller's command must not trust a short input).
+pub async fn exec_upload<S, E>(
+    target: &Target,
+    command: &str,
+    mut body: S,
+    idle: Duration,
+) -> Result<ExecOutput, SshError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures_util::StreamExt;
+    let pinned = target
+        .host_key
+        .as_deref()
+        .ok_or(SshError::HostKeyNotPinned)?;
+    let expected = parse_public(pinned)?;
+    let key = PrivateKey::from_openssh(&target.private_key_openssh)
+        .map_err(|e| SshError::Key(format!("private key does not parse: {e}")))?;
+    let session = tokio::time::timeout(idle, connect(target, expected, key))
+        .await
+        .map_err(|_| SshError::Timeout(idle))??;
+    let result = async {
+        let channel = session.channel_open_session().await.map_err(map_russh)?;
+        channel.exec(true, command).await.map_err(map_russh)?;
+        loop {
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => return Err(SshError::Timeout(idle)),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(SshError::Protocol(format!("the upload broke off: {e}")))
+                }
+                Ok(Some(Ok(chunk))) => channel.data(&chunk[..]).await.map_err(map_russh)?,
+            }
+        }
+        channel.eof().await.map_err(map_russh)?;
+        tokio::time::timeout(idle, collect_output(channel))
+            .await
+            .map_err(|_| SshError::Timeout(idle))?
+    }
+    .await;
+    let _ = session
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+    result
+}
+
+/// A started command's stdout, stderr (both capped) and exit status.
+async fn collect_output(mut channel: russh::Channel<client::Msg>) -> Result<ExecOutput, SshError> {
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let mut exit_status = None;
     let mut signal = None;
@@ -368,9 +646,6 @@ async fn exec_inner(
             _ => {}
         }
     }
-    let _ = session
-        .disconnect(russh::Disconnect::ByApplication, "", "en")
-        .await;
     let exit_status = match (exit_status, signal) {
         (Some(s), _) => s,
         (None, Some(sig)) => {
@@ -754,6 +1029,8 @@ mod tests {
 
         stream_against_local_sshd(&target).await;
 
+        pool_against_local_sshd(&target).await;
+
         // a different pinned key of the same type: refused before authenticating
         let wrong = PrivateKey::from_openssh(generate_private("w").unwrap())
             .unwrap()
@@ -777,6 +1054,63 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, SshError::AuthFailed { .. }), "{e}");
+    }
+
+    /// [`exec`] reuses one connection per node: many commands (also concurrent ones) run on one
+    /// sshd connection process; after that connection is killed the next command reconnects
+    /// and succeeds; a timed-out command's connection is dropped.
+    async fn pool_against_local_sshd(target: &Target) {
+        // $PPID of the remote shell is the sshd process serving the connection
+        let conn_pid = |t: Target| async move {
+            let out = exec(&t, "echo $PPID", Duration::from_secs(10))
+                .await
+                .unwrap();
+            assert_eq!(out.exit_status, 0);
+            out.stdout.trim().parse::<u32>().unwrap()
+        };
+        let first = conn_pid(target.clone()).await;
+        let started = std::time::Instant::now();
+        for _ in 0..10 {
+            assert_eq!(conn_pid(target.clone()).await, first);
+        }
+        let sequential = started.elapsed();
+        let concurrent: Vec<u32> =
+            futures_util::future::join_all((0..5).map(|_| conn_pid(target.clone()))).await;
+        assert!(
+            concurrent.iter().all(|p| *p == first),
+            "{concurrent:?} vs {first}"
+        );
+        // for comparison: a fresh connection per command (what exec did before the pool)
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            pool::clear();
+            conn_pid(target.clone()).await;
+        }
+        let fresh = started.elapsed() / 5;
+        eprintln!(
+            "per command: {:?} on the pooled connection, {fresh:?} with a connection each",
+            sequential / 10
+        );
+
+        // the connection dies under the pool: the next command reconnects
+        let first = conn_pid(target.clone()).await;
+        let killed = std::process::Command::new("kill")
+            .arg(first.to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = conn_pid(target.clone()).await;
+        assert_ne!(second, first);
+        assert_eq!(conn_pid(target.clone()).await, second);
+
+        // a command that times out takes its connection with it
+        let e = exec(target, "sleep 30", Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SshError::Timeout(_)), "{e}");
+        let third = conn_pid(target.clone()).await;
+        assert_ne!(third, second);
     }
 
     /// [`exec_stream`]: every byte in order, stdin reaches the command, a failure is the last

@@ -74,23 +74,37 @@ async fn login_logout_and_session_rules() {
         csrf: true,
     };
 
-    // Over TLS (behind the node's nginx) the cookie is Secure.
-    let r = app
-        .call_raw(
-            Method::POST,
-            "/api/login",
-            Some(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).to_string()),
-            &As::Nobody,
-            &[("x-forwarded-proto", "https")],
+    // Over TLS behind the node's nginx (a loopback peer saying X-Forwarded-Proto: https) the
+    // cookie is Secure; the same header from any other peer is not believed.
+    let login_from = |peer: &str| {
+        let (parts, ()) = poem::http::Request::builder()
+            .method(Method::POST)
+            .uri("/api/login")
+            .header("content-type", "application/json")
+            .header("x-forwarded-proto", "https")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        poem::Request::from_parts(
+            poem::RequestParts::from((
+                parts,
+                poem::web::LocalAddr(poem::Addr::SocketAddr("127.0.0.1:8080".parse().unwrap())),
+                poem::web::RemoteAddr(poem::Addr::SocketAddr(peer)),
+                poem::http::uri::Scheme::HTTP,
+            )),
+            poem::Body::from_string(
+                json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).to_string(),
+            ),
         )
-        .await;
-    assert!(r
-        .headers
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .contains("Secure"));
+    };
+    use poem::Endpoint;
+    for (peer, secure) in [("127.0.0.1:50000", true), ("203.0.113.7:50000", false)] {
+        let r = app.ep.call(login_from(peer)).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{peer}");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert_eq!(cookie.contains("; Secure"), secure, "{peer}: {cookie}");
+    }
 
     // No cookie → 401 everywhere protected; liveness needs none.
     for path in [
@@ -2157,4 +2171,97 @@ async fn drift_check_requests() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let r = app.call(Method::POST, &check(&staging), None, &me).await;
     assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "conflict"));
+}
+
+/// `control_plane_domain` (issue 12, item 4): validated and normalized, desired state with an event
+/// and an audit entry, and a change wakes the local node (its reconciler renders the panel);
+/// a change of an unrelated setting does not.
+#[tokio::test]
+async fn control_plane_domain_is_validated_audited_and_wakes_the_local_node() {
+    let app = TestApp::new().await;
+    let me = app.token().await;
+    let local = app.call(Method::GET, "/api/nodes", None, &me).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut wakes = app.state.notifier.subscribe();
+    for bad in ["not a domain", "203.0.113.5", "panel", "-x.example.com"] {
+        let r = app
+            .call(
+                Method::PATCH,
+                "/api/settings",
+                Some(json!({ "control_plane_domain": bad })),
+                &me,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {:?}", r.body);
+        assert_eq!(
+            r.body["details"]["field"], "control_plane_domain",
+            "{:?}",
+            r.body
+        );
+    }
+    assert!(wakes.try_recv().is_err(), "a refused change wakes nobody");
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({ "control_plane_domain": "Panel.Example.com." })),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["control_plane_domain"], "panel.example.com");
+    let woken: Vec<_> = std::iter::from_fn(|| wakes.try_recv().ok()).collect();
+    assert!(
+        woken
+            .iter()
+            .any(|c| c.kind == pressluft::notify::Kind::Node && c.id == local),
+        "the local node is woken: {woken:?}"
+    );
+    let r = app.call(Method::GET, "/api/settings", None, &me).await;
+    assert_eq!(r.body["control_plane_domain"], "panel.example.com");
+    // an unrelated setting: the node is left alone
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({ "releases_keep": 7 })),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let woken: Vec<_> = std::iter::from_fn(|| wakes.try_recv().ok()).collect();
+    assert!(
+        !woken
+            .iter()
+            .any(|c| c.kind == pressluft::notify::Kind::Node),
+        "{woken:?}"
+    );
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/settings",
+            Some(json!({ "control_plane_domain": null })),
+            &me,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["control_plane_domain"].is_null());
+    let events = app
+        .call(Method::GET, "/api/events?order=desc&limit=50", None, &me)
+        .await;
+    assert!(
+        events.body.to_string().contains("control_plane_domain"),
+        "{:?}",
+        events.body
+    );
+    let audit = app.call(Method::GET, "/api/audit", None, &me).await;
+    let updates = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "settings.update")
+        .count();
+    assert_eq!(updates, 3, "{:?}", audit.body);
 }

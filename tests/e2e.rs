@@ -4494,7 +4494,85 @@ mk("symlink.tgz", [("files/uploads/passwd", "sym", "../../../../../etc/passwd")]
     let env = api.get(&format!("/api/environments/{env_id}"));
     assert_eq!(env["status"], "active", "{env}");
     assert_eq!(env["current_release_id"], release_id.as_str(), "{env}");
-    let _ = sh(&format!("rm -rf {dir}"));
+
+    // ---- the formats operators have: a .sql.gz and a wp-content tarball given apart (no
+    // meta.json, no source_url: the URL is rewritten from the dump's home)
+    let (ok, out) = sh(&format!(
+        "sed 's/Imported post beta/Imported post gamma/g' {work}/db.sql | gzip > {dir}/db.sql.gz && \
+         rm -rf {work}/parts && mkdir -p {work}/parts/wp-content && cp -a {work}/files/. {work}/parts/wp-content/ && \
+         rm -rf {work}/parts/wp-content/mu-plugins && \
+         echo 'an upload of the parts' > {work}/parts/wp-content/uploads/2026/12/pl-parts.txt && \
+         tar czf {dir}/wp-content.tgz -C {work}/parts wp-content 2>&1",
+        work = work.display()
+    ));
+    assert!(ok, "packing the parts: {out}");
+    let content_sha = sh(&format!("sha256sum {dir}/wp-content.tgz | cut -d' ' -f1")).1;
+    // the tarball goes through the API: streamed to the node (a limit below its size: 413, nothing kept)
+    let upload = |limit: Option<u64>| {
+        let (s, v) = api.call(
+            "PATCH",
+            "/api/settings",
+            Some(json!({ "import_max_bytes": limit })),
+        );
+        assert_eq!(s, 200, "{v}");
+        let (ok, out) = sh(&format!(
+            "cp {dir}/wp-content.tgz {work}/upload.tgz && curl -sS -X POST -H 'Authorization: Bearer {}' \
+             -H 'content-type: application/octet-stream' --data-binary @{work}/upload.tgz -w '\n%{{http_code}}' \
+             '{}/api/environments/{env_id}/import-uploads?name=wp-content.tgz'",
+            api.token,
+            api.base,
+            work = work.display()
+        ));
+        assert!(ok, "{out}");
+        let (body, code) = out.rsplit_once('\n').unwrap();
+        (code.to_string(), serde_json::from_str::<Value>(body).unwrap_or(Value::Null))
+    };
+    let (code, v) = upload(Some(1000));
+    assert_eq!((code.as_str(), v["code"].as_str()), ("413", Some("payload_too_large")), "{v}");
+    let (code, up) = upload(None);
+    assert_eq!(code, "201", "{up}");
+    assert_eq!(up["sha256"], content_sha.as_str(), "{up}");
+    let up_url = up["url"].as_str().unwrap().to_string();
+    assert!(up_url.starts_with("file:///var/lib/pressluft/imports/upload-"), "{up}");
+    let (ok, left) = sh("ls -A /var/lib/pressluft/imports | grep -c '^.upload-.*part$'");
+    assert!(!ok && left == "0", "a part file is left: {left}");
+    eprintln!("[import] the wp-content tarball uploaded through the API (413 over the limit)");
+    let t1 = Instant::now();
+    let imp = imp_run(
+        &api,
+        &env_id,
+        json!({"database_url": format!("file://{dir}/db.sql.gz"),
+               "content_url": up_url.clone(), "content_sha256": content_sha}),
+    );
+    assert_eq!(imp["status"], "succeeded", "{imp}");
+    assert_eq!(imp["archive_url"], "", "{imp}");
+    assert_eq!(imp["content_sha256"], content_sha.as_str(), "{imp}");
+    let (code, body) = curl(&host, "/");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("Imported post gamma") && !body.contains("Imported post beta"),
+        "the dump of the parts is not served: {body}"
+    );
+    let (code, body) = curl(&host, "/wp-content/uploads/2026/12/pl-parts.txt");
+    assert_eq!((code, body.trim()), (200, "an upload of the parts"));
+    let (ok, n) = sh(&format!(
+        "mariadb-dump --skip-comments {db} | grep -c oldsite-import"
+    ));
+    assert!(
+        !ok && n == "0",
+        "the old URL is left in the database after the parts ({n} lines)"
+    );
+    let env = api.get(&format!("/api/environments/{env_id}"));
+    assert_eq!(env["current_release_id"], imp["release_id"], "{env}");
+    assert!(
+        !std::path::Path::new(up_url.trim_start_matches("file://")).exists(),
+        "the uploaded file is left after the import"
+    );
+    eprintln!(
+        "[import] a .sql.gz + wp-content tarball imported in {:?}",
+        t1.elapsed()
+    );
+    let _ = sh(&format!("rm -rf {dir} {}", up_url.trim_start_matches("file://")));
     // the site goes by the normal path (files, database, user, pool, server block)
     let site_id = site["id"].as_str().unwrap().to_string();
     let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].clone();
@@ -4515,4 +4593,664 @@ mk("symlink.tgz", [("files/uploads/passwd", "sym", "../../../../../etc/passwd")]
         "the site's files are left"
     );
     eprintln!("[import] done after {:?}", t0.elapsed());
+}
+
+/// Issue 12, item 4: the control plane behind the local node's nginx — on the node's address over
+/// plain HTTP (the service itself on loopback), then on `control_plane_domain` over HTTPS with a
+/// certificate from a real ACME server (pebble, HTTP-01 through this nginx): a chain that verifies
+/// with pebble's root only, HSTS, HTTP redirecting, a `Secure` session cookie, the address falling
+/// to the default server; unsetting the domain brings the address block back.
+#[test]
+fn control_plane_domain_over_https_with_acme() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let acme = script_settings("scripts/acme-test-server.sh start");
+    let ca_file = acme["ACME_CA_FILE"].clone();
+    let roots = std::env::temp_dir().join(format!("pebble-roots-panel-{}.pem", std::process::id()));
+    let (ok, out) = sh(&format!(
+        "curl -sS --cacert {ca_file} {} -o {}",
+        acme["ACME_ROOTS_URL"],
+        roots.display()
+    ));
+    assert!(ok, "pebble roots: {out}");
+    let roots = roots.display().to_string();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let srv = Server::start(&tmp.path().join("data"), port);
+    let api = Api::connect(port);
+    let node_id = wait_local_node_active(&api);
+    let node_path = format!("/api/nodes/{node_id}");
+    let node = api.wait_for(
+        "the panel on the node's address",
+        &node_path,
+        Duration::from_secs(300),
+        |_, v| v["panel"]["url"] == "http://127.0.0.1/" && v["panel"]["domain"].is_null(),
+    );
+    eprintln!(
+        "[panel] node active, panel {} after {:?}",
+        node["panel"],
+        t0.elapsed()
+    );
+
+    // 1. no domain: the dashboard and the API through nginx on the node's address
+    let (code, body) = curl("127.0.0.1", "/");
+    assert_eq!(code, 200, "dashboard through nginx: {body:.300}");
+    assert!(body.contains("<title>Pressluft</title>"), "{body:.300}");
+    let (code, body) = curl("127.0.0.1", "/api/healthz");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"ok\""), "{body}");
+    let (ok, conf) = sh("cat /etc/nginx/sites-enabled/pressluft-panel.conf");
+    assert!(ok);
+    assert!(
+        conf.contains(&format!("proxy_pass http://127.0.0.1:{port};")),
+        "{conf}"
+    );
+    assert!(conf.contains("proxy_buffering off;"), "{conf}");
+    eprintln!(
+        "[panel] dashboard and /api/healthz answer on http://127.0.0.1/ (proxied to :{port})"
+    );
+
+    // 2. a domain whose DNS points elsewhere: no provisioning (so no ACME request), an event
+    let provisions = || {
+        api.get(&format!("/api/jobs?node_id={node_id}&limit=200"))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["job_type"] == "node_provision")
+            .count()
+    };
+    let before = provisions();
+    let elsewhere = "panel-elsewhere.pressluft.test";
+    let (ok, out) = sh(&format!(
+        "curl -sS -X POST -d '{{\"host\":\"{elsewhere}.\",\"addresses\":[\"192.0.2.1\"]}}' {}/add-a",
+        acme["ACME_DNS_MANAGEMENT_URL"]
+    ));
+    assert!(ok, "challtestsrv add-a: {out}");
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({
+            "acme_directory_url": acme["ACME_DIRECTORY_URL"],
+            "acme_ca_file": ca_file,
+            "acme_email": "ops@pressluft.test",
+            "dns_resolver": "127.0.0.1:8053",
+            "control_plane_domain": elsewhere,
+        })),
+    );
+    assert_eq!(s, 200, "{v}");
+    let events = api.wait_for(
+        "PanelDnsNotPointing",
+        &format!("/api/events?resource_id={node_id}&order=desc&limit=20"),
+        Duration::from_secs(60),
+        |_, v| v.to_string().contains("PanelDnsNotPointing"),
+    );
+    assert!(events.to_string().contains("192.0.2.1"), "{events}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        provisions(),
+        before,
+        "a provisioning ran for a name pointing elsewhere"
+    );
+    let (code, _) = curl("127.0.0.1", "/");
+    assert_eq!(
+        code, 200,
+        "the address block stays while the domain waits for DNS"
+    );
+    eprintln!("[panel] {elsewhere} points elsewhere: event, no provisioning, address block kept");
+
+    // 3. the domain: certificate from pebble, HTTPS, HSTS, redirect, Secure cookie
+    let name = "panel.pressluft.test";
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({
+            "acme_directory_url": acme["ACME_DIRECTORY_URL"],
+            "acme_ca_file": ca_file,
+            "acme_email": "ops@pressluft.test",
+            "dns_resolver": "127.0.0.1:8053",
+            "control_plane_domain": name,
+        })),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["control_plane_domain"], name);
+    let t = Instant::now();
+    let node = api.wait_for(
+        "the panel on its domain",
+        &node_path,
+        Duration::from_secs(180),
+        |_, v| v["panel"]["domain"] == name,
+    );
+    eprintln!(
+        "[panel] served on {name} after {:?}: {}",
+        t.elapsed(),
+        node["panel"]
+    );
+    assert_eq!(node["panel"]["url"], format!("https://{name}/"));
+    assert!(
+        node["panel"]["certificate_issuer"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("pebble"),
+        "{node}"
+    );
+    assert!(node["panel"]["certificate_not_after"].is_string(), "{node}");
+    // curl verifies the chain against pebble's root only
+    let (code, headers, body) = curl_https(name, "/", &roots);
+    assert_eq!(code, 200, "HTTPS dashboard: {headers}\n{body:.300}");
+    assert!(body.contains("<title>Pressluft</title>"), "{body:.300}");
+    assert!(
+        headers.contains("strict-transport-security: max-age=31536000\r\n"),
+        "HSTS without includeSubDomains/preload: {headers}"
+    );
+    assert!(
+        headers.contains("x-content-type-options: nosniff"),
+        "{headers}"
+    );
+    let (code, _, body) = curl_https(name, "/api/healthz", &roots);
+    assert_eq!(code, 200, "{body}");
+    let (ok, loc) = sh(&format!(
+        "curl -sS -o /dev/null -w '%{{http_code}} %{{redirect_url}}' -H 'Host: {name}' 'http://127.0.0.1/sites?x=1'"
+    ));
+    assert!(ok);
+    assert_eq!(loc, format!("301 https://{name}/sites?x=1"));
+    eprintln!("[panel] HTTPS verified with pebble's root, HSTS, HTTP redirects");
+    let (ok, headers) = sh(&format!(
+        "curl -sS -o /dev/null -D - --cacert {roots} --resolve {name}:443:127.0.0.1 \
+         -H 'content-type: application/json' \
+         -d '{{\"email\":\"e2e@example.com\",\"password\":\"{PASSWORD}\"}}' https://{name}/api/login"
+    ));
+    assert!(ok, "{headers}");
+    let cookie = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no session cookie: {headers}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    eprintln!("[panel] login over HTTPS: the session cookie is Secure");
+    // the address now falls to the default server (444: connection closed, curl exit 52)
+    let (_, rc) = sh("curl -sS --max-time 5 -o /dev/null -H 'Host: 127.0.0.1' http://127.0.0.1/ 2>/dev/null; echo $?");
+    assert_eq!(rc, "52", "the node's address should get the default server");
+    // the key stays on the node: not in the service's log
+    let log = std::fs::read_to_string(&srv.log).unwrap_or_default();
+    assert!(
+        !log.contains("PRIVATE KEY"),
+        "a private key in the service's log"
+    );
+    eprintln!("[panel] the node's address falls to the default server (444)");
+
+    // 4. the domain unset: back to the address block, the certificate removed
+    let (s, v) = api.call(
+        "PATCH",
+        "/api/settings",
+        Some(json!({"control_plane_domain": null})),
+    );
+    assert_eq!(s, 200, "{v}");
+    api.wait_for(
+        "the panel back on the node's address",
+        &node_path,
+        Duration::from_secs(180),
+        |_, v| v["panel"]["url"] == "http://127.0.0.1/" && v["panel"]["domain"].is_null(),
+    );
+    let (code, body) = curl("127.0.0.1", "/");
+    assert_eq!(code, 200, "{body:.300}");
+    assert!(body.contains("<title>Pressluft</title>"));
+    assert!(
+        !std::path::Path::new("/etc/pressluft/tls/panel").exists(),
+        "the panel's certificate is left after the domain was unset"
+    );
+    let (_, rc) = sh(&format!(
+        "curl -sS --max-time 5 -o /dev/null --cacert {roots} --resolve {name}:443:127.0.0.1 https://{name}/ 2>/dev/null; echo $?"
+    ));
+    assert_ne!(rc, "0", "HTTPS on the unset domain still answers");
+    // audited
+    let audit = api.get("/api/audit?limit=20");
+    assert!(
+        audit.to_string().contains("settings.update"),
+        "settings writes are audited: {audit}"
+    );
+    eprintln!(
+        "[panel] domain unset: address block back; done after {:?}",
+        t0.elapsed()
+    );
+}
+
+/// Checksums of an adoption source: every entry under `root` (path, type, size, mode, owner),
+/// every file's SHA-256, and every table of `db` (CHECKSUM TABLE … EXTENDED), as one text.
+fn adopt_checksums(root: &str, db: &str) -> String {
+    let (ok, files) = sh(&format!(
+        "cd {root} && find . -printf '%p %y %s %m %U\\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+    ));
+    assert!(ok, "{files}");
+    let (ok, names) = sh(&format!(
+        "mariadb -N -B -e \"SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='{db}' ORDER BY 1\""
+    ));
+    assert!(ok && names.lines().count() >= 12, "tables: {names}");
+    let list: Vec<String> = names.lines().map(|t| format!("`{t}`")).collect();
+    let (ok, sums) = sh(&format!(
+        "mariadb -N -B {db} -e 'CHECKSUM TABLE {} EXTENDED'",
+        list.join(", ")
+    ));
+    assert!(ok, "{sums}");
+    format!("{files}\n{sums}")
+}
+
+#[test]
+fn adopt_a_wordpress_site_over_ssh() {
+    if !should_run() {
+        return;
+    }
+    let _node = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let data = tmp.path().join("data");
+    let _srv = Server::start(&data, port);
+    let api = Api::connect(port);
+    wait_local_node_active(&api);
+    eprintln!("[adopt] node active after {:?}", t0.elapsed());
+
+    // ---- the adoption key: shown, the same on every read
+    let key = api.get("/api/adoptions/public-key");
+    let public = key["public_key"].as_str().unwrap().to_string();
+    assert!(public.starts_with("ssh-ed25519 AAAA"), "{key}");
+    assert_eq!(
+        api.get("/api/adoptions/public-key")["public_key"],
+        public.as_str()
+    );
+    assert!(key["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+
+    // ---- the source: another Linux user's WordPress in ~/www with its own database account
+    let user = "pladopt";
+    let home = format!("/home/{user}");
+    let root = format!("{home}/www");
+    let (db, dbu) = ("pladopt_src", "pladopt_db");
+    let old = "http://oldsite-adopt.example.test";
+    let _ = sh(&format!(
+        "userdel -r {user} 2>/dev/null; mariadb -e \"DROP DATABASE IF EXISTS {db}; DROP USER IF EXISTS '{dbu}'@'localhost'\""
+    ));
+    let (ok, out) = sh(&format!(
+        "useradd -m -s /bin/bash {user} && install -d -o {user} -g {user} -m 700 {home}/.ssh && \
+         printf '%s\\n' '{public}' > {home}/.ssh/authorized_keys && chown {user}: {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys && \
+         rsync -a --copy-links --exclude=/wp-config.php --exclude=/.htaccess /usr/share/wordpress/ {root}/ && \
+         mariadb -e \"CREATE DATABASE {db}; CREATE USER '{dbu}'@'localhost' IDENTIFIED BY 'Adopt-pw#1\\\"x'; GRANT ALL ON {db}.* TO '{dbu}'@'localhost'\" 2>&1"
+    ));
+    assert!(ok, "source user and database: {out}");
+    let config = format!(
+        "<?php\n// define('MULTISITE', true);\ndefine( 'DB_NAME', '{db}' );\ndefine( 'DB_USER', '{dbu}' );\n\
+         define( 'DB_PASSWORD', 'Adopt-pw#1\"x' );\ndefine( 'DB_HOST', 'localhost' );\ndefine('DB_CHARSET', 'utf8mb4');\n\
+         define('DB_COLLATE', '');\n$table_prefix = 'oldwp_';\nif (!defined('ABSPATH')) define('ABSPATH', __DIR__ . '/');\n\
+         require_once ABSPATH . 'wp-settings.php';\n"
+    );
+    std::fs::write(format!("{root}/wp-config.php"), &config).unwrap();
+    std::fs::write(
+        tmp.path().join("install.php"),
+        r#"<?php
+$_SERVER['HTTP_HOST'] = 'oldsite-adopt.example.test';
+$_SERVER['REQUEST_URI'] = '/';
+define('WP_INSTALLING', true);
+require $argv[1] . '/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+$old = $argv[2];
+$r = wp_install('Old adopted site', 'oldowner', 'owner@mail.invalid', true, '', 'old-owner-password-123');
+if (is_wp_error($r['user_id'])) { fwrite(STDERR, 'install failed'); exit(1); }
+update_option('home', $old);
+update_option('siteurl', $old);
+update_option('permalink_structure', '/%postname%/');
+foreach (array('gamma', 'delta') as $w) {
+    $id = wp_insert_post(array('post_title' => "Adopted post $w", 'post_status' => 'publish',
+        'post_content' => "<p>body $w <img src=\"$old/wp-content/uploads/2026/12/pl-adopt.txt\"></p>"), true);
+    if (is_wp_error($id)) { fwrite(STDERR, $id->get_error_message()); exit(1); }
+}
+update_option('pl_adopt_widget', array('url' => "$old/x/", 'nested' => array('img' => "$old/wp-content/uploads/2026/12/pl-adopt.txt")));
+echo "installed\n";
+"#,
+    )
+    .unwrap();
+    let (ok, out) = sh(&format!(
+        "php {} {root} {old} 2>&1 | tail -1 && mkdir -p {root}/wp-content/uploads/2026/12 {root}/wp-content/mu-plugins {root}/wp-content/cache && \
+         echo 'upload of the adopted site' > {root}/wp-content/uploads/2026/12/pl-adopt.txt && \
+         echo 'cache that is not copied' > {root}/wp-content/cache/pl-cache.txt && \
+         printf '<?php\\n/*\\n * Plugin Name: PL Adopt MU\\n * Version: 1.2.3\\n */\\n' > {root}/wp-content/mu-plugins/pl-adopt-mu.php && \
+         chown -R {user}: {root}",
+        tmp.path().join("install.php").display()
+    ));
+    assert!(
+        ok && out.contains("installed"),
+        "installing the source: {out}"
+    );
+    let before = adopt_checksums(&root, db);
+    eprintln!(
+        "[adopt] source WordPress installed as {user} after {:?}",
+        t0.elapsed()
+    );
+
+    // ---- dry run: the report, nothing stored
+    let body = |extra: Value| {
+        let mut b = json!({"site_name": "Adopted site", "slug": "adopted-site", "ssh_host": "127.0.0.1",
+                           "ssh_user": user, "source_path": root.clone()});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let t1 = Instant::now();
+    let (s, dry) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"dry_run": true}))),
+    );
+    assert_eq!(s, 200, "{dry}");
+    eprintln!("[adopt] dry run in {:?}: {dry}", t1.elapsed());
+    let r = &dry["report"];
+    assert!(
+        r["wordpress_version"].as_str().unwrap().starts_with('6'),
+        "{r}"
+    );
+    assert!(r["php_version"].as_str().unwrap().starts_with("8."), "{r}");
+    assert_eq!(r["table_prefix"], "oldwp_");
+    assert_eq!(r["multisite"], false);
+    assert_eq!(r["home"], old);
+    assert!(r["database_tables"].as_i64().unwrap() >= 12, "{r}");
+    assert!(r["database_bytes"].as_i64().unwrap() > 0, "{r}");
+    assert!(r["files_bytes"].as_i64().unwrap() > 0, "{r}");
+    let has = |list: &str, slug: &str| {
+        r[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["slug"].as_str() == Some(slug))
+    };
+    assert!(has("plugins", "akismet"), "{r}");
+    assert!(has("themes", "twentytwentythree"), "{r}");
+    assert!(has("mu_plugins", "pl-adopt-mu.php"), "{r}");
+    let host_key = dry["host_key"].as_str().unwrap().to_string();
+    assert!(host_key.starts_with("ssh-"), "{dry}");
+    assert!(!dry.to_string().contains("PRIVATE KEY") && !dry.to_string().contains("Adopt-pw"));
+    // the same through the CLI: the key to authorize, the dry run's report
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("PRESSLUFT_SERVER", &api.base)
+            .env("PRESSLUFT_TOKEN", &api.token)
+            .env("PRESSLUFT_CONFIG", tmp.path().join("cli.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pressluft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let printed = cli(&["adopt", "--public-key"]);
+    assert_eq!(printed.lines().next(), Some(public.as_str()), "{printed}");
+    let printed = cli(&[
+        "adopt",
+        "--name",
+        "Adopted site",
+        "--host",
+        "127.0.0.1",
+        "--user",
+        user,
+        "--path",
+        &root,
+        "--dry-run",
+    ]);
+    let v: Value = serde_json::from_str(&printed).unwrap_or_else(|_| panic!("{printed}"));
+    assert_eq!(v["report"]["table_prefix"], "oldwp_", "{v}");
+    assert_eq!(v["host_key"], dry["host_key"], "{v}");
+    let sites = api.get("/api/sites");
+    assert!(
+        !sites.to_string().contains("adopted-site"),
+        "a dry run declared a site: {sites}"
+    );
+
+    // ---- refusals, each with its code
+    let (s, v) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"ssh_user": "Not A User", "dry_run": true}))),
+    );
+    assert_eq!((s, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+    let (s, v) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"source_path": home.clone(), "dry_run": true}))),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("ADOPT_NOT_WORDPRESS")),
+        "{v}"
+    );
+    let (s, v) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"dry_run": true, "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}))),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("ADOPT_HOST_KEY_MISMATCH")),
+        "{v}"
+    );
+    let (s, v) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"ssh_user": "nobody", "dry_run": true}))),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("ADOPT_SOURCE_UNREACHABLE")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("public-key"), "{v}");
+    // a multisite: a copy of the site whose wp-config.php says MULTISITE (the source's own
+    // files stay untouched; the copy lies beside them in the user's home)
+    let multi = format!("{home}/multi");
+    let (ok, out) = sh(&format!(
+        "mkdir -p {multi}/wp-includes && cp {root}/wp-includes/version.php {multi}/wp-includes/ && \
+         sed 's|^// define|define|' {root}/wp-config.php > {multi}/wp-config.php && chown -R {user}: {multi}"
+    ));
+    assert!(ok, "{out}");
+    let (s, v) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"source_path": multi.clone(), "dry_run": true}))),
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (422, Some("ADOPT_MULTISITE_UNSUPPORTED")),
+        "{v}"
+    );
+    let _ = sh(&format!("rm -rf {multi}"));
+    eprintln!("[adopt] refusals checked after {:?}", t0.elapsed());
+
+    // ---- the adoption: a new site, its production environment, the import over SSH
+    let t2 = Instant::now();
+    let (s, adoption) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"host_key": host_key.clone()}))),
+    );
+    assert_eq!(s, 202, "{adoption}");
+    let env_id = adoption["environment_id"].as_str().unwrap().to_string();
+    let site_id = adoption["site_id"].as_str().unwrap().to_string();
+    let imp_id = adoption["import"]["id"].as_str().unwrap().to_string();
+    assert_eq!(adoption["import"]["source_type"], "ssh");
+    assert_eq!(adoption["import"]["ssh_source"]["ssh_user"], user);
+    assert_eq!(
+        adoption["import"]["ssh_source"]["host_key"],
+        host_key.as_str()
+    );
+    let imp = api.wait_for(
+        "adoption to finish",
+        &format!("/api/imports/{imp_id}"),
+        Duration::from_secs(600),
+        |_, v| v["status"] == "succeeded" || v["status"] == "failed",
+    );
+    eprintln!(
+        "[adopt] adopted in {:?}: {} / {}",
+        t2.elapsed(),
+        imp["result"]["import_timings_ms"],
+        imp["error_code"]
+    );
+    assert_eq!(imp["status"], "succeeded", "{imp}");
+    assert_eq!(imp["report"]["table_prefix"], "oldwp_", "{imp}");
+    assert_eq!(imp["result"]["import_table_prefix"], "oldwp_", "{imp}");
+    assert!(
+        !imp.to_string().contains("PRIVATE KEY") && !imp.to_string().contains("Adopt-pw"),
+        "{imp}"
+    );
+    let env = api.wait_for(
+        "environment ready after the adoption",
+        &format!("/api/environments/{env_id}"),
+        Duration::from_secs(60),
+        |_, v| ready(v),
+    );
+    let url = env["preview_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let host = host_of(&url);
+    let release_id = imp["release_id"]
+        .as_str()
+        .expect("the adoption's release")
+        .to_string();
+    assert_eq!(env["current_release_id"], release_id.as_str(), "{env}");
+    let rels = api.get(&format!("/api/environments/{env_id}/releases"));
+    assert!(
+        rels["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == release_id.as_str()
+                && r["source_type"] == "import"
+                && r["health_status"] == "healthy"),
+        "{rels}"
+    );
+    let (code, page) = curl(&host, "/");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("Adopted post gamma") && page.contains("Adopted post delta"),
+        "home page: {page}"
+    );
+    assert!(!page.contains("oldsite-adopt"), "old URL served");
+    let (code, up) = curl(&host, "/wp-content/uploads/2026/12/pl-adopt.txt");
+    assert_eq!((code, up.trim()), (200, "upload of the adopted site"));
+    let (code, _) = curl(&host, "/wp-content/cache/pl-cache.txt");
+    assert_eq!(code, 404, "the source's cache was copied");
+    let edb = db_of(&env_id);
+    let (ok, n) = sh(&format!(
+        "mariadb-dump --skip-comments {edb} | grep -c oldsite-adopt"
+    ));
+    assert!(
+        !ok && n == "0",
+        "the old URL is left in the database ({n} lines)"
+    );
+    let (ok, out) = sh(&format!(
+        "mariadb -N -B -e \"SELECT option_value FROM \\`{edb}\\`.wp_options WHERE option_name='pl_adopt_widget'\" | \
+         php -r '$v = unserialize(trim(stream_get_contents(STDIN))); echo is_array($v) ? $v[\"nested\"][\"img\"] : \"broken\";'"
+    ));
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        format!("{url}/wp-content/uploads/2026/12/pl-adopt.txt"),
+        "serialized option"
+    );
+    eprintln!(
+        "[adopt] content, upload, URLs checked after {:?}",
+        t0.elapsed()
+    );
+
+    // ---- the source is untouched; the private key is nowhere in logs or the database
+    let after = adopt_checksums(&root, db);
+    assert!(
+        before == after,
+        "the source changed:\n--- before\n{before}\n--- after\n{after}"
+    );
+    let (_, left) = sh(&format!("find /tmp -maxdepth 1 -user {user} | wc -l"));
+    assert_eq!(left, "0", "temp files of the source user left in /tmp");
+    let (ok, found) = sh(&format!(
+        "grep -rl 'OPENSSH PRIVATE KEY' {} {} /var/lib/pressluft/restore 2>/dev/null | head -3",
+        data.display(),
+        data.with_extension("log").display()
+    ));
+    assert!(
+        ok && found.is_empty(),
+        "the adoption key's private part was written: {found}"
+    );
+    eprintln!(
+        "[adopt] source checksums equal, no key left after {:?}",
+        t0.elapsed()
+    );
+
+    // ---- a source that refuses the key once the adoption is declared: the job fails with
+    // ADOPT_SOURCE_UNREACHABLE (retried, then final), the new site stays, serving its own
+    let (s, second) = api.call(
+        "POST",
+        "/api/adoptions",
+        Some(body(json!({"slug": "adopted-twice"}))),
+    );
+    assert_eq!(s, 202, "{second}");
+    let (ok, out) = sh(&format!(
+        "mv {home}/.ssh/authorized_keys {home}/.ssh/authorized_keys.off 2>&1"
+    ));
+    assert!(ok, "{out}");
+    let second_id = second["import"]["id"].as_str().unwrap().to_string();
+    let second_site = second["site_id"].as_str().unwrap().to_string();
+    let imp2 = api.wait_for(
+        "the refused adoption to finish",
+        &format!("/api/imports/{second_id}"),
+        Duration::from_secs(300),
+        |_, v| v["status"] == "succeeded" || v["status"] == "failed",
+    );
+    assert_eq!(imp2["status"], "failed", "{imp2}");
+    assert_eq!(imp2["error_code"], "ADOPT_SOURCE_UNREACHABLE", "{imp2}");
+    assert_eq!(imp2["result"]["import_changed"], false, "{imp2}");
+    let (ok, out) = sh(&format!(
+        "mv {home}/.ssh/authorized_keys.off {home}/.ssh/authorized_keys 2>&1"
+    ));
+    assert!(ok, "{out}");
+    eprintln!(
+        "[adopt] a refused key after the declaration: ADOPT_SOURCE_UNREACHABLE after {:?}",
+        t0.elapsed()
+    );
+    let sv = api.get(&format!("/api/sites/{second_site}"))["state_version"].clone();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{second_site}?state_version={sv}"),
+        None,
+    );
+    assert_eq!(s, 202, "{v}");
+
+    // ---- clean up: the site by the normal path, the source user and its database
+    let sv = api.get(&format!("/api/sites/{site_id}"))["state_version"].clone();
+    let (s, v) = api.call(
+        "DELETE",
+        &format!("/api/sites/{site_id}?state_version={sv}"),
+        None,
+    );
+    assert_eq!(s, 202, "{v}");
+    api.wait_for(
+        "the adopted site gone",
+        &format!("/api/sites/{site_id}"),
+        Duration::from_secs(180),
+        |s, _| s == 404,
+    );
+    api.wait_for(
+        "the second adopted site gone",
+        &format!("/api/sites/{second_site}"),
+        Duration::from_secs(180),
+        |s, _| s == 404,
+    );
+    let (ok, out) = sh(&format!(
+        "userdel -r {user} 2>&1; mariadb -e \"DROP DATABASE {db}; DROP USER '{dbu}'@'localhost'\" 2>&1"
+    ));
+    assert!(ok, "{out}");
+    eprintln!("[adopt] done after {:?}", t0.elapsed());
 }

@@ -129,7 +129,11 @@ async fn leases_fence_and_hand_over() {
 
 struct Fake {
     dir: tempfile::TempDir,
+    /// The scripted node is configured through the process environment: one test at a time.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static FAKE_NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Fake {
     fn set(&self, file: &str, v: &str) {
@@ -139,6 +143,7 @@ impl Fake {
 
 async fn fake_node(app: &TestApp) -> Fake {
     let fake = Fake {
+        _serial: FAKE_NODE.lock().await,
         dir: tempfile::tempdir().unwrap(),
     };
     std::env::set_var("PRESSLUFT_FAKE_NODE_DIR", fake.dir.path());
@@ -157,6 +162,17 @@ async fn fake_node(app: &TestApp) -> Fake {
 }
 
 fn replica(app: &TestApp, fake: &Fake, notifier: Notifier) -> (Arc<Runtime>, CancellationToken) {
+    replica_with(app, fake, notifier, |_| {}, true)
+}
+
+/// A replica with `tune` applied to its configuration; started or not.
+fn replica_with(
+    app: &TestApp,
+    fake: &Fake,
+    notifier: Notifier,
+    tune: impl FnOnce(&mut RuntimeConfig),
+    start: bool,
+) -> (Arc<Runtime>, CancellationToken) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let work_dir = fake
         .dir
@@ -179,6 +195,8 @@ fn replica(app: &TestApp, fake: &Fake, notifier: Notifier) -> (Arc<Runtime>, Can
         lease_ttl: Duration::from_secs(3),
         ..Default::default()
     };
+    let mut cfg = cfg;
+    tune(&mut cfg);
     let stop = CancellationToken::new();
     let rt = Runtime::new(
         app.db.clone(),
@@ -189,7 +207,9 @@ fn replica(app: &TestApp, fake: &Fake, notifier: Notifier) -> (Arc<Runtime>, Can
         common::ADMIN_EMAIL.into(),
         stop.clone(),
     );
-    rt.start();
+    if start {
+        rt.start();
+    }
     (rt, stop)
 }
 
@@ -568,4 +588,273 @@ async fn prometheus_metrics() {
     let r = app.call(Method::GET, "/api/metrics", None, &me).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body["jobs_queued"].is_u64());
+}
+
+/// The most jobs that ever ran at once (from the job table's start and finish times), overall.
+async fn max_concurrent(app: &TestApp) -> usize {
+    let mut edges: Vec<(String, i32)> = Vec::new();
+    for r in rows(
+        app,
+        "SELECT started_at, finished_at FROM jobs WHERE started_at IS NOT NULL",
+    )
+    .await
+    {
+        let started: String = r.try_get_by_index(0).unwrap();
+        let finished: Option<String> = r.try_get_by_index(1).unwrap();
+        edges.push((started, 1));
+        edges.push((finished.unwrap_or_else(|| "9999".into()), -1));
+    }
+    // at equal times a finish comes before a start
+    edges.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// Issue 11 item 3: the per-node job limit holds across replicas (slot leases), a replica runs
+/// at most `max_playbooks` playbooks (more jobs stay queued), and slots held elsewhere (another
+/// replica, or node-wide work waiting) keep new jobs queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn node_limit_across_replicas_and_playbook_bound() {
+    let app = TestApp::new().await;
+    let me = app.token().await;
+    let fake = fake_node(&app).await;
+    fake.set("sleep", "1");
+    let node_id: String = rows(&app, "SELECT id FROM nodes")
+        .await
+        .first()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+
+    eprintln!(
+        "node limit: another replica holds every slot of the node; a new site's job stays queued"
+    );
+    let tune = |c: &mut RuntimeConfig| {
+        c.node_job_limit = 2;
+        c.max_playbooks = 8;
+    };
+    let (a, stop_a) = replica_with(&app, &fake, app.state.notifier.clone(), tune, true);
+    let (_b, stop_b) = replica_with(&app, &fake, Notifier::default(), tune, true);
+    // after their start-up (on SQLite it frees the leases of holders not alive in this process)
+    // and the node's provisioning (node-wide: it holds every slot while it runs)
+    wait_for(
+        &app,
+        &me,
+        &format!("/api/nodes/{node_id}"),
+        "node active",
+        |v| v["status"] == "active",
+    )
+    .await;
+    for k in 0..2 {
+        lease::acquire_fenced(
+            &app.db,
+            &format!("slot:node/{node_id}/{k}"),
+            "other",
+            secs(30),
+        )
+        .await
+        .unwrap()
+        .expect("free slot");
+    }
+    let first = app.create_site(&me, "slots0").await;
+    let first_env = first["primary_environment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let queued = app
+        .call(
+            Method::GET,
+            &format!("/api/jobs?environment_id={first_env}"),
+            None,
+            &me,
+        )
+        .await
+        .body;
+    assert!(
+        queued["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["status"] == "queued"),
+        "no job may start while another replica holds the node's slots: {queued}"
+    );
+
+    eprintln!(
+        "node limit: the other replica frees its slots; six sites on one node, two replicas, at most 2 jobs at once"
+    );
+    for k in 0..2 {
+        lease::release(&app.db, &format!("slot:node/{node_id}/{k}"), "other")
+            .await
+            .unwrap();
+    }
+    let mut envs = vec![first_env];
+    for i in 1..6 {
+        let s = app.create_site(&me, &format!("slots{i}")).await;
+        envs.push(s["primary_environment_id"].as_str().unwrap().to_string());
+    }
+    for e in &envs {
+        wait_for(
+            &app,
+            &me,
+            &format!("/api/environments/{e}"),
+            "env active",
+            |v| v["status"] == "active",
+        )
+        .await;
+    }
+    let most = max_concurrent(&app).await;
+    assert!(most <= 2, "{most} jobs ran at once on a node limited to 2");
+    assert_eq!(most, 2, "the two slots were used in parallel");
+    let workers = assert_no_overlap(&app).await;
+    eprintln!("node limit: jobs ran on {workers:?}, at most {most} at once");
+    stop_a.cancel();
+    stop_b.cancel();
+    drop(a);
+
+    eprintln!("playbook bound: one replica with --max-playbooks 1 runs one playbook at a time");
+    app.exec("DELETE FROM jobs").await;
+    let (_c, stop_c) = replica_with(
+        &app,
+        &fake,
+        app.state.notifier.clone(),
+        |c| {
+            c.node_job_limit = 4;
+            c.max_playbooks = 1;
+        },
+        true,
+    );
+    let mut more = Vec::new();
+    for i in 0..3 {
+        let s = app.create_site(&me, &format!("bound{i}")).await;
+        more.push(s["primary_environment_id"].as_str().unwrap().to_string());
+    }
+    // while one runs, the others are queued (not running)
+    let running = wait_for(
+        &app,
+        &me,
+        "/api/jobs?status=running",
+        "a job running",
+        |v| v["items"].as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert_eq!(running["items"].as_array().unwrap().len(), 1, "{running}");
+    for e in &more {
+        wait_for(
+            &app,
+            &me,
+            &format!("/api/environments/{e}"),
+            "env active",
+            |v| v["status"] == "active",
+        )
+        .await;
+    }
+    assert_eq!(max_concurrent(&app).await, 1);
+    stop_c.cancel();
+}
+
+/// Issue 11: the writes of a reconcile pass commit only while the pass holds its lease with the
+/// fence it started with. A pass of a replica whose lease another replica took meanwhile commits
+/// nothing (no job, no phase change, no event); with the current fence it goes ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_pass_writes_are_fenced() {
+    let app = TestApp::new().await;
+    let me = app.token().await;
+    let fake = fake_node(&app).await;
+    // not started: the test runs the passes itself
+    let (rt, _stop) = replica_with(&app, &fake, Notifier::default(), |_| {}, false);
+    let site = app.create_site(&me, "fenced").await;
+    let env_id = site["primary_environment_id"].as_str().unwrap().to_string();
+    let site_id = site["id"].as_str().unwrap().to_string();
+    let node_id: String = rows(&app, "SELECT id FROM nodes")
+        .await
+        .first()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    let count = |sql: String| {
+        let app = &app;
+        async move { rows(app, &sql).await.len() }
+    };
+    let jobs_before = count("SELECT id FROM jobs".into()).await;
+    let events_before = count("SELECT id FROM events".into()).await;
+    let env_sql = format!("SELECT status FROM environments WHERE id = '{env_id}'");
+    let env_status = || async {
+        let r = rows(&app, &env_sql).await;
+        r[0].try_get_by_index::<String>(0).unwrap()
+    };
+    let status_before = env_status().await;
+
+    use pressluft::notify::Kind;
+    for (kind, id) in [
+        (Kind::Environment, env_id.clone()),
+        (Kind::Site, site_id.clone()),
+        (Kind::Node, node_id.clone()),
+    ] {
+        let key = format!("{}/{id}", kind.as_str());
+        eprintln!("fenced pass: {key} with a lease another replica took over");
+        let mine = lease::acquire_fenced(&app.db, &key, &rt.worker_id, secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        // another replica takes it over (as after a stall past the lease time)
+        app.exec(&format!(
+            "UPDATE leases SET holder = 'other', fence = fence + 1 WHERE resource_key = '{key}'"
+        ))
+        .await;
+        let stale = Held {
+            key: key.clone(),
+            holder: rt.worker_id.clone(),
+            fence: mine,
+        };
+        let r = rt.reconcile_as(kind, &id, stale).await;
+        eprintln!("fenced pass: {key}: {r:?}");
+        assert!(
+            matches!(
+                r,
+                Err(pressluft::runtime::RuntimeError::LeaseLost(_)) | Ok(_)
+            ),
+            "{r:?}"
+        );
+        if kind == Kind::Environment {
+            assert!(
+                matches!(r, Err(pressluft::runtime::RuntimeError::LeaseLost(_))),
+                "the environment's first pass writes (a job, its phase), so it must be refused: {r:?}"
+            );
+        }
+        assert_eq!(
+            count("SELECT id FROM jobs".into()).await,
+            jobs_before,
+            "no job"
+        );
+        assert_eq!(
+            count("SELECT id FROM events".into()).await,
+            events_before,
+            "no event"
+        );
+        assert_eq!(env_status().await, status_before);
+    }
+
+    eprintln!("fenced pass: with the current fence the same pass commits");
+    let row = lease::get(&app.db, &format!("environment/{env_id}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let current = Held {
+        key: format!("environment/{env_id}"),
+        holder: "other".into(),
+        fence: row.fence,
+    };
+    rt.reconcile_as(Kind::Environment, &env_id, current)
+        .await
+        .unwrap();
+    assert!(
+        count("SELECT id FROM events".into()).await > events_before,
+        "the pass's events are recorded"
+    );
+    drop(rt);
 }

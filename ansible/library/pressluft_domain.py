@@ -71,97 +71,22 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pressluft_tls import (  # shared with pressluft_panel
+    Failure, certbot_certonly, cert_facts, cert_names, covers, crypto, empty_cert_facts,
+    master_pid, rfc3339, split_certs)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # Same rule as pressluft_environment's domains: lower-case DNS name, at least two labels, the last
 # not numeric; a leading `*.` only where wildcards are allowed.
 DOMAIN_RE = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
                        r"(?=[a-z0-9-]*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-PEM_CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 NGINX_DIR = "/etc/nginx/sites-enabled"
 CONFIG_LOCK = "/run/lock/pressluft-config.lock"
-CERTBOT_LOCK = "/run/lock/pressluft-certbot.lock"
 PENDING_DIR = "/var/lib/pressluft/pending"
-
-
-class Failure(Exception):
-    def __init__(self, message, code=None):
-        super().__init__(message)
-        self.code = code
 
 
 def invalid(message):
     return Failure(message, "CERTIFICATE_INVALID")
-
-
-def rfc3339(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def split_certs(pem):
-    return [m.group(0) + b"\n" for m in PEM_CERT_RE.finditer(pem)]
-
-
-def covers(pattern, name):
-    """Whether a certificate name covers a host name (RFC 6125: a wildcard is one whole left-most
-    label and matches exactly one label; a wildcard host name needs the same wildcard)."""
-    pattern = pattern.lower().rstrip(".")
-    name = name.lower().rstrip(".")
-    if pattern == name:
-        return True
-    if pattern.startswith("*.") and not name.startswith("*."):
-        suffix = pattern[1:]
-        if name.endswith(suffix):
-            label = name[:-len(suffix)]
-            return label != "" and "." not in label
-    return False
-
-
-def crypto():
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.x509.oid import ExtensionOID, NameOID
-    except ImportError:
-        raise Failure("python3-cryptography is missing on the node (installed with certbot: run node-provision)")
-    return x509, serialization, ExtensionOID, NameOID
-
-
-def cert_names(cert):
-    x509, _, ExtensionOID, NameOID = crypto()
-    try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
-        names = san.value.get_values_for_type(x509.DNSName)
-        if names:
-            return [n.lower() for n in names]
-    except x509.ExtensionNotFound:
-        pass
-    return [a.value.lower() for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-
-
-def cert_facts(chain_pem):
-    """Facts of the leaf (first) certificate of a PEM chain."""
-    x509, _, _, NameOID = crypto()
-    certs = split_certs(chain_pem)
-    if not certs:
-        raise Failure("no certificate in the PEM data")
-    cert = x509.load_pem_x509_certificate(certs[0])
-    parts = []
-    for oid, label in ((NameOID.COMMON_NAME, "CN"), (NameOID.ORGANIZATION_NAME, "O")):
-        for attr in cert.issuer.get_attributes_for_oid(oid):
-            parts.append("%s=%s" % (label, attr.value))
-    return {
-        "certificate_issuer": ", ".join(parts) or cert.issuer.rfc4514_string(),
-        "certificate_serial": format(cert.serial_number, "x"),
-        "certificate_not_before": rfc3339(cert.not_valid_before),
-        "certificate_not_after": rfc3339(cert.not_valid_after),
-        "certificate_names": cert_names(cert),
-    }
-
-
-def empty_cert_facts():
-    return {"certificate_issuer": None, "certificate_serial": None, "certificate_not_before": None,
-            "certificate_not_after": None, "certificate_names": []}
 
 
 def validate_custom(cert_pem, key_pem, names):
@@ -210,48 +135,6 @@ def validate_custom(cert_pem, key_pem, names):
     chain = b"".join(blocks)
     key_out = key_pem.strip().encode("utf-8") + b"\n"
     return chain, key_out
-
-
-def classify_certbot(output):
-    text = output or ""
-    low = text.lower()
-    if "ratelimited" in low or "too many" in low or "rate limit" in low:
-        return "ACME_RATE_LIMITED"
-    challenge = ("challenge failed", "some challenges have failed", "error:unauthorized", "error:connection",
-                 "error:dns", "invalid response from", "certificate authority failed to verify",
-                 "error:rejectedidentifier", "error:caa")
-    if any(c in low for c in challenge):
-        return "ACME_CHALLENGE_FAILED"
-    unavailable = ("failed to connect", "connection refused", "timed out", "timeout", "max retries exceeded",
-                   "unable to reach", "could not get directory", "error retrieving", "newconnectionerror",
-                   "name or service not known", "temporary failure in name resolution", "certificate_verify_failed",
-                   "sslerror", "connection reset", "network is unreachable", "service unavailable",
-                   "bad gateway", "gateway timeout", "no route to host")
-    if any(u in low for u in unavailable):
-        return "ACME_UNAVAILABLE"
-    return "ACME_CHALLENGE_FAILED"
-
-
-CERTBOT_NOISE = ("Ask for help", "See the logfile", "Saving debug log", "Hint:", "If you like Certbot",
-                 " * Donating", "- - -", "Requesting a certificate", "Renewing an existing certificate")
-
-
-def last_lines(text, n=12, limit=1500):
-    """certbot's report without its boilerplate (log file, forum, donations): the last n lines."""
-    lines = [l.rstrip() for l in (text or "").splitlines() if l.strip()]
-    lines = [l for l in lines if not l.lstrip().startswith(CERTBOT_NOISE) and not l.startswith(CERTBOT_NOISE)]
-    out = "\n".join(lines[-n:])
-    return out[-limit:]
-
-
-def master_pid(pidfile, title):
-    try:
-        with open(pidfile, "r", encoding="ascii") as fh:
-            pid = int(fh.read().strip())
-        with open("/proc/%d/cmdline" % pid, "rb") as fh:
-            return pid if fh.read().startswith(title) else None
-    except (OSError, ValueError):
-        return None
 
 
 class Domain:
@@ -432,88 +315,17 @@ class Domain:
 
     def certbot(self, names):
         p = self.p
-        exe = shutil.which("certbot")
-        if not exe:
-            raise Failure("certbot is not installed: run node-provision")
-        url = p["acme_directory_url"] or ""
-        if not re.match(r"^https?://[^\s]+$", url):
-            raise Failure("acme_directory_url must be an http(s) URL")
-        env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
-        if p["acme_ca_file"]:
-            if not os.path.isfile(p["acme_ca_file"]):
-                raise Failure("acme_ca_file %s does not exist on the node" % p["acme_ca_file"], "ACME_UNAVAILABLE")
-            env["REQUESTS_CA_BUNDLE"] = p["acme_ca_file"]
-        webroot = p["webroot"]
-        dirs = (self.config_dir, p["certbot_work_dir"], p["certbot_logs_dir"])
-        if not self.check:
-            for d in dirs + (webroot,):
-                if not os.path.isdir(d):
-                    os.makedirs(d, 0o700 if d != webroot else 0o755, exist_ok=True)
-        argv = [exe, "certonly", "--non-interactive", "--agree-tos", "--webroot", "-w", webroot,
-                "--preferred-challenges", "http", "--cert-name", self.id]
-        for name in names:
-            argv += ["-d", name]
-        argv += ["--server", url, "--config-dir", dirs[0], "--work-dir", dirs[1], "--logs-dir", dirs[2],
-                 "--max-log-backups", "20"]
-        argv.append("--force-renewal" if p["force_renew"] else "--keep-until-expiring")
-        if p["acme_email"]:
-            argv += ["--email", p["acme_email"], "--no-eff-email"]
-        else:
-            argv.append("--register-unsafely-without-email")
-        live = os.path.join(self.config_dir, "live", self.id)
         if self.check:
             chain, key = self.installed()
             if chain is None:
-                self.changes.append("certificate would be requested from %s" % url)
+                self.changes.append("certificate would be requested from %s" % p["acme_directory_url"])
                 return b"", b""
             return chain, key
-        with open(CERTBOT_LOCK, "a") as lock:  # certbot refuses to run twice on the same dirs
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            before = self.lineage_serial(live)
-            for attempt in (1, 2):
-                try:
-                    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/",
-                                          stdin=subprocess.DEVNULL, timeout=p["certbot_timeout"])
-                except subprocess.TimeoutExpired:
-                    raise Failure("certbot did not finish within %d s" % p["certbot_timeout"], "ACME_UNAVAILABLE")
-                # The ACME server forgot the account certbot kept (a test server restarted, an
-                # account deactivated): forget it too and register again, once.
-                if proc.returncode == 0 or attempt == 2 or not self.account_unknown(dirs[2]):
-                    break
-                accounts = os.path.join(self.config_dir, "accounts")
-                if os.path.isdir(accounts):
-                    shutil.rmtree(accounts)
-                self.changes.append("forgot the ACME account the server no longer knows")
-        output = (proc.stdout or "") + "\n" + (proc.stderr or "")
-        if proc.returncode != 0:
-            raise Failure("certbot failed (rc=%d): %s" % (proc.returncode, last_lines(output)),
-                          classify_certbot(output))
-        try:
-            with open(os.path.join(live, "fullchain.pem"), "rb") as fh:
-                chain = fh.read()
-            with open(os.path.join(live, "privkey.pem"), "rb") as fh:
-                key = fh.read()
-        except OSError as exc:
-            raise Failure("certbot succeeded but %s is unreadable: %s" % (live, exc))
-        if self.lineage_serial(live) != before:
-            self.changes.append("certificate issued by %s" % url)
-        return chain, key
-
-    @staticmethod
-    def account_unknown(logs_dir):
-        try:
-            with open(os.path.join(logs_dir, "letsencrypt.log"), "r", errors="replace") as fh:
-                return "accountDoesNotExist" in fh.read()[-20000:]
-        except OSError:
-            return False
-
-    @staticmethod
-    def lineage_serial(live):
-        try:
-            with open(os.path.join(live, "cert.pem"), "rb") as fh:
-                return cert_facts(fh.read())["certificate_serial"]
-        except Exception:  # pylint: disable=broad-except
-            return None
+        return certbot_certonly(self.id, names, p["acme_directory_url"], acme_email=p["acme_email"],
+                                acme_ca_file=p["acme_ca_file"], force_renew=p["force_renew"],
+                                webroot=p["webroot"], config_dir=self.config_dir,
+                                work_dir=p["certbot_work_dir"], logs_dir=p["certbot_logs_dir"],
+                                timeout=p["certbot_timeout"], changes=self.changes)
 
     # ------------------------------------------------------------------ absent --------------
     def absent(self):

@@ -40,8 +40,12 @@ description:
 options:
   import_id: {type: str, required: true}
   release_id: {type: str, description: "UUID: the new release directory's name"}
-  archive_url: {type: str, required: true, no_log: true}
+  archive_url: {type: str, no_log: true, description: "one archive; or database_url + content_url"}
   archive_sha256: {type: str}
+  database_url: {type: str, no_log: true, description: "a dump alone (.sql / .sql.gz; gzip detected by its bytes)"}
+  database_sha256: {type: str}
+  content_url: {type: str, no_log: true, description: "a wp-content tarball (the directory or its contents)"}
+  content_sha256: {type: str}
   source_url: {type: str}
   source_table_prefix: {type: str}
   import_max_bytes: {type: int, default: 21474836480}
@@ -63,7 +67,8 @@ RETURN = r"""
 pressluft_facts:
   type: dict
   description: >-
-    import_id, release_id, import_url (credentials redacted), import_size_bytes, import_sha256,
+    import_id, release_id, import_url (credentials redacted), import_size_bytes, import_sha256
+    (or import_database_sha256 + import_content_sha256),
     import_members, import_table_prefix, import_tables_renamed, import_files, import_changed,
     imported_release, import_source_url, url_rewrites, admin_user, cache_purge, import_healthy,
     healthy, health_url, health_checks, health_checked_at, rolled_back, rollback_release,

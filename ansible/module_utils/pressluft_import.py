@@ -13,6 +13,7 @@ Archive formats (.tar.gz / .tgz / .tar, optionally all under one top-level direc
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -69,12 +70,16 @@ class ArchiveError(Exception):
 
 
 # ------------------------------------------------------------------ download --------------------
-def download(p, dest):
-    """Writes the archive at p["archive_url"] to dest (0600, root), hashing and counting the bytes
-    as they arrive. Returns (size, sha256). http(s) from anywhere; file:// only for a path under
-    p["import_dir"] (tests, uploads staged on the node)."""
-    url = p["archive_url"]
-    limit = p["import_max_bytes"]
+def download(p, dest, url=None, sha256=None, limit=None, what="the archive"):
+    """Writes the file at `url` (default p["archive_url"]) to dest (0600, root), hashing and
+    counting the bytes as they arrive. Returns (size, sha256). http(s) from anywhere; file:// only
+    for a path under p["import_dir"] (tests, uploads streamed to the node). `limit` defaults to
+    p["import_max_bytes"]; `sha256` (default p["archive_sha256"]) is checked when set."""
+    if url is None:
+        url = p["archive_url"]
+        sha256 = p.get("archive_sha256")
+    if limit is None:
+        limit = p["import_max_bytes"]
     u = urlsplit(url)
     if u.scheme == "file":
         root = os.path.realpath(p["import_dir"])
@@ -113,8 +118,8 @@ def download(p, dest):
     size = 0
     try:
         if declared > limit:
-            raise ArchiveError("IMPORT_TOO_LARGE", "the archive has %d bytes, more than the limit of %d"
-                               % (declared, limit))
+            raise ArchiveError("IMPORT_TOO_LARGE", "%s has %d bytes, more than the limit of %d"
+                               % (what, declared, limit))
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
             while True:
@@ -126,17 +131,18 @@ def download(p, dest):
                     break
                 size += len(chunk)
                 if size > limit:
-                    raise ArchiveError("IMPORT_TOO_LARGE", "the archive is larger than the limit of %d bytes" % limit)
+                    raise ArchiveError("IMPORT_TOO_LARGE", "%s is larger than the limit of %d bytes" % (what, limit))
                 h.update(chunk)
                 out.write(chunk)
     finally:
         src.close()
     if declared >= 0 and size != declared:
-        raise ArchiveError("IMPORT_SOURCE_UNAVAILABLE", "the download ended after %d of %d bytes" % (size, declared))
+        raise ArchiveError("IMPORT_SOURCE_UNAVAILABLE", "the download of %s ended after %d of %d bytes"
+                           % (what, size, declared))
     digest = h.hexdigest()
-    want = (p.get("archive_sha256") or "").strip().lower()
+    want = (sha256 or "").strip().lower()
     if want and want != digest:
-        raise ArchiveError("IMPORT_CHECKSUM_MISMATCH", "the archive's SHA-256 is %s, expected %s" % (digest, want))
+        raise ArchiveError("IMPORT_CHECKSUM_MISMATCH", "the SHA-256 of %s is %s, expected %s" % (what, digest, want))
     return size, digest
 
 
@@ -160,16 +166,89 @@ def open_tar(path):
 
 
 class Layout:
-    """What the archive holds, found by inspect()."""
+    """What the source holds, found by inspect() (one archive) or inspect_parts() (a dump file and
+    a wp-content tarball: the formats operators have, and what an adoption pulls over SSH)."""
 
     def __init__(self):
         self.base = ""          # the common top-level directory ("" when none)
-        self.dump = None        # member name (as stored) of the dump
+        self.dump = None        # member (as stored) of content_tar holding the dump, or
+        self.dump_path = None   # a local file holding the dump (plain or gzip)
         self.dump_gz = False
-        self.content = None     # normalized path (under base) of the wp-content directory
+        self.content_tar = None  # the tar holding the wp-content directory
+        self.content = None     # normalized path in content_tar of the wp-content directory ("" = its root)
         self.meta = {}
         self.tables = []        # CREATE TABLE names in the dump
         self.members = 0
+        self.home = {}
+        self.downloads = []     # files fetched for this import: removed once staged (disk space)
+
+    @contextlib.contextmanager
+    def open_dump(self):
+        """The dump's bytes (decompressed when gzip), a file object."""
+        if self.dump_path is not None:
+            with open(self.dump_path, "rb") as raw:
+                yield gzip.GzipFile(fileobj=raw, mode="rb") if self.dump_gz else raw
+        else:
+            with open_tar(self.content_tar) as tar:
+                yield dump_stream(tar, self)
+
+    def content_base(self):
+        """The prefix of member names inside the wp-content directory."""
+        return self.content + "/" if self.content else ""
+
+
+def check_members(tar):
+    """Every member of the tar, checked before anything is extracted: no absolute paths, no `..`,
+    no links pointing outside the archive (or members reached through a link), no devices or fifos;
+    a truncated or corrupt stream is IMPORT_INVALID_ARCHIVE. Returns ({name: member}, {symlinks})."""
+    members = []
+    try:
+        for m in tar:
+            members.append(m)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is truncated or corrupt: %s" % exc)
+    if not members:
+        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is empty")
+    names = {}
+    links = set()
+    for m in members:
+        n = norm(m.name)
+        if m.isdev() or m.isfifo() or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+            raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "device, fifo or unknown entry in the archive: %r" % m.name)
+        if m.issym():
+            if m.linkname.startswith("/"):
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points to an absolute path" % m.name)
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(n), m.linkname))
+            if target == ".." or target.startswith("../"):
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points outside the archive" % m.name)
+            links.add(n)
+        elif m.islnk():
+            target = norm(m.linkname)
+            if target not in names:
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "hard link %r to %r, which is not an earlier member"
+                                   % (m.name, m.linkname))
+        names[n] = m
+    for n in names:
+        parts = n.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in links:
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "%r lies behind the symlink %r"
+                                   % (n, "/".join(parts[:i])))
+    return names, links
+
+
+def check_content_links(lay, names, links):
+    """Links that are extracted stay inside what they are extracted with: the content directory,
+    and uploads/ (which moves to shared/uploads) inside uploads/."""
+    base = lay.content_base()
+    for n in links:
+        if not n.startswith(base):
+            continue
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(n), names[n].linkname))
+        uploads = base + "uploads/"
+        inside = uploads if n.startswith(uploads) else base
+        if inside and not target.startswith(inside):
+            raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points outside %s" % (n, inside.rstrip("/")))
 
 
 def inspect(path):
@@ -178,40 +257,9 @@ def inspect(path):
     link), no devices or fifos; a truncated or corrupt stream is IMPORT_INVALID_ARCHIVE. Finds the
     dump, the wp-content directory and meta.json, and scans the dump's CREATE TABLE names."""
     lay = Layout()
+    lay.content_tar = path
     with open_tar(path) as tar:
-        members = []
-        try:
-            for m in tar:
-                members.append(m)
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is truncated or corrupt: %s" % exc)
-        if not members:
-            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is empty")
-        names = {}
-        links = set()
-        for m in members:
-            n = norm(m.name)
-            if m.isdev() or m.isfifo() or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
-                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "device, fifo or unknown entry in the archive: %r" % m.name)
-            if m.issym():
-                if m.linkname.startswith("/"):
-                    raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points to an absolute path" % m.name)
-                target = posixpath.normpath(posixpath.join(posixpath.dirname(n), m.linkname))
-                if target == ".." or target.startswith("../"):
-                    raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points outside the archive" % m.name)
-                links.add(n)
-            elif m.islnk():
-                target = norm(m.linkname)
-                if target not in names:
-                    raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "hard link %r to %r, which is not an earlier member"
-                                       % (m.name, m.linkname))
-            names[n] = m
-        for n in names:
-            parts = n.split("/")
-            for i in range(1, len(parts)):
-                if "/".join(parts[:i]) in links:
-                    raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "%r lies behind the symlink %r"
-                                       % (n, "/".join(parts[:i])))
+        names, links = check_members(tar)
         lay.members = len(names)
         # one common top-level directory: looked into
         tops = {n.split("/")[0] for n in names if n}
@@ -247,16 +295,7 @@ def inspect(path):
                 break
         if lay.content is None:
             raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive holds no files/ (or wp-content/) directory")
-        # links that are extracted stay inside what they are extracted with: the content
-        # directory, and uploads/ (which moves to shared/uploads) inside uploads/
-        for n in links:
-            if not n.startswith(lay.content + "/"):
-                continue
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(n), names[n].linkname))
-            uploads = lay.content + "/uploads/"
-            inside = uploads if n.startswith(uploads) else lay.content + "/"
-            if not target.startswith(inside):
-                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points outside %s" % (n, inside.rstrip("/")))
+        check_content_links(lay, names, links)
         if "meta.json" in top_files:
             fh = tar.extractfile(top_files["meta.json"])
             data = fh.read(META_LIMIT + 1) if fh else b""
@@ -273,12 +312,70 @@ def inspect(path):
     return lay
 
 
+# wp-content's usual top-level entries: a tarball of exactly one of these is the directory's
+# contents, not wp-content under another name
+CONTENT_ENTRIES = ("plugins", "themes", "uploads", "mu-plugins", "languages", "index.php")
+
+
+def is_gzip(path):
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def inspect_parts(dump_path, content_path):
+    """A dump (.sql or .sql.gz, detected by its bytes) and a wp-content tarball given separately:
+    the tarball's members checked like an archive's (inspect()), wp-content found at its root or
+    as its one top-level directory (`tar czf x.tgz wp-content` as well as `tar czf x.tgz -C
+    wp-content .`), and the dump's CREATE TABLE names scanned."""
+    lay = Layout()
+    lay.dump_path = dump_path
+    lay.dump_gz = is_gzip(dump_path)
+    lay.content_tar = content_path
+    with open_tar(content_path) as tar:
+        names, links = check_members(tar)
+    lay.members = len(names) + 1
+    tops = {n.split("/")[0] for n in names if n}
+    lay.content = ""
+    if len(tops) == 1:
+        top = next(iter(tops))
+        if (names.get(top) is None or names[top].isdir()) and top not in CONTENT_ENTRIES \
+                and any(n.startswith(top + "/") for n in names):
+            lay.content = top
+    check_content_links(lay, names, links)
+    with lay.open_dump() as fh:
+        lay.tables = scan_tables(fh)
+    return lay
+
+
 def dump_stream(tar, lay):
     """The dump's bytes (decompressed when .gz), a file object."""
     fh = tar.extractfile(lay.dump)
     if fh is None:
         raise ArchiveError("IMPORT_MISSING_DUMP", "the dump %r is not a file" % lay.dump.name)
     return gzip.GzipFile(fileobj=fh, mode="rb") if lay.dump_gz else fh
+
+
+def feed_dump(fh, sink):
+    """The dump's statements into the client's stdin, `CREATE DATABASE` and `USE` lines (a dump
+    made with --databases) left out. Returns the write error when the client went away."""
+    pending = b""
+    for chunk in read_chunks(fh, "the dump"):
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        lines, pending = data[:cut], data[cut:]
+        if b"CREATE DATABASE" in lines or b"\nUSE `" in b"\n" + lines:
+            lines = b"".join(line for line in lines.splitlines(True)
+                             if not (line.startswith(b"CREATE DATABASE") or line.startswith(b"USE `")))
+        try:
+            sink.write(lines)
+        except (BrokenPipeError, OSError) as exc:
+            return exc
+    if pending:
+        try:
+            sink.write(pending)
+        except (BrokenPipeError, OSError) as exc:
+            return exc
+    return None
 
 
 def read_chunks(fh, what):
@@ -341,10 +438,7 @@ class Import(Restore):
         u = urlsplit(self.site_url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise Invalid("site_url must be an http(s) URL")
-        if not p.get("archive_url"):
-            raise Invalid("archive_url is required")
-        if p.get("archive_sha256") and not re.match(r"^[0-9a-fA-F]{64}$", p["archive_sha256"].strip()):
-            raise Invalid("archive_sha256 must be 64 hex digits")
+        self.validate_source()
         if p.get("source_table_prefix") and not PREFIX_RE.match(p["source_table_prefix"]):
             raise Invalid("source_table_prefix must match %s" % PREFIX_RE.pattern)
         if p["import_max_bytes"] < 1:
@@ -361,13 +455,72 @@ class Import(Restore):
         self.facts = {
             "import_id": self.import_id,
             "release_id": p.get("release_id"),
-            "import_url": redact_url(p["archive_url"]),
+            "import_url": redact_url(p.get("archive_url") or p.get("database_url") or ""),
             "import_healthy": False,
             "imported_release": None,
             "import_changed": False,
             "rolled_back": False,
             "healthy": False,
         }
+
+    # --------------------------------------------------------------------------------- source
+    def validate_source(self):
+        """The source parameters (called by __init__; a subclass with another source overrides
+        this and fetch())."""
+        p = self.p
+        parts = bool(p.get("database_url") or p.get("content_url"))
+        if p.get("archive_url") and parts:
+            raise Invalid("give archive_url, or database_url and content_url, not both")
+        if parts and not (p.get("database_url") and p.get("content_url")):
+            raise Invalid("database_url and content_url go together")
+        if not p.get("archive_url") and not parts:
+            raise Invalid("archive_url (or database_url and content_url) is required")
+        for key in ("archive_sha256", "database_sha256", "content_sha256"):
+            if p.get(key) and not re.match(r"^[0-9a-fA-F]{64}$", p[key].strip()):
+                raise Invalid("%s must be 64 hex digits" % key)
+
+    def fetch(self, tmp):
+        """The source, fetched into the run's private directory `tmp` and checked: a Layout.
+        Either one archive (archive_url), or a dump (database_url) and a wp-content tarball
+        (content_url), each hashed and checked against its SHA-256; import_max_bytes bounds the
+        sum."""
+        p = self.p
+        if p.get("archive_url"):
+            archive = os.path.join(tmp, "archive")
+            size, digest = self.timer.run("download", download, p, archive)
+            self.facts.update({"import_size_bytes": size, "import_sha256": digest})
+            lay = self.timer.run("inspect", inspect, archive)
+            lay.downloads.append(archive)
+            return lay
+        dump, content = os.path.join(tmp, "database"), os.path.join(tmp, "content")
+        limit = p["import_max_bytes"]
+        dsize, ddigest = self.timer.run("download", download, p, dump, p["database_url"], p.get("database_sha256"),
+                                        limit, "the database dump")
+        csize, cdigest = self.timer.run("download_content", download, p, content, p["content_url"],
+                                        p.get("content_sha256"), limit - dsize, "the wp-content archive")
+        self.facts.update({"import_size_bytes": dsize + csize, "import_database_sha256": ddigest,
+                           "import_content_sha256": cdigest})
+        lay = self.timer.run("inspect", inspect_parts, dump, content)
+        lay.downloads += [dump, content]
+        return lay
+
+    def remove_uploads(self):
+        """Files uploaded through the API for this import (`upload-*` in the import directory)
+        go once it succeeded: they are copies the operator still has."""
+        root = os.path.realpath(self.p.get("import_dir") or DEFAULT_IMPORT_DIR)
+        removed = 0
+        for key in ("archive_url", "database_url", "content_url"):
+            u = urlsplit(self.p.get(key) or "")
+            if u.scheme != "file":
+                continue
+            path = os.path.realpath(unquote(u.path))
+            if os.path.dirname(path) == root and os.path.basename(path).startswith("upload-"):
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
 
     # --------------------------------------------------------------------------------- stage
     def extract_content(self, tar, lay, release, uploads):
@@ -377,7 +530,7 @@ class Import(Restore):
         t = self.t
         content = os.path.join(release, "wp-content")
         os.mkdir(content, 0o750)
-        base = lay.content + "/"
+        base = lay.content_base()
         count = 0
         for m in tar:
             n = norm(m.name)
@@ -416,7 +569,7 @@ class Import(Restore):
         own_tree(uploads, t.uid, t.web_gid)
         return count
 
-    def import_dump(self, tar, lay, tmp):
+    def import_dump(self, lay, tmp):
         """The dump into the scratch database as the scratch account (it can change nothing else);
         `CREATE DATABASE` and `USE` statements (a dump made with --databases) are left out."""
         scratch, cnf = self.open_scratch(tmp)
@@ -427,25 +580,8 @@ class Import(Restore):
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf, cwd="/")
         broken = None
         try:
-            fh = dump_stream(tar, lay)
-            pending = b""
-            for chunk in read_chunks(fh, "the dump"):
-                data = pending + chunk
-                cut = data.rfind(b"\n") + 1
-                lines, pending = data[:cut], data[cut:]
-                if b"CREATE DATABASE" in lines or b"\nUSE `" in b"\n" + lines:
-                    lines = b"".join(line for line in lines.splitlines(True)
-                                     if not (line.startswith(b"CREATE DATABASE") or line.startswith(b"USE `")))
-                try:
-                    proc.stdin.write(lines)
-                except (BrokenPipeError, OSError) as exc:
-                    broken = exc
-                    break
-            if broken is None and pending:
-                try:
-                    proc.stdin.write(pending)
-                except (BrokenPipeError, OSError) as exc:
-                    broken = exc
+            with lay.open_dump() as fh:
+                broken = feed_dump(fh, proc.stdin)
         except BaseException:
             proc.kill()
             proc.wait()
@@ -504,7 +640,7 @@ class Import(Restore):
             return {}
         return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
-    def stage_archive(self, archive, lay, tmp):
+    def stage_import(self, lay, tmp):
         """Everything beside the live environment; nothing live is touched. The staged parts."""
         t = self.t
         self.clear_leftovers()
@@ -515,12 +651,11 @@ class Import(Restore):
             staged["uploads"] = os.path.join(t.shared, ".uploads-new-" + name.replace("-", ""))
             self.timer.run("release_core", self.prepare_release, staged["release"])
             self.make_dir(staged["uploads"])
-            with open_tar(archive) as tar:
+            with open_tar(lay.content_tar) as tar:
                 self.facts["import_files"] = self.timer.run("files", self.extract_content, tar, lay,
                                                             staged["release"], staged["uploads"])
             self.timer.run("release_finish", self.finish_release, staged["release"])
-            with open_tar(archive) as tar:
-                staged["database"] = self.timer.run("database", self.import_dump, tar, lay, tmp)
+            staged["database"] = self.timer.run("database", self.import_dump, lay, tmp)
             target = t.table_prefix()
             self.facts["import_table_prefix"] = lay.prefix
             self.facts["import_tables_renamed"] = len(
@@ -574,10 +709,7 @@ class Import(Restore):
         tmp = tempfile.mkdtemp(prefix="import-%s-" % self.import_id, dir=RESTORE_TMP)
         try:
             try:
-                archive = os.path.join(tmp, "archive")
-                size, digest = self.timer.run("download", download, self.p, archive)
-                self.facts.update({"import_size_bytes": size, "import_sha256": digest})
-                lay = self.timer.run("inspect", inspect, archive)
+                lay = self.fetch(tmp)
                 self.facts["import_members"] = lay.members
                 declared = self.p.get("source_table_prefix") or lay.meta.get("table_prefix") or None
                 if declared is not None and (not isinstance(declared, str) or not PREFIX_RE.match(declared)):
@@ -587,7 +719,7 @@ class Import(Restore):
                     self.check_manifest(self.rollback, self.p["rollback_manifest"], "rollback")
                 if self.m.check_mode:
                     return
-                staged = self.timer.run("stage", self.stage_archive, archive, lay, tmp)
+                staged = self.timer.run("stage", self.stage_import, lay, tmp)
             except ArchiveError as exc:
                 raise Known(exc.code, str(exc))
             except (StorageError, VerifyError) as exc:
@@ -595,7 +727,8 @@ class Import(Restore):
                             "(nothing was changed): %s" % exc)
             except (ApplyError, OSError) as exc:
                 raise Known("IMPORT_FAILED", "preparing the import failed (nothing was changed): %s" % exc)
-            os.unlink(archive)  # disk space
+            for path in lay.downloads:  # disk space
+                os.unlink(path)
             source = self.p.get("source_url") or lay.meta.get("source_url")
             if source is not None and not isinstance(source, str):
                 source = None
@@ -621,6 +754,7 @@ class Import(Restore):
                 self.facts["healthy"] = False
             self.facts["import_healthy"] = healthy
             if healthy:
+                self.facts["uploads_removed"] = self.remove_uploads()
                 return
             if self.rollback is None:
                 raise Known("IMPORT_FAILED", error + "; no rollback point was given")
@@ -645,8 +779,12 @@ ARGUMENT_SPEC = dict(
      if k not in ("action", "backup_id", "restore_id", "backup_scope", "backup_manifest", "storage_path")},
     import_id=dict(type="str", required=True),
     release_id=dict(type="str"),
-    archive_url=dict(type="str", required=True, no_log=True),
+    archive_url=dict(type="str", no_log=True),
     archive_sha256=dict(type="str"),
+    database_url=dict(type="str", no_log=True),
+    database_sha256=dict(type="str"),
+    content_url=dict(type="str", no_log=True),
+    content_sha256=dict(type="str"),
     source_url=dict(type="str"),
     source_table_prefix=dict(type="str"),
     import_max_bytes=dict(type="int", default=DEFAULT_MAX_BYTES),

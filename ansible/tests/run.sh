@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pressluft Ansible tests.
 #
-#   (a) static: `ansible-playbook --syntax-check` of every playbook and `ansible-lint` (production)
+#   (a) static: `ansible-playbook --syntax-check` of every playbook and `ansible-lint` (production),
+#       the modules' Python unit tests (ansible/tests/test_*.py)
 #   (b) end-to-end over REAL SSH to 127.0.0.1 as root (a fresh ed25519 key in
 #       /root/.ssh/authorized_keys, host key pinned from ssh-keyscan): node-provision, two sites
 #       (site-create) plus a staging environment (env-create), HTTP / wp-login / one-time login
@@ -61,6 +62,10 @@ if [ "$run_static" = 1 ]; then
         for f in files/*.php; do php -l "$f" >/dev/null || fail "php -l $f"; done
         ok "php -l files/*.php"
     fi
+    for t in tests/test_*.py; do
+        python3 "$t" >/dev/null 2>&1 || { python3 "$t"; fail "unit tests $t"; }
+        ok "unit tests $t"
+    done
 fi
 [ "$run_e2e" = 1 ] || exit 0
 

@@ -14,6 +14,8 @@ mod m20261205_000007_promotions;
 mod m20261205_000008_manifests;
 mod m20261205_000009_receipt_manifests;
 mod m20261205_000010_imports;
+mod m20261206_000012_adoptions;
+mod m20261206_000013_import_parts;
 
 pub struct Migrator;
 
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_manifests::Migration),
             Box::new(m20261205_000009_receipt_manifests::Migration),
             Box::new(m20261205_000010_imports::Migration),
+            Box::new(m20261206_000012_adoptions::Migration),
+            Box::new(m20261206_000013_import_parts::Migration),
         ]
     }
 }

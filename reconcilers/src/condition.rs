@@ -163,6 +163,9 @@ pub mod reason {
     pub const CLONING: &str = "Cloning";
     /// A newer generation of the spec is not applied yet.
     pub const SPEC_CHANGED: &str = "SpecChanged";
+    /// The local node's control-plane server block (domain, certificate, ACME settings) differs
+    /// from the desired one, or its certificate is due for renewal.
+    pub const PANEL_CHANGED: &str = "PanelChanged";
     /// Applied, but the probe no longer finds the environment on its node (drift).
     pub const MISSING_ON_NODE: &str = "MissingOnNode";
     /// An environment's domains, certificates or site URL changed.

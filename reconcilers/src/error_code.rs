@@ -91,6 +91,20 @@ str_enum! {
         ImportUnhealthy => "IMPORT_UNHEALTHY",
         /// The import failed on the node (preparing it, or the rollback could not complete).
         ImportFailed => "IMPORT_FAILED",
+        /// Adoption: the source could not be reached over SSH (connection, or the adoption key is
+        /// not authorized for the source user). Retried: hosts come back, keys get authorized.
+        AdoptSourceUnreachable => "ADOPT_SOURCE_UNREACHABLE",
+        /// Adoption: the source presented another SSH host key than the one pinned when the
+        /// adoption was declared. Not retried.
+        AdoptHostKeyMismatch => "ADOPT_HOST_KEY_MISMATCH",
+        /// Adoption: no WordPress at the source path (wp-config.php, wp-includes/version.php).
+        /// Not retried.
+        AdoptNotWordpress => "ADOPT_NOT_WORDPRESS",
+        /// Adoption: the database credentials of the source's wp-config.php do not work there.
+        /// Not retried.
+        AdoptDatabaseUnreachable => "ADOPT_DATABASE_UNREACHABLE",
+        /// Adoption: the source is a multisite network, which is not supported. Not retried.
+        AdoptMultisiteUnsupported => "ADOPT_MULTISITE_UNSUPPORTED",
     }
 }
 
@@ -129,7 +143,8 @@ impl JobErrorCode {
             | Self::PromotionFailed
             | Self::ReleaseSourceUnavailable
             | Self::ImportSourceUnavailable
-            | Self::ImportFailed => true,
+            | Self::ImportFailed
+            | Self::AdoptSourceUnreachable => true,
             Self::CertificateInvalid
             | Self::RestoreChecksumMismatch
             | Self::RestoreRolledBack
@@ -144,6 +159,10 @@ impl JobErrorCode {
             | Self::ImportTooLarge
             | Self::ImportChecksumMismatch
             | Self::ImportUnhealthy
+            | Self::AdoptHostKeyMismatch
+            | Self::AdoptNotWordpress
+            | Self::AdoptDatabaseUnreachable
+            | Self::AdoptMultisiteUnsupported
             | Self::JobTimeout
             | Self::AnsibleSyntaxError
             | Self::AnsibleUnexpectedError
@@ -190,6 +209,11 @@ impl JobErrorCode {
             Self::ImportSourceUnavailable => "ImportSourceUnavailable",
             Self::ImportUnhealthy => "ImportUnhealthy",
             Self::ImportFailed => "ImportFailed",
+            Self::AdoptSourceUnreachable => "AdoptSourceUnreachable",
+            Self::AdoptHostKeyMismatch => "AdoptHostKeyMismatch",
+            Self::AdoptNotWordpress => "AdoptNotWordpress",
+            Self::AdoptDatabaseUnreachable => "AdoptDatabaseUnreachable",
+            Self::AdoptMultisiteUnsupported => "AdoptMultisiteUnsupported",
         }
     }
 }

@@ -11,11 +11,12 @@
 //! | the last `site_import` failed with a code that is not retried (bad archive codes, `IMPORT_UNHEALTHY`) or with no attempt left | finish `failed` with that code |
 //! | … retryable (`IMPORT_SOURCE_UNAVAILABLE`, `IMPORT_FAILED`, Ansible), backoff running | wait |
 //! | the target environment is gone or being deleted | finish `failed` |
+//! | no pre-import backup yet and the target was never created on its node (an adoption declares its site in the same request) | wait (`TargetNotCreated`, phase `pending`); finish `failed` when the target's creation gave up (`failed`) |
 //! | no pre-import backup declared yet | declare one (full, reason `gate`) |
 //! | the pre-import backup is still running | wait |
 //! | the pre-import backup failed or is gone | finish `failed` (never import without a rollback point) |
 //! | the node is not ready | wait |
-//! | otherwise | run `site_import` |
+//! | otherwise | run `site_import` (`site_adopt` when the source is a site reached over SSH: an adoption) |
 //!
 //! The gates reuse the restore's types ([`crate::restore`]): an import is a restore whose source
 //! is an archive. A cancelled `site_import` (the control plane died while it ran) runs again: the
@@ -45,9 +46,24 @@ pub struct ImportObserved {
     /// The target exists and is not being deleted.
     pub target_live: bool,
     pub node_ready: bool,
-    /// The latest `site_import` job of this import.
+    /// The latest `site_import` (`site_adopt`) job of this import.
     pub latest_job: Option<JobObservation>,
     pub conditions: Vec<crate::condition::Condition>,
+    /// The source is a WordPress site read over SSH (an adoption): `site_adopt` runs instead of
+    /// `site_import`.
+    #[serde(default)]
+    pub adoption: bool,
+    /// The target environment was created on its node (applied once): an adoption declares its
+    /// site in the same request, and there is nothing to back up before it exists.
+    #[serde(default = "yes")]
+    pub target_created: bool,
+    /// The target is `failed` (its creation gave up): an import waiting for it never starts.
+    #[serde(default)]
+    pub target_failed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn wait(reason: &str) -> Step {
@@ -98,6 +114,15 @@ fn next_step(observed: &ImportObserved, ctx: &Context) -> Step {
             "the target environment is gone or being deleted",
         );
     }
+    if observed.pre_backup.is_none() && !observed.target_created {
+        if observed.target_failed {
+            return fail(
+                Some(JobErrorCode::ImportFailed),
+                "the target environment could not be created",
+            );
+        }
+        return wait("TargetNotCreated");
+    }
     match observed.pre_backup {
         None => return Step::DeclarePreBackup,
         Some(BackupState::Completed) => {}
@@ -119,7 +144,11 @@ fn next_step(observed: &ImportObserved, ctx: &Context) -> Step {
         return wait("NodeNotReady");
     }
     Step::RunJob {
-        job_type: JobType::SiteImport,
+        job_type: if observed.adoption {
+            JobType::SiteAdopt
+        } else {
+            JobType::SiteImport
+        },
     }
 }
 
@@ -130,7 +159,10 @@ pub fn reconcile(desired: &ImportSpec, observed: &ImportObserved, ctx: &Context)
     let phase = match &step {
         Step::Nothing => observed.status,
         Step::Finish { status, .. } => *status,
-        Step::Wait { reason } if reason == "NodeNotReady" && observed.pre_backup.is_none() => {
+        Step::Wait { reason }
+            if (reason == "NodeNotReady" || reason == "TargetNotCreated")
+                && observed.pre_backup.is_none() =>
+        {
             OperationStatus::Pending
         }
         Step::Wait { .. } | Step::DeclarePreBackup | Step::RunJob { .. } => {
@@ -257,6 +289,9 @@ mod tests {
             node_ready: true,
             latest_job: None,
             conditions: vec![],
+            adoption: false,
+            target_created: true,
+            target_failed: false,
         }
     }
 
@@ -399,6 +434,86 @@ mod tests {
             reconcile(&spec(), &with(running), &ctx).step,
             wait("JobInProgress")
         );
+    }
+
+    #[test]
+    fn adoptions_wait_for_their_new_target_and_run_site_adopt() {
+        let ctx = Context::fixture();
+        let new_site = ImportObserved {
+            adoption: true,
+            target_created: false,
+            ..obs()
+        };
+        let p = reconcile(&spec(), &new_site, &ctx);
+        assert_eq!(p.step, wait("TargetNotCreated"));
+        assert_eq!(p.phase, OperationStatus::Pending);
+        assert!(matches!(
+            reconcile(
+                &spec(),
+                &ImportObserved {
+                    target_failed: true,
+                    ..new_site.clone()
+                },
+                &ctx
+            )
+            .step,
+            Step::Finish {
+                status: OperationStatus::Failed,
+                error_code: Some(JobErrorCode::ImportFailed),
+                ..
+            }
+        ));
+        assert_eq!(
+            reconcile(
+                &spec(),
+                &ImportObserved {
+                    target_created: true,
+                    ..new_site.clone()
+                },
+                &ctx
+            )
+            .step,
+            Step::DeclarePreBackup
+        );
+        let gated = ImportObserved {
+            target_created: true,
+            pre_backup: Some(BackupState::Completed),
+            ..new_site
+        };
+        assert_eq!(
+            reconcile(&spec(), &gated, &ctx).step,
+            Step::RunJob {
+                job_type: JobType::SiteAdopt
+            }
+        );
+        // a source that cannot be reached is retried; a refused one is not
+        let with = |code| ImportObserved {
+            latest_job: Some(JobObservation::fixture(JobType::SiteAdopt).failed(code)),
+            status: OperationStatus::Running,
+            ..gated.clone()
+        };
+        let due = Context {
+            failed_attempts: 1,
+            retry_due: true,
+            ..Context::fixture()
+        };
+        assert!(matches!(
+            reconcile(&spec(), &with(JobErrorCode::AdoptSourceUnreachable), &due).step,
+            Step::RunJob {
+                job_type: JobType::SiteAdopt
+            }
+        ));
+        for code in [
+            JobErrorCode::AdoptHostKeyMismatch,
+            JobErrorCode::AdoptNotWordpress,
+            JobErrorCode::AdoptDatabaseUnreachable,
+            JobErrorCode::AdoptMultisiteUnsupported,
+        ] {
+            assert!(matches!(
+                reconcile(&spec(), &with(code), &due).step,
+                Step::Finish { status: OperationStatus::Failed, error_code: Some(c), .. } if c == code
+            ));
+        }
     }
 
     proptest! {

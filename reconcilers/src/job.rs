@@ -16,6 +16,8 @@ str_enum! {
         NodeProvision => "node_provision",
         SiteCreate => "site_create",
         SiteImport => "site_import",
+        /// An import whose source is a WordPress site read over SSH (an adoption).
+        SiteAdopt => "site_adopt",
         EnvCreate => "env_create",
         EnvDeploy => "env_deploy",
         EnvUpdate => "env_update",
@@ -45,6 +47,7 @@ impl JobType {
             Self::NodeProvision => "node-provision.yml",
             Self::SiteCreate => "site-create.yml",
             Self::SiteImport => "site-import.yml",
+            Self::SiteAdopt => "site-adopt.yml",
             Self::EnvCreate => "env-create.yml",
             Self::EnvDeploy => "env-deploy.yml",
             Self::EnvUpdate => "env-update.yml",
@@ -157,12 +160,13 @@ mod tests {
 
     #[test]
     fn registry_has_the_spec_types_plus_teardown_and_probe() {
-        assert_eq!(JobType::ALL.len(), 19);
+        assert_eq!(JobType::ALL.len(), 20);
         let spellings: Vec<&str> = JobType::ALL.iter().map(|t| t.as_str()).collect();
         for spec_type in [
             "node_provision",
             "site_create",
             "site_import",
+            "site_adopt",
             "env_create",
             "env_deploy",
             "env_update",

@@ -133,3 +133,17 @@ bench_stop_server() {
         log "server log kept at /tmp/pressluft-$bench_name-server.log"
     fi
 }
+
+# bench_ratio A B: A / B as "1.23x".
+bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+# bench_line LABEL MS [REFERENCE_MS TARGET]: one report row: wall seconds, MiB/s of $raw_bytes, and
+# with a reference the ratio and PASS when MS <= TARGET x REFERENCE_MS.
+bench_line() {
+    local ratio="" verdict=""
+    if [ $# -ge 3 ]; then
+        ratio="$(bench_ratio "$2" "$3")"
+        verdict="$(awk -v a="$2" -v b="$3" -v t="$4" 'BEGIN { print (a <= t * b) ? "PASS" : "FAIL" }')"
+    fi
+    printf '  %-64s %6s s %7s MiB/s %7s %s\n' "$1" "$(secs "$2")" \
+        "$(awk -v b="$raw_bytes" -v ms="$2" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')" "$ratio" "$verdict"
+}

@@ -344,13 +344,20 @@ async fn write(
                     .ok_or_else(|| ApiError::Internal("environment vanished".into()))?;
                 let text = |f: &str| m.str(f).map(|v| super::text::Text(v.to_string()));
                 let req = imports::validate_request(&imports::CreateImport {
-                    archive_url: text("archive_url")
-                        .unwrap_or_else(|| super::text::Text(String::new())),
+                    archive_url: text("archive_url"),
                     sha256: text("sha256"),
+                    database_url: text("database_url"),
+                    database_sha256: text("database_sha256"),
+                    content_url: text("content_url"),
+                    content_sha256: text("content_sha256"),
                     source_url: text("source_url"),
                     table_prefix: text("table_prefix"),
                 })?;
-                if req.archive_url.contains('@') || req.archive_url.contains('?') {
+                if req
+                    .urls()
+                    .iter()
+                    .any(|u| u.contains('@') || u.contains('?'))
+                {
                     return Err(ApiError::invalid(
                         "archive_url",
                         "manifests never carry credentials: an archive URL with user information \

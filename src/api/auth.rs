@@ -169,13 +169,20 @@ pub fn client_ip(req: &Request) -> String {
     remote.to_string()
 }
 
+/// HTTPS as the browser sees it: behind the node's own nginx (a loopback peer) its
+/// `X-Forwarded-Proto` counts; from anyone else the header is ignored.
 fn served_over_tls(req: &Request) -> bool {
+    let from_loopback = req
+        .remote_addr()
+        .as_socket_addr()
+        .is_some_and(|a| a.ip().is_loopback());
     req.uri().scheme_str() == Some("https")
-        || req
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+        || (from_loopback
+            && req
+                .headers()
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("https")))
 }
 
 fn session_cookie(value: &str, max_age: i64, secure: bool) -> String {

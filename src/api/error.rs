@@ -58,6 +58,9 @@ pub enum ApiError {
     /// The WordPress helper on the node failed; its output is logged, never returned.
     #[error("{0}")]
     WpCliError(String),
+    /// A source Pressluft reads from refused (an adoption's dry run: `ADOPT_*` codes); 422.
+    #[error("{message}")]
+    Source { code: &'static str, message: String },
 }
 
 impl ApiError {
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::EnvironmentNotActive => "environment_not_active",
             ApiError::NodeUnreachable(_) => "node_unreachable",
             ApiError::WpCliError(_) => "wp_cli_error",
+            ApiError::Source { code, .. } => code,
         }
     }
 
@@ -105,7 +109,9 @@ impl ApiError {
             | ApiError::JobNotCancellable
             | ApiError::ResourceInUse(_) => StatusCode::CONFLICT,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::InvalidManifests(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidManifests(_) | ApiError::Source { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EnvironmentNotActive => StatusCode::CONFLICT,

@@ -30,11 +30,17 @@ pub struct Import {
     pub id: String,
     /// The target environment.
     pub environment_id: String,
-    /// The archive's URL; user information and the query string (credentials, signatures) are
-    /// never shown.
+    /// The archive's URL (empty when the dump and wp-content came separately); user information
+    /// and the query string (credentials, signatures) are never shown.
     pub archive_url: String,
     /// The pinned SHA-256 of the archive, if declared.
     pub sha256: Option<String>,
+    /// The dump's URL when it came apart from wp-content (redacted like `archive_url`).
+    pub database_url: Option<String>,
+    pub database_sha256: Option<String>,
+    /// The wp-content tarball's URL when it came apart from the dump (redacted).
+    pub content_url: Option<String>,
+    pub content_sha256: Option<String>,
     /// The URL the site was served on (rewritten to the environment's URL); when not declared:
     /// meta.json's `source_url`, else the dump's `home`.
     pub source_url: Option<String>,
@@ -55,6 +61,12 @@ pub struct Import {
     pub conditions: Vec<Condition>,
     pub created_at: String,
     pub updated_at: String,
+    /// `archive`, or `ssh` for an adoption (`POST /adoptions`).
+    pub source_type: String,
+    /// An adoption's source (the SSH location, the pinned host key's fingerprint).
+    pub ssh_source: Option<super::adoptions::AdoptionSource>,
+    /// An adoption's dry-run report, as found when it was declared.
+    pub report: Option<serde_json::Value>,
 }
 
 /// `url` without user information and query string.
@@ -81,8 +93,18 @@ pub fn redact_url(url: &str) -> String {
 impl From<imports::Model> for Import {
     fn from(m: imports::Model) -> Self {
         Import {
+            ssh_source: super::adoptions::AdoptionSource::of(&m),
+            report: m
+                .report
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
+            source_type: m.source_type.clone(),
             conditions: parse_conditions(&m.conditions),
             archive_url: redact_url(&m.archive_url),
+            database_url: m.database_url.as_deref().map(redact_url),
+            content_url: m.content_url.as_deref().map(redact_url),
+            database_sha256: m.database_sha256,
+            content_sha256: m.content_sha256,
             result: m
                 .result_json
                 .as_deref()
@@ -116,10 +138,19 @@ pub struct CreateImport {
     /// `https://…` or `http://…` (user information allowed: sent as HTTP basic auth, never shown),
     /// or `file:///var/lib/pressluft/imports/…` on the node. A `.tar.gz`/`.tgz`/`.tar` holding
     /// `db.sql[.gz]` + `files/` (wp-content) + optional `meta.json`, or one `*.sql[.gz]` + a
-    /// `wp-content/` directory.
-    pub archive_url: Text,
+    /// `wp-content/` directory. Instead of one archive: `database_url` + `content_url`.
+    pub archive_url: Option<Text>,
     /// The archive's SHA-256 (64 hex digits): a different archive is refused.
     pub sha256: Option<Text>,
+    /// A database dump alone (`.sql` or `.sql.gz`), URL as `archive_url`; with `content_url`.
+    pub database_url: Option<Text>,
+    /// The dump's SHA-256.
+    pub database_sha256: Option<Text>,
+    /// A wp-content tarball (`.tar.gz`/`.tgz`/`.tar` of the `wp-content` directory or of its
+    /// contents), URL as `archive_url`; with `database_url`.
+    pub content_url: Option<Text>,
+    /// The tarball's SHA-256.
+    pub content_sha256: Option<Text>,
     /// The URL the site was served on; default: meta.json's `source_url`, else the dump's `home`.
     pub source_url: Option<Text>,
     /// The dump's table prefix (checked against the dump); default: meta.json's, else found.
@@ -132,8 +163,12 @@ pub struct CreateSiteImport {
     /// The target environment (of this site); default: the site's production environment.
     pub environment_id: Option<Text>,
     /// As in `POST /environments/{id}/imports`.
-    pub archive_url: Text,
+    pub archive_url: Option<Text>,
     pub sha256: Option<Text>,
+    pub database_url: Option<Text>,
+    pub database_sha256: Option<Text>,
+    pub content_url: Option<Text>,
+    pub content_sha256: Option<Text>,
     pub source_url: Option<Text>,
     pub table_prefix: Option<Text>,
 }
@@ -156,8 +191,10 @@ error_response!(WriteError {
 
 /// The validated fields of an import request.
 pub struct ImportRequest {
+    /// Empty when the dump and wp-content come separately (`parts`).
     pub archive_url: String,
     pub sha256: Option<String>,
+    pub parts: Option<PartsRequest>,
     pub source_url: Option<String>,
     pub table_prefix: Option<String>,
 }
@@ -176,41 +213,157 @@ fn http_url(field: &str, v: &str) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
-/// Checks an import request (400 with the field on a problem).
-pub fn validate_request(b: &CreateImport) -> Result<ImportRequest, ApiError> {
-    let url = b.archive_url.trim();
+/// A dump and a wp-content tarball given apart.
+impl ImportRequest {
+    /// The source for events and messages, credentials redacted.
+    pub fn describe(&self) -> String {
+        match &self.parts {
+            Some(p) => format!(
+                "{} + {}",
+                redact_url(&p.database_url),
+                redact_url(&p.content_url)
+            ),
+            None => redact_url(&self.archive_url),
+        }
+    }
+
+    /// Every URL of the request (manifests refuse credentials in any).
+    pub fn urls(&self) -> Vec<&str> {
+        match &self.parts {
+            Some(p) => vec![&p.database_url, &p.content_url],
+            None => vec![&self.archive_url],
+        }
+    }
+}
+
+pub struct PartsRequest {
+    pub database_url: String,
+    pub database_sha256: Option<String>,
+    pub content_url: String,
+    pub content_sha256: Option<String>,
+}
+
+impl PartsRequest {
+    pub fn as_new(&self) -> store::imports::ImportParts<'_> {
+        store::imports::ImportParts {
+            database_url: &self.database_url,
+            database_sha256: self.database_sha256.as_deref(),
+            content_url: &self.content_url,
+            content_sha256: self.content_sha256.as_deref(),
+        }
+    }
+}
+
+/// A source URL: http(s) (user information allowed) or file:// under the node's import directory.
+fn source_url_field(field: &str, url: &str) -> Result<String, ApiError> {
+    let url = url.trim();
     if url.is_empty() || url.len() > MAX_URL {
         return Err(ApiError::invalid(
-            "archive_url",
-            "archive_url must be 1 to 2048 characters",
+            field,
+            format!("{field} must be 1 to 2048 characters"),
         ));
     }
     if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ApiError::invalid(
-            "archive_url",
-            "archive_url must not contain spaces or control characters",
+            field,
+            format!("{field} must not contain spaces or control characters"),
         ));
     }
-    let archive_url = if let Some(path) = url.strip_prefix("file://") {
+    if let Some(path) = url.strip_prefix("file://") {
         if !path.starts_with(IMPORT_DIR)
             || path.len() == IMPORT_DIR.len()
             || path.split('/').any(|p| p == "..")
         {
             return Err(ApiError::invalid(
-                "archive_url",
-                format!("file:// archives must lie under {IMPORT_DIR} on the node"),
+                field,
+                format!("file:// sources must lie under {IMPORT_DIR} on the node"),
             ));
         }
-        url.to_string()
+        Ok(url.to_string())
     } else {
-        http_url("archive_url", url)?
-    };
-    let sha256 = match b.sha256.as_deref().map(str::trim) {
-        None | Some("") => None,
+        http_url(field, url)
+    }
+}
+
+fn sha256_field(field: &str, v: Option<&str>) -> Result<Option<String>, ApiError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
         Some(s) if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) => {
-            Some(s.to_ascii_lowercase())
+            Ok(Some(s.to_ascii_lowercase()))
         }
-        Some(_) => return Err(ApiError::invalid("sha256", "sha256 must be 64 hex digits")),
+        Some(_) => Err(ApiError::invalid(
+            field,
+            format!("{field} must be 64 hex digits"),
+        )),
+    }
+}
+
+/// Checks an import request (400 with the field on a problem).
+pub fn validate_request(b: &CreateImport) -> Result<ImportRequest, ApiError> {
+    let given = |v: &Option<Text>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let (archive_url, sha256, parts) = match (
+        given(&b.archive_url),
+        given(&b.database_url),
+        given(&b.content_url),
+    ) {
+        (true, false, false) => {
+            if given(&b.database_sha256) || given(&b.content_sha256) {
+                return Err(ApiError::invalid(
+                    "database_sha256",
+                    "database_sha256 and content_sha256 belong to database_url and content_url",
+                ));
+            }
+            (
+                source_url_field("archive_url", b.archive_url.as_deref().unwrap_or(""))?,
+                sha256_field("sha256", b.sha256.as_deref())?,
+                None,
+            )
+        }
+        (false, true, true) => {
+            if given(&b.sha256) {
+                return Err(ApiError::invalid(
+                    "sha256",
+                    "sha256 is the archive's: use database_sha256 and content_sha256",
+                ));
+            }
+            let parts = PartsRequest {
+                database_url: source_url_field(
+                    "database_url",
+                    b.database_url.as_deref().unwrap_or(""),
+                )?,
+                database_sha256: sha256_field("database_sha256", b.database_sha256.as_deref())?,
+                content_url: source_url_field(
+                    "content_url",
+                    b.content_url.as_deref().unwrap_or(""),
+                )?,
+                content_sha256: sha256_field("content_sha256", b.content_sha256.as_deref())?,
+            };
+            (String::new(), None, Some(parts))
+        }
+        (true, _, _) => {
+            return Err(ApiError::invalid(
+                "archive_url",
+                "give archive_url, or database_url and content_url, not both",
+            ))
+        }
+        (false, false, false) => {
+            return Err(ApiError::invalid(
+                "archive_url",
+                "archive_url (or database_url and content_url) is required",
+            ))
+        }
+        (false, true, false) => {
+            return Err(ApiError::invalid(
+                "content_url",
+                "content_url (the wp-content tarball) goes with database_url",
+            ))
+        }
+        (false, false, true) => {
+            return Err(ApiError::invalid(
+                "database_url",
+                "database_url (the dump) goes with content_url",
+            ))
+        }
     };
     let source_url = match b.source_url.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -253,6 +406,7 @@ pub fn validate_request(b: &CreateImport) -> Result<ImportRequest, ApiError> {
     Ok(ImportRequest {
         archive_url,
         sha256,
+        parts,
         source_url,
         table_prefix,
     })
@@ -281,6 +435,7 @@ pub async fn create_import_in(
             sha256: req.sha256.as_deref(),
             source_url: req.source_url.as_deref(),
             table_prefix: req.table_prefix.as_deref(),
+            parts: req.parts.as_ref().map(PartsRequest::as_new),
         },
     )
     .await?;
@@ -290,7 +445,7 @@ pub async fn create_import_in(
         site_id: Some(&env.site_id),
         environment_id: Some(&env.id),
         reason: "Created",
-        message: format!("import of {} requested", redact_url(&req.archive_url)),
+        message: format!("import of {} requested", req.describe()),
     })
     .await?;
     w.audit("import.create", "import", &m.id).await?;
@@ -360,6 +515,10 @@ impl ImportsApi {
         let r = validate_request(&CreateImport {
             archive_url: body.archive_url,
             sha256: body.sha256,
+            database_url: body.database_url,
+            database_sha256: body.database_sha256,
+            content_url: body.content_url,
+            content_sha256: body.content_sha256,
             source_url: body.source_url,
             table_prefix: body.table_prefix,
         })?;
@@ -483,11 +642,41 @@ mod tests {
 
     fn req(url: &str) -> CreateImport {
         CreateImport {
-            archive_url: Text(url.to_string()),
+            archive_url: Some(Text(url.to_string())),
             sha256: None,
+            database_url: None,
+            database_sha256: None,
+            content_url: None,
+            content_sha256: None,
             source_url: None,
             table_prefix: None,
         }
+    }
+
+    #[test]
+    fn a_dump_and_a_wp_content_tarball_go_together() {
+        let mut r = req("");
+        r.archive_url = None;
+        r.database_url = Some(Text("https://example.test/db.sql.gz".into()));
+        assert!(validate_request(&r).is_err(), "dump without wp-content");
+        r.content_url = Some(Text("file:///var/lib/pressluft/imports/wp.tgz".into()));
+        r.database_sha256 = Some(Text("B".repeat(64)));
+        let v = validate_request(&r).unwrap();
+        assert_eq!(v.archive_url, "");
+        let p = v.parts.unwrap();
+        assert_eq!(p.database_sha256, Some("b".repeat(64)));
+        assert_eq!(p.content_url, "file:///var/lib/pressluft/imports/wp.tgz");
+        r.sha256 = Some(Text("a".repeat(64)));
+        assert!(validate_request(&r).is_err(), "the archive's sha256 without an archive");
+        r.sha256 = None;
+        r.content_url = Some(Text("file:///etc/passwd".into()));
+        assert!(validate_request(&r).is_err());
+        r.content_url = Some(Text("https://example.test/wp.tgz".into()));
+        r.archive_url = Some(Text("https://example.test/a.tgz".into()));
+        assert!(validate_request(&r).is_err(), "both forms");
+        r.archive_url = None;
+        r.database_url = None;
+        assert!(validate_request(&r).is_err(), "wp-content without a dump");
     }
 
     #[test]

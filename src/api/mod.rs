@@ -20,6 +20,8 @@ mod cache_purge;
 mod domains;
 mod environments;
 mod events;
+mod adoptions;
+mod import_upload;
 mod imports;
 mod jobs;
 mod magic_login;
@@ -131,9 +133,11 @@ type Apis = (
         schedules::SchedulesApi,
         promotions::PromotionsApi,
         imports::ImportsApi,
+        adoptions::AdoptionsApi,
     ),
     (
         apply::ApplyApi,
+        import_upload::ImportUploadApi,
         jobs::JobsApi,
         events::EventsApi,
         audit::AuditApi,
@@ -161,9 +165,11 @@ fn apis() -> Apis {
             schedules::SchedulesApi,
             promotions::PromotionsApi,
             imports::ImportsApi,
+            adoptions::AdoptionsApi,
         ),
         (
             apply::ApplyApi,
+            import_upload::ImportUploadApi,
             jobs::JobsApi,
             events::EventsApi,
             audit::AuditApi,
@@ -235,10 +241,13 @@ async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Respon
     } else {
         BODY_LIMIT
     };
-    if declared.is_some_and(|n| n > limit) {
+    // Import uploads stream their body to the node (bounded there by `import_max_bytes`).
+    let streamed = req.method() == Method::POST && req.uri().path().ends_with("/import-uploads");
+    if declared.is_some_and(|n| n > limit) && !streamed {
         return Ok(ApiError::PayloadTooLarge.into_response());
     }
-    if matches!(
+    if !streamed
+        && matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {

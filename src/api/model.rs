@@ -224,11 +224,40 @@ pub struct Node {
     pub deletion_requested_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The local node: how its nginx serves the control plane, from its last provisioning.
+    pub panel: Option<NodePanel>,
+}
+
+/// The control plane as the local node's nginx serves it (`control_plane_domain`).
+#[derive(Debug, Clone, Object)]
+pub struct NodePanel {
+    /// Where the dashboard answers: `http://<node address>/`, or `https://<domain>/`.
+    pub url: Option<String>,
+    /// The domain served over HTTPS (null while none is, e.g. DNS not pointing yet).
+    pub domain: Option<String>,
+    pub certificate_issuer: Option<String>,
+    pub certificate_not_after: Option<String>,
 }
 
 impl From<nodes::Model> for Node {
     fn from(m: nodes::Model) -> Self {
+        let facts: crate::runtime::observed::NodeFacts =
+            crate::runtime::observed::parse(m.observed.as_deref());
+        let fact = |k: &str| {
+            facts
+                .facts
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let panel = facts.facts.get("panel_digest").map(|_| NodePanel {
+            url: fact("panel_url"),
+            domain: fact("panel_domain"),
+            certificate_issuer: fact("panel_certificate_issuer"),
+            certificate_not_after: fact("panel_certificate_not_after"),
+        });
         Node {
+            panel,
             conditions: parse_conditions(&m.conditions),
             id: m.id,
             name: m.name,

@@ -113,7 +113,8 @@ impl SettingsApi {
         let tx = st.begin().await?;
         let mut w = Write::new(&tx, st, auth.principal().actor());
         let all = update_settings_in(&mut w, body.0).await?;
-        st.commit(tx).await?;
+        let wakes = w.into_wakes();
+        st.commit_and_wake(tx, wakes).await?;
         Ok(Json(render(&all)))
     }
 }
@@ -355,6 +356,16 @@ pub(crate) async fn update_settings_in(
         .await?;
         w.audit_done("settings.update", "settings", "settings")
             .await?;
+        // The local node serves the control plane (its domain, certificate and ACME settings):
+        // its reconciler compares the panel's desired state with what the node reports.
+        if changed
+            .iter()
+            .any(|k| crate::runtime::PANEL_SETTINGS.contains(&k.as_str()))
+        {
+            if let Some(node) = store::nodes::local(tx).await.map_err(ApiError::from)? {
+                w.wake(crate::notify::Kind::Node, &node.id);
+            }
+        }
     }
     Ok(all)
 }

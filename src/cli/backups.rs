@@ -128,6 +128,45 @@ pub async fn restore(
 }
 
 /// `pressluft import ENV --archive-url URL …`: declares the import; `--wait` follows it to the end.
+/// Uploads a local file to the environment's node for an import: its `file://` URL and SHA-256.
+pub async fn upload_for_import(
+    c: &Client,
+    env: &str,
+    file: &std::path::Path,
+) -> Result<(Option<String>, Option<String>), ClientError> {
+    let name: String = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_') {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = name.trim_start_matches('.');
+    let name = if name.is_empty() { "upload" } else { name };
+    let (_, v) = c
+        .upload(
+            &format!("/api/environments/{env}/import-uploads?name={name}"),
+            file,
+        )
+        .await?;
+    eprintln!(
+        "uploaded {} ({} bytes, sha256 {})",
+        file.display(),
+        v["size_bytes"],
+        v["sha256"].as_str().unwrap_or("?")
+    );
+    Ok((
+        v["url"].as_str().map(str::to_string),
+        v["sha256"].as_str().map(str::to_string),
+    ))
+}
+
 pub async fn import(
     c: &Client,
     env: &str,

@@ -123,6 +123,29 @@ impl Client {
         }
     }
 
+    /// `POST path` with the file at `file` as the body, streamed from disk.
+    pub async fn upload(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> Result<(u16, Value), ClientError> {
+        let token = self.token.as_deref().ok_or(ClientError::NotLoggedIn)?;
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| ClientError::File(file.display().to_string(), e.to_string()))?;
+        let len = f.metadata().await.map(|m| m.len()).ok();
+        let mut rb = self
+            .http
+            .post(format!("{}{path}", self.server))
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream")
+            .body(reqwest::Body::from(f));
+        if let Some(n) = len {
+            rb = rb.header("content-length", n);
+        }
+        self.finish(rb).await
+    }
+
     /// `GET path` whose successful answer is read by the caller (a download, chunk by chunk);
     /// an error answer becomes the usual [`ClientError::Api`].
     pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response, ClientError> {

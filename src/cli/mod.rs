@@ -1,5 +1,6 @@
 //! The command line: `serve`, `migrate`, `openapi`, and a kubectl-like client of the API
 //! (`login`, `get`, `describe`, `create`, `update`, `delete`, `reset`, `logs`).
+mod adopt;
 mod backups;
 pub mod client;
 pub mod manifests;
@@ -105,9 +106,12 @@ pub struct RuntimeArgs {
     /// A playbook run is killed after this long (ANSIBLE_TIMEOUT).
     #[arg(long, env = "PRESSLUFT_JOB_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub job_timeout: std::time::Duration,
-    /// Site jobs that may run at once on one node.
+    /// Jobs that may run at once on one node, counted across all replicas.
     #[arg(long, env = "PRESSLUFT_NODE_JOB_LIMIT", default_value_t = 4)]
     pub node_job_limit: usize,
+    /// `ansible-playbook` processes this replica runs at once (more jobs wait, `queued`).
+    #[arg(long, env = "PRESSLUFT_MAX_PLAYBOOKS", default_value_t = 8)]
+    pub max_playbooks: usize,
     /// Lease of a running job, a reconcile pass and the backup scheduler, renewed every third of
     /// it: with several replicas, a dead replica's work is taken over this long after it died.
     #[arg(long, env = "PRESSLUFT_LEASE_TTL", default_value = "60s", value_parser = parse_duration)]
@@ -276,17 +280,70 @@ pub enum Command {
         /// Environment id (usually the site's production).
         environment: String,
         /// https://… or file:///var/lib/pressluft/imports/… (.tar.gz with db.sql + files/).
-        #[arg(long)]
-        archive_url: String,
+        #[arg(long, required_unless_present_any = ["database_url", "file", "database_file"])]
+        archive_url: Option<String>,
+        /// A local archive, uploaded to the environment's node first (instead of --archive-url).
+        #[arg(long, conflicts_with_all = ["archive_url", "database_url"])]
+        file: Option<std::path::PathBuf>,
+        /// A local dump (.sql / .sql.gz) and …
+        #[arg(long, requires = "content_file", conflicts_with_all = ["archive_url", "database_url", "file"])]
+        database_file: Option<std::path::PathBuf>,
+        /// … a local wp-content tarball, both uploaded first.
+        #[arg(long, requires = "database_file")]
+        content_file: Option<std::path::PathBuf>,
         /// The archive's SHA-256.
         #[arg(long)]
         sha256: Option<String>,
+        /// Instead of one archive: a dump alone (.sql or .sql.gz) …
+        #[arg(long, requires = "content_url", conflicts_with = "archive_url")]
+        database_url: Option<String>,
+        #[arg(long)]
+        database_sha256: Option<String>,
+        /// … and a wp-content tarball.
+        #[arg(long, requires = "database_url")]
+        content_url: Option<String>,
+        #[arg(long)]
+        content_sha256: Option<String>,
         /// The URL the site was served on (default: meta.json's, else the dump's home).
         #[arg(long)]
         source_url: Option<String>,
         /// The dump's table prefix (default: meta.json's, else found in the dump).
         #[arg(long)]
         table_prefix: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Adopt a WordPress site from a server reachable over SSH into a new site (`--dry-run`:
+    /// only report what is there; `--public-key`: the key to authorize on the source first).
+    Adopt {
+        /// The new site's name.
+        #[arg(long, required_unless_present = "public_key")]
+        name: Option<String>,
+        /// The new site's slug (default: derived from the name).
+        #[arg(long)]
+        slug: Option<String>,
+        /// The node of the new site (default: the local node).
+        #[arg(long)]
+        node: Option<String>,
+        /// The source server.
+        #[arg(long, required_unless_present = "public_key")]
+        host: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        /// The source user (its authorized_keys holds the adoption key).
+        #[arg(long, required_unless_present = "public_key")]
+        user: Option<String>,
+        /// The WordPress root on the source.
+        #[arg(long, required_unless_present = "public_key")]
+        path: Option<String>,
+        /// Pin this host key (`ssh-ed25519 AAAA…`, as a dry run showed it).
+        #[arg(long)]
+        host_key: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the adoption public key and exit.
+        #[arg(long)]
+        public_key: bool,
         #[arg(long)]
         wait: bool,
     },
@@ -972,20 +1029,75 @@ pub async fn run_client(server: Option<String>, command: Command) -> Result<Stri
         }
         Command::Import {
             environment,
-            archive_url,
-            sha256,
+            mut archive_url,
+            mut sha256,
+            file,
+            database_file,
+            content_file,
+            mut database_url,
+            mut database_sha256,
+            mut content_url,
+            mut content_sha256,
             source_url,
             table_prefix,
             wait,
         } => {
             let env = resolve(&c, Kind::Environments, &environment).await?;
+            if let Some(f) = &file {
+                (archive_url, sha256) = backups::upload_for_import(&c, &env, f).await?;
+            }
+            if let (Some(d), Some(w)) = (&database_file, &content_file) {
+                (database_url, database_sha256) = backups::upload_for_import(&c, &env, d).await?;
+                (content_url, content_sha256) = backups::upload_for_import(&c, &env, w).await?;
+            }
             let body = serde_json::json!({
                 "archive_url": archive_url,
                 "sha256": sha256,
+                "database_url": database_url,
+                "database_sha256": database_sha256,
+                "content_url": content_url,
+                "content_sha256": content_sha256,
                 "source_url": source_url,
                 "table_prefix": table_prefix,
             });
             backups::import(&c, &env, body, wait).await
+        }
+        Command::Adopt {
+            name,
+            slug,
+            node,
+            host,
+            port,
+            user,
+            path,
+            host_key,
+            dry_run,
+            public_key,
+            wait,
+        } => {
+            if public_key {
+                return adopt::public_key(&c).await;
+            }
+            let node = match node {
+                Some(n) => Some(resolve(&c, Kind::Nodes, &n).await?),
+                None => None,
+            };
+            adopt::adopt(
+                &c,
+                adopt::AdoptArgs {
+                    name,
+                    slug,
+                    node,
+                    host,
+                    port,
+                    user,
+                    path,
+                    host_key,
+                    dry_run,
+                },
+                wait,
+            )
+            .await
         }
         Command::ScheduleBackups {
             environment,

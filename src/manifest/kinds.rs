@@ -364,10 +364,25 @@ static IMPORT: &[Field] = &[
     f(
         "archive_url",
         Ty::Text,
-        true,
-        "https://… or file:///var/lib/pressluft/imports/… (.tar.gz with db.sql + files/).",
+        false,
+        "https://… or file:///var/lib/pressluft/imports/… (.tar.gz with db.sql + files/); \
+         or database_url + content_url.",
     ),
     f("sha256", Ty::Text, false, "The archive's SHA-256."),
+    f(
+        "database_url",
+        Ty::Text,
+        false,
+        "A dump alone (.sql or .sql.gz), with content_url instead of archive_url.",
+    ),
+    f("database_sha256", Ty::Text, false, "The dump's SHA-256."),
+    f(
+        "content_url",
+        Ty::Text,
+        false,
+        "A wp-content tarball, with database_url instead of archive_url.",
+    ),
+    f("content_sha256", Ty::Text, false, "The tarball's SHA-256."),
     f(
         "source_url",
         Ty::Url,

@@ -116,6 +116,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             )
             .await?;
         }
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
         if b.status != phase {
             // Restores wait for their backups; schedules apply retention once one completes.
@@ -133,32 +134,29 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     match plan.action {
         Action::RunJob { job_type } => {
             let create = job_type == reconcilers::JobType::BackupCreate;
-            let job = store::gated(
-                &rt.db,
-                jobs::create(
-                    &rt.db,
-                    jobs::NewJob {
-                        job_type: job_type.as_str(),
-                        reason: if spec.deletion_requested || spec.retention_passed {
-                            "delete"
-                        } else if att.failed > 0 {
-                            "retry"
-                        } else {
-                            "create"
-                        },
-                        playbook: job_type.playbook(),
-                        // Cleanup is node-wide work that needs no environment; creating a backup
-                        // is site work (one mutation per site at a time).
-                        site_id: create.then_some(env.site_id.as_str()),
-                        environment_id: create.then_some(env.id.as_str()),
-                        node_id: Some(&env.node_id),
-                        resource_type: "backup",
-                        resource_id: id,
-                        generation: b.generation,
-                        attempt: att.failed as i64 + 1,
-                        max_attempts: rt.cfg.max_attempts as i64,
+            let job = super::create_job(
+                rt,
+                jobs::NewJob {
+                    job_type: job_type.as_str(),
+                    reason: if spec.deletion_requested || spec.retention_passed {
+                        "delete"
+                    } else if att.failed > 0 {
+                        "retry"
+                    } else {
+                        "create"
                     },
-                ),
+                    playbook: job_type.playbook(),
+                    // Cleanup is node-wide work that needs no environment; creating a backup
+                    // is site work (one mutation per site at a time).
+                    site_id: create.then_some(env.site_id.as_str()),
+                    environment_id: create.then_some(env.id.as_str()),
+                    node_id: Some(&env.node_id),
+                    resource_type: "backup",
+                    resource_id: id,
+                    generation: b.generation,
+                    attempt: att.failed as i64 + 1,
+                    max_attempts: rt.cfg.max_attempts as i64,
+                },
             )
             .await?;
             rt.spawn_job(job.id);

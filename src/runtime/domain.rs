@@ -167,6 +167,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             )
             .await?;
         }
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
     }
 
@@ -220,6 +221,7 @@ async fn finalize(rt: &Arc<Runtime>, d: &domains::Model, env: &environments::Mod
         },
     )
     .await?;
+    super::fence_check(rt, &tx).await?;
     tx.commit().await?;
     rt.enqueue(Kind::Environment, &env.id);
     Ok(())

@@ -161,7 +161,10 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         if plan.phase == reconcilers::Phase::Active {
             plan.phase = reconcilers::Phase::Restoring;
         }
-        if matches!(plan.action, Action::RunJob { .. }) {
+        // An adoption declares its site in the same request: the environment's first converge
+        // (creating it on the node) runs; the import waits for it (TargetNotCreated).
+        let created = facts.ever_ready || facts.applied_generation.is_some();
+        if matches!(plan.action, Action::RunJob { .. }) && created {
             tracing::debug!(environment = %id, import = %i.id, "converge held back while importing");
             plan.action = Action::Wait {
                 reason: reconcilers::WaitReason::JobInProgress,
@@ -285,6 +288,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             )
             .await?;
         }
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
         rt.enqueue(Kind::Site, &env.site_id);
     }
@@ -340,24 +344,21 @@ async fn requested_drift_check(
     let job_type = reconcilers::JobType::DriftCheck;
     let job = match super::promotion::drift_check_target(&rt.db, env).await? {
         Some(prod) => Some(
-            crate::store::gated(
-                &rt.db,
-                jobs::create(
-                    &rt.db,
-                    jobs::NewJob {
-                        job_type: job_type.as_str(),
-                        reason: reconcilers::environment::run_reason(spec, obs, failed),
-                        playbook: job_type.playbook(),
-                        site_id: Some(&prod.site_id),
-                        environment_id: Some(&prod.id),
-                        node_id: Some(&prod.node_id),
-                        resource_type: "environment",
-                        resource_id: &env.id,
-                        generation: env.generation,
-                        attempt: 1,
-                        max_attempts: 1,
-                    },
-                ),
+            super::create_job(
+                rt,
+                jobs::NewJob {
+                    job_type: job_type.as_str(),
+                    reason: reconcilers::environment::run_reason(spec, obs, failed),
+                    playbook: job_type.playbook(),
+                    site_id: Some(&prod.site_id),
+                    environment_id: Some(&prod.id),
+                    node_id: Some(&prod.node_id),
+                    resource_type: "environment",
+                    resource_id: &env.id,
+                    generation: env.generation,
+                    attempt: 1,
+                    max_attempts: 1,
+                },
             )
             .await?,
         ),
@@ -387,6 +388,7 @@ async fn requested_drift_check(
         )
         .await?;
     }
+    super::fence_check(rt, &tx).await?;
     tx.commit().await?;
     match job {
         Some(job) => rt.spawn_job(job.id),
@@ -452,6 +454,7 @@ async fn finalize(rt: &Arc<Runtime>, env: &environments::Model) -> Result<()> {
         },
     )
     .await?;
+    super::fence_check(rt, &tx).await?;
     tx.commit().await?;
     rt.enqueue(Kind::Site, &env.site_id);
     Ok(())

@@ -31,7 +31,11 @@ pub(super) async fn execute(rt: Arc<Runtime>, job_id: String) {
     rt.running.lock().expect("running lock").remove(&job_id);
     rt.spawned.lock().expect("spawned lock").remove(&job_id);
     if let Ok(Some(j)) = store::jobs::by_id(&rt.db, &job_id).await {
-        rt.enqueue(kind_of(&j.resource_type), &j.resource_id);
+        rt.enqueue_in(
+            kind_of(&j.resource_type),
+            &j.resource_id,
+            j.site_id.as_deref(),
+        );
         rt.notifier.changed(crate::notify::Kind::Job, &job_id);
     }
 }
@@ -47,30 +51,67 @@ async fn run(rt: &Arc<Runtime>, job_id: &str) -> Result<()> {
         .node_id
         .clone()
         .ok_or_else(|| RuntimeError::Inconsistent(format!("job {job_id} has no node")))?;
-    // Locks: node-wide work alone on its node; site work one per site, several per node.
+    // Locks, always taken in this order (so that no two jobs wait for each other): this replica's
+    // site lock, a playbook process permit of this replica, this replica's node lock, the node's
+    // slot leases (all replicas), the job's run lease (all replicas). Until the claim the job
+    // stays `queued`. Node-wide work is alone on its node; site work one per site, up to
+    // `node_job_limit` per node across all replicas.
+    let wide = node_wide(&job.job_type);
     let lock = rt.node_lock(&node_id);
-    let _site_guard;
+    let _site_guard = match (&job.site_id, wide) {
+        (Some(s), false) => Some(rt.site_lock(s).lock_owned().await),
+        _ => None,
+    };
+    // A job of a busy site waits behind its site lock, not here: the permits (FIFO) go round
+    // the sites in turn.
+    let _permit = if job.job_type == "node_probe" {
+        None
+    } else {
+        rt.playbooks.clone().acquire_owned().await.ok()
+    };
     let _node_write;
     let _node_read;
     let _slot;
-    if node_wide(&job.job_type) {
+    if wide {
         _node_write = Some(lock.exclusive.clone().write_owned().await);
     } else {
-        _site_guard = match &job.site_id {
-            Some(s) => Some(rt.site_lock(s).lock_owned().await),
-            None => None,
-        };
         _node_read = Some(lock.exclusive.clone().read_owned().await);
         _slot = lock.slots.clone().acquire_owned().await.ok();
     }
-    // Across replicas: the job's lease (one job per site, or per node for node jobs).
-    let Some(held) = run_lease(rt, &job).await? else {
-        return Ok(());
+    let release_slots = |rt: &Arc<Runtime>, slots: Vec<super::lease::Held>| {
+        let db = rt.db.clone();
+        async move {
+            for h in &slots {
+                let _ = crate::store::gated(&db, super::lease::release_held(&db, h)).await;
+            }
+        }
+    };
+    // Across replicas: the node's slots, then the job's lease (one job per site, or per node for
+    // node jobs). While another replica runs a job of the same site, the slots are given back
+    // (a slot is never held by a job that waits).
+    let mut first = true;
+    let (slots, held) = loop {
+        let Some(slots) = node_slots(rt, &job, &node_id, wide).await? else {
+            return Ok(());
+        };
+        if let Some(held) = try_run_lease(rt, &job, first).await? {
+            break (slots, held);
+        }
+        first = false;
+        release_slots(rt, slots).await;
+        if rt.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match store::jobs::by_id(&rt.db, &job.id).await? {
+            Some(j) if j.status == "queued" => {}
+            _ => return Ok(()),
+        }
     };
     let claimed = crate::store::gated(&rt.db, jobs::claim(&rt.db, job_id, &rt.worker_id)).await;
     let was_claimed = matches!(claimed, Ok(true));
     let r = match claimed {
-        Ok(true) => run_claimed(rt, &job, node_id, &held).await,
+        Ok(true) => run_claimed(rt, &job, node_id, &held, &slots).await,
         Ok(false) => Ok(()),
         Err(e) => Err(e.into()),
     };
@@ -105,49 +146,137 @@ async fn run(rt: &Arc<Runtime>, job_id: &str) -> Result<()> {
         other => other,
     };
     let _ = crate::store::gated(&rt.db, super::lease::release_held(&rt.db, &held)).await;
+    release_slots(rt, slots).await;
     r
 }
 
-/// Waits for the job's lease (another replica may run work of the same site); `None` when the
-/// job is no longer queued or the process shuts down.
-async fn run_lease(rt: &Arc<Runtime>, job: &job_rows::Model) -> Result<Option<super::lease::Held>> {
-    let key = jobs::run_key(job);
+/// The lease key of slot `k` of a node: a node runs at most `node_job_limit` jobs at once across
+/// all replicas, one per slot.
+pub(crate) fn slot_key(node_id: &str, k: usize) -> String {
+    format!("slot:node/{node_id}/{k}")
+}
+
+/// Takes the node's slot leases the job needs: one for a site job (any free one), all of them
+/// for node-wide work (in slot order, after the node's `slot:node/<id>/wide` lease, so that two
+/// node-wide jobs do not each hold half of the slots, and new site jobs stop taking slots while
+/// node-wide work waits). Held slots are renewed while waiting. `None` when the job is no longer
+/// queued or the process shuts down (nothing is held then).
+async fn node_slots(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+    node_id: &str,
+    wide: bool,
+) -> Result<Option<Vec<super::lease::Held>>> {
+    use super::lease::{acquire_fenced, release_held, Held};
+    let limit = rt.cfg.node_job_limit.max(1);
     let ttl = rt.lease_ttl();
+    // one holder per job: two jobs of one replica must not share a slot
+    let holder = format!("{}/job/{}", rt.worker_id, job.id);
+    let wide_key = format!("slot:node/{node_id}/wide");
+    // site jobs start at a slot drawn from the job id, so they rarely contend for one row
+    let start = job
+        .id
+        .bytes()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize))
+        % limit;
     let mut waited = false;
     loop {
-        let before = if waited {
-            None
+        let mut held: Vec<Held> = Vec::new();
+        if wide {
+            let take = |key: String| {
+                let holder = holder.clone();
+                async move {
+                    crate::store::gated(&rt.db, acquire_fenced(&rt.db, &key, &holder, ttl))
+                        .await
+                        .map(|f| f.map(|fence| Held { key, holder, fence }))
+                }
+            };
+            if let Some(h) = take(wide_key.clone()).await? {
+                held.push(h);
+                for k in 0..limit {
+                    match take(slot_key(node_id, k)).await? {
+                        Some(h) => held.push(h),
+                        None => break,
+                    }
+                }
+                if held.len() == limit + 1 {
+                    return Ok(Some(held));
+                }
+            }
         } else {
-            super::lease::get(&rt.db, &key).await?
-        };
-        if let Some(fence) = crate::store::gated(
-            &rt.db,
-            super::lease::acquire_fenced(&rt.db, &key, &rt.worker_id, ttl),
-        )
-        .await?
-        {
-            let st = super::stats::global();
+            let wide_pending = match super::lease::get(&rt.db, &wide_key).await? {
+                Some(r) => r.expires_at >= crate::clock::now(),
+                None => false,
+            };
+            if !wide_pending {
+                for i in 0..limit {
+                    let key = slot_key(node_id, (start + i) % limit);
+                    if let Some(fence) =
+                        crate::store::gated(&rt.db, acquire_fenced(&rt.db, &key, &holder, ttl))
+                            .await?
+                    {
+                        return Ok(Some(vec![Held {
+                            key,
+                            holder: holder.clone(),
+                            fence,
+                        }]));
+                    }
+                }
+            }
+        }
+        if !waited {
+            super::stats::global().lease_busy("slot");
+            waited = true;
+        }
+        let gone = rt.shutdown.is_cancelled()
+            || !matches!(store::jobs::by_id(&rt.db, &job.id).await?, Some(j) if j.status == "queued");
+        if gone {
+            for h in &held {
+                let _ = crate::store::gated(&rt.db, release_held(&rt.db, h)).await;
+            }
+            return Ok(None);
+        }
+        // a node-wide job keeps the slots it has (its next round renews them)
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One attempt at the job's run lease (another replica may run work of the same site); `first`
+/// counts a busy lease in the metrics once per job.
+async fn try_run_lease(
+    rt: &Arc<Runtime>,
+    job: &job_rows::Model,
+    first: bool,
+) -> Result<Option<super::lease::Held>> {
+    let key = jobs::run_key(job);
+    let before = if first {
+        super::lease::get(&rt.db, &key).await?
+    } else {
+        None
+    };
+    let st = super::stats::global();
+    match crate::store::gated(
+        &rt.db,
+        super::lease::acquire_fenced(&rt.db, &key, &rt.worker_id, rt.lease_ttl()),
+    )
+    .await?
+    {
+        Some(fence) => {
             st.lease_acquired("run");
             if before.is_some_and(|b| b.holder != rt.worker_id) {
                 st.lease_handover();
             }
-            return Ok(Some(super::lease::Held {
+            Ok(Some(super::lease::Held {
                 key,
                 holder: rt.worker_id.clone(),
                 fence,
-            }));
+            }))
         }
-        if !waited {
-            super::stats::global().lease_busy("run");
-        }
-        waited = true;
-        if rt.shutdown.is_cancelled() {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        match store::jobs::by_id(&rt.db, &job.id).await? {
-            Some(j) if j.status == "queued" => {}
-            _ => return Ok(None),
+        None => {
+            if first {
+                st.lease_busy("run");
+            }
+            Ok(None)
         }
     }
 }
@@ -157,6 +286,7 @@ async fn run_claimed(
     job: &job_rows::Model,
     node_id: String,
     held: &super::lease::Held,
+    slots: &[super::lease::Held],
 ) -> Result<()> {
     let job_id = job.id.as_str();
     let cancel = CancellationToken::new();
@@ -173,7 +303,9 @@ async fn run_claimed(
 
     let started = Instant::now();
     // Keep the lease while the job runs; losing it cancels the run.
-    let renewal = rt.renew_while_running(held.clone(), Some(cancel.clone()));
+    let mut leases = vec![held.clone()];
+    leases.extend(slots.iter().cloned());
+    let renewal = rt.renew_all_while_running(leases, Some(cancel.clone()));
     let outcome = match job.job_type.as_str() {
         "node_probe" => probe(rt, &node).await,
         _ => match playbook(rt, job, &node, cancel.clone()).await {
@@ -548,6 +680,12 @@ async fn vars(
     }
     if job.resource_type == "domain" {
         domain_vars(rt, job, &mut v, &mut secrets).await?;
+    }
+    if job.job_type == "node_provision" {
+        // the local node: the control plane's own server block (pressluft_panel)
+        if let Some(p) = super::panel::desired(rt, node).await? {
+            p.insert_vars(&mut v);
+        }
     }
     if job.resource_type == "promotion" {
         super::promotion::job_vars(rt, job, &mut v, &mut secrets).await?;

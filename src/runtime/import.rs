@@ -46,6 +46,10 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         Some(e) => super::backup::node_ready(rt, &e.node_id).await?,
         None => false,
     };
+    let target_created = env.as_ref().is_some_and(|e| {
+        let f: EnvFacts = observed::parse(e.observed.as_deref());
+        f.ever_ready || f.applied_generation.is_some()
+    });
     let latest = jobs::latest_for(&rt.db, "import", id).await?;
     let att = attempts(rt, "import", id, r.generation, None, latest.as_ref()).await?;
     let spec = ImportSpec {
@@ -58,6 +62,9 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         node_ready,
         latest_job: latest.as_ref().and_then(job_observation),
         conditions: conditions_of(&r.conditions),
+        adoption: r.source_type == "ssh",
+        target_created,
+        target_failed: env.as_ref().is_some_and(|e| e.status == "failed"),
     };
     let ctx = Context {
         now: now.clone(),
@@ -194,7 +201,18 @@ pub(super) async fn job_vars(
     if let Some(url) = v.get("preview_url").cloned() {
         v.entry("site_url").or_insert(url);
     }
-    secrets.push(r.archive_url.clone());
+    // URLs may carry credentials
+    for url in [
+        Some(&r.archive_url),
+        r.database_url.as_ref(),
+        r.content_url.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|u| !u.is_empty())
+    {
+        secrets.push(url.clone());
+    }
     let max = store::settings::all(&rt.db)
         .await?
         .get("import_max_bytes")
@@ -205,12 +223,19 @@ pub(super) async fn job_vars(
         ("release_id", json!(r.release_id)),
         ("import_archive_url", json!(r.archive_url)),
         ("import_archive_sha256", json!(r.sha256)),
+        ("import_database_url", json!(r.database_url)),
+        ("import_database_sha256", json!(r.database_sha256)),
+        ("import_content_url", json!(r.content_url)),
+        ("import_content_sha256", json!(r.content_sha256)),
         ("import_source_url", json!(r.source_url)),
         ("import_table_prefix", json!(r.table_prefix)),
         ("import_max_bytes", json!(max)),
         ("import_dir", json!(IMPORT_DIR)),
     ] {
         v.insert(k.into(), val);
+    }
+    if r.source_type == "ssh" {
+        super::adopt::job_vars(rt, &r, v, secrets).await?;
     }
     if let Some(pre) = match &r.pre_backup_id {
         Some(b) => resources::backup_by_id(&rt.db, b).await?,
@@ -249,6 +274,8 @@ pub(super) async fn record_facts(
         "import_id": imp.id,
         "size_bytes": facts.get("import_size_bytes").cloned().unwrap_or(Value::Null),
         "sha256": facts.get("import_sha256").cloned().unwrap_or(Value::Null),
+        "database_sha256": facts.get("import_database_sha256").cloned().unwrap_or(Value::Null),
+        "content_sha256": facts.get("import_content_sha256").cloned().unwrap_or(Value::Null),
         "table_prefix": facts.get("import_table_prefix").cloned().unwrap_or(Value::Null),
         "source_url": facts.get("import_source_url").cloned().unwrap_or(Value::Null),
         "files": facts.get("import_files").cloned().unwrap_or(Value::Null),

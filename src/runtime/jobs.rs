@@ -287,9 +287,14 @@ pub async fn recover(
         )
         .exec(db)
         .await?;
+    // holders of a live runtime: its id, and `<id>/…` (its jobs' node slots, its outcomes)
+    let mut dead = Condition::all().add(leases::Column::Holder.is_not_in(live.iter().cloned()));
+    for w in live {
+        dead = dead.add(leases::Column::Holder.not_like(format!("{w}/%")));
+    }
     leases::Entity::update_many()
         .col_expr(leases::Column::ExpiresAt, Expr::value(now_past()))
-        .filter(leases::Column::Holder.is_not_in(live.iter().cloned()))
+        .filter(dead)
         .exec(db)
         .await?;
     let queued = jobs::Entity::find()

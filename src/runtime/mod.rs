@@ -9,6 +9,8 @@ mod executor;
 pub mod jobs;
 pub mod lease;
 mod node;
+mod panel;
+pub use panel::PANEL_SETTINGS;
 pub mod observed;
 mod probe;
 mod promotion;
@@ -16,6 +18,7 @@ pub mod queue;
 mod release;
 pub use import::DEFAULT_IMPORT_MAX_BYTES;
 pub use release::redact as redact_source;
+mod adopt;
 mod import;
 mod restore;
 pub mod routes;
@@ -62,8 +65,12 @@ pub struct RuntimeConfig {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub job_timeout: Duration,
-    /// Site jobs that may run at once on one node.
+    /// Jobs that may run at once on one node, counted across all replicas (slot leases
+    /// `slot:node/<id>/<k>`); a node-wide job takes every slot.
     pub node_job_limit: usize,
+    /// `ansible-playbook` processes this replica runs at once; a job waiting for one stays
+    /// `queued` and holds no node slot meanwhile.
+    pub max_playbooks: usize,
     /// How long running jobs may take to finish at shutdown before they are cancelled.
     pub shutdown_grace: Duration,
     /// A probe round per node (observed state, drift detection).
@@ -71,6 +78,9 @@ pub struct RuntimeConfig {
     /// Lease time of a running job, a reconcile pass and the scheduler (renewed every third of
     /// it): after a replica dies, its work is taken over this long after its last renewal.
     pub lease_ttl: Duration,
+    /// The service's own listen address: the local node's nginx serves the control plane by
+    /// proxying to it (`pressluft_panel`). `None`: no panel server block (tests, `--no-local-node`).
+    pub panel_upstream: Option<std::net::SocketAddr>,
 }
 
 impl Default for RuntimeConfig {
@@ -82,9 +92,11 @@ impl Default for RuntimeConfig {
             backoff_max: Duration::from_secs(900),
             job_timeout: Duration::from_secs(1800),
             node_job_limit: 4,
+            max_playbooks: 8,
             shutdown_grace: Duration::from_secs(30),
             probe_interval: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(60),
+            panel_upstream: None,
         }
     }
 }
@@ -116,6 +128,8 @@ pub struct Runtime {
     schedule_queue: WorkQueue<String>,
     site_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     node_locks: Mutex<HashMap<String, NodeLock>>,
+    /// Bounds the playbook processes of this replica (`--max-playbooks`).
+    playbooks: Arc<Semaphore>,
     running: Mutex<HashMap<String, CancellationToken>>,
     /// Jobs with an executor task in this process (started, maybe waiting for locks).
     spawned: Mutex<std::collections::HashSet<String>>,
@@ -137,6 +151,7 @@ impl Runtime {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_else(|_| "pressluft".into());
+        let playbooks = Arc::new(Semaphore::new(cfg.max_playbooks.max(1)));
         let rt = Arc::new(Runtime {
             db,
             secrets,
@@ -162,6 +177,7 @@ impl Runtime {
             schedule_queue: WorkQueue::default(),
             site_locks: Mutex::new(HashMap::new()),
             node_locks: Mutex::new(HashMap::new()),
+            playbooks,
             running: Mutex::new(HashMap::new()),
             spawned: Mutex::new(Default::default()),
             jobs_tracker: TaskTracker::new(),
@@ -290,6 +306,16 @@ impl Runtime {
         }
     }
 
+    /// [`Self::enqueue`] naming the resource's site: keys of one site take turns with other
+    /// sites' keys (fair hand-out, see queue.rs).
+    pub fn enqueue_in(&self, kind: Kind, id: &str, site_id: Option<&str>) {
+        match (self.queue(kind), site_id) {
+            (Some(q), Some(site)) => q.add_in(id.to_string(), site),
+            (Some(q), None) => q.add(id.to_string()),
+            _ => {}
+        }
+    }
+
     async fn recover(self: &Arc<Self>) -> Result<()> {
         if self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
             // Other replicas may be running jobs right now: the reaper hands over only the jobs
@@ -366,14 +392,17 @@ impl Runtime {
         {
             ids.iter().for_each(|id| self.node_queue.add(id.clone()));
         }
+        // environments take turns by site (see queue.rs): a site with many cannot starve others
         if let Ok(ids) = environments::Entity::find()
             .select_only()
             .column(environments::Column::Id)
-            .into_tuple::<String>()
+            .column(environments::Column::SiteId)
+            .into_tuple::<(String, String)>()
             .all(db)
             .await
         {
-            ids.iter().for_each(|id| self.env_queue.add(id.clone()));
+            ids.into_iter()
+                .for_each(|(id, site)| self.env_queue.add_in(id, &site));
         }
         if let Ok(ids) = sites::Entity::find()
             .select_only()
@@ -433,22 +462,7 @@ impl Runtime {
                     };
                     // A pass is short; a long one keeps its lease alive meanwhile.
                     let renewal = self.renew_while_running(held.clone(), None);
-                    let r = PASS_LEASE
-                        .scope(held.clone(), async {
-                            match kind {
-                                Kind::Environment => environment::reconcile(&self, &id).await,
-                                Kind::Node => node::reconcile(&self, &id).await,
-                                Kind::Site => site::reconcile(&self, &id).await,
-                                Kind::Domain => domain::reconcile(&self, &id).await,
-                                Kind::Backup => backup::reconcile(&self, &id).await,
-                                Kind::Restore => restore::reconcile(&self, &id).await,
-                                Kind::Import => import::reconcile(&self, &id).await,
-                                Kind::Promotion => promotion::reconcile(&self, &id).await,
-                                Kind::Schedule => schedule::reconcile(&self, &id).await,
-                                _ => Ok(None),
-                            }
-                        })
-                        .await;
+                    let r = self.reconcile_as(kind, &id, held.clone()).await;
                     renewal.abort();
                     let _ =
                         crate::store::gated(&self.db, lease::release_held(&self.db, &held)).await;
@@ -482,6 +496,35 @@ impl Runtime {
         }
     }
 
+    /// One reconcile pass of `kind/id` as the holder of `held` (taken by the caller): every
+    /// write it commits is fenced by that lease ([`fence_check`]), so a pass whose lease was
+    /// lost meanwhile commits nothing and ends with [`RuntimeError::LeaseLost`]. Public for the
+    /// replica tests.
+    #[doc(hidden)]
+    pub async fn reconcile_as(
+        self: &Arc<Self>,
+        kind: Kind,
+        id: &str,
+        held: lease::Held,
+    ) -> Result<Option<Duration>> {
+        PASS_LEASE
+            .scope(held, async {
+                match kind {
+                    Kind::Environment => environment::reconcile(self, id).await,
+                    Kind::Node => node::reconcile(self, id).await,
+                    Kind::Site => site::reconcile(self, id).await,
+                    Kind::Domain => domain::reconcile(self, id).await,
+                    Kind::Backup => backup::reconcile(self, id).await,
+                    Kind::Restore => restore::reconcile(self, id).await,
+                    Kind::Import => import::reconcile(self, id).await,
+                    Kind::Promotion => promotion::reconcile(self, id).await,
+                    Kind::Schedule => schedule::reconcile(self, id).await,
+                    _ => Ok(None),
+                }
+            })
+            .await
+    }
+
     pub(crate) fn lease_ttl(&self) -> time::Duration {
         time::Duration::try_from(self.cfg.lease_ttl).unwrap_or(time::Duration::seconds(60))
     }
@@ -493,24 +536,36 @@ impl Runtime {
         held: lease::Held,
         cancel: Option<CancellationToken>,
     ) -> tokio::task::JoinHandle<()> {
+        self.renew_all_while_running(vec![held], cancel)
+    }
+
+    /// [`Self::renew_while_running`] for several leases (a job's run lease and its node slots):
+    /// losing any of them cancels `cancel`.
+    pub(crate) fn renew_all_while_running(
+        &self,
+        held: Vec<lease::Held>,
+        cancel: Option<CancellationToken>,
+    ) -> tokio::task::JoinHandle<()> {
         let db = self.db.clone();
         let ttl = self.lease_ttl();
         let every = self.cfg.lease_ttl / 3;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                match crate::store::gated(&db, lease::check(&db, &held, ttl)).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(lease = %held.key, fence = held.fence, holder = %held.holder, "lease lost: another replica took over; this one stops acting");
-                        stats::global().lease_lost();
-                        if let Some(c) = &cancel {
-                            c.cancel();
+                for held in &held {
+                    match crate::store::gated(&db, lease::check(&db, held, ttl)).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(lease = %held.key, fence = held.fence, holder = %held.holder, "lease lost: another replica took over; this one stops acting");
+                            stats::global().lease_lost();
+                            if let Some(c) = &cancel {
+                                c.cancel();
+                            }
+                            return;
                         }
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(lease = %held.key, error = %e, "lease renewal failed; retrying")
+                        Err(e) => {
+                            tracing::warn!(lease = %held.key, error = %e, "lease renewal failed; retrying")
+                        }
                     }
                 }
             }
@@ -588,24 +643,21 @@ impl Runtime {
         failed_attempts: u32,
     ) -> Result<()> {
         let (resource_type, resource_id, generation) = resource;
-        let job = crate::store::gated(
-            &self.db,
-            jobs::create(
-                &self.db,
-                jobs::NewJob {
-                    job_type: job_type.as_str(),
-                    reason,
-                    playbook: job_type.playbook(),
-                    site_id: Some(&env.site_id),
-                    environment_id: Some(&env.id),
-                    node_id: Some(&env.node_id),
-                    resource_type,
-                    resource_id,
-                    generation,
-                    attempt: failed_attempts as i64 + 1,
-                    max_attempts: self.cfg.max_attempts as i64,
-                },
-            ),
+        let job = create_job(
+            self,
+            jobs::NewJob {
+                job_type: job_type.as_str(),
+                reason,
+                playbook: job_type.playbook(),
+                site_id: Some(&env.site_id),
+                environment_id: Some(&env.id),
+                node_id: Some(&env.node_id),
+                resource_type,
+                resource_id,
+                generation,
+                attempt: failed_attempts as i64 + 1,
+                max_attempts: self.cfg.max_attempts as i64,
+            },
         )
         .await?;
         self.spawn_job(job.id);
@@ -652,6 +704,19 @@ fn live_workers() -> &'static Mutex<std::collections::HashSet<String>> {
 tokio::task_local! {
     /// The lease the current reconcile pass holds (see [`fence_check`]).
     static PASS_LEASE: lease::Held;
+}
+
+/// Records a job a reconcile pass planned, in a transaction fenced by the pass's lease
+/// ([`fence_check`]): a replica that lost the lease creates no job.
+pub(crate) async fn create_job(
+    rt: &Runtime,
+    j: jobs::NewJob<'_>,
+) -> Result<crate::store::entity::jobs::Model> {
+    let tx = crate::store::begin_write(&rt.db).await?;
+    fence_check(rt, &tx).await?;
+    let job = jobs::create(&tx, j).await?;
+    tx.commit().await?;
+    Ok(job)
 }
 
 /// In a reconcile pass's write transaction: commits only while the pass still holds its lease

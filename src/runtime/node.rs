@@ -29,6 +29,8 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         .into_tuple()
         .all(&rt.db)
         .await?;
+    // The local node serves the control plane: provisioned again when its panel changed.
+    let panel = super::panel::desired(rt, &node).await?;
     let spec = NodeSpec {
         generation: node.generation,
         deletion_requested: node.deletion_requested_at.is_some(),
@@ -43,6 +45,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         latest_job: latest.as_ref().and_then(job_observation),
         hosts_environments: !hosted.is_empty(),
         conditions: conditions_of(&node.conditions),
+        panel_stale: panel.as_ref().is_some_and(|p| p.stale(&facts)),
     };
     let ctx = Context {
         now: clock::now(),
@@ -76,6 +79,10 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         plan.conditions = c.into_vec();
     }
 
+    if let Some(p) = &panel {
+        panel_dns_event(rt, &node, p.dns_waiting.as_deref()).await?;
+    }
+
     if plan.action == Action::Finalize {
         let tx = crate::store::begin_write(&rt.db).await?;
         nodes::Entity::delete_by_id(id.to_string())
@@ -92,6 +99,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             },
         )
         .await?;
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
         return Ok(None);
     }
@@ -159,6 +167,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             )
             .await?;
         }
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
         // Environments waiting for this node look again.
         for e in &hosted {
@@ -167,27 +176,73 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
     }
 
     if let Action::RunJob { job_type } = plan.action {
-        let job = crate::store::gated(
-            &rt.db,
-            jobs::create(
-                &rt.db,
-                jobs::NewJob {
-                    job_type: job_type.as_str(),
-                    reason: reconcilers::node::run_reason(&spec, &obs, att.failed),
-                    playbook: job_type.playbook(),
-                    site_id: None,
-                    environment_id: None,
-                    node_id: Some(id),
-                    resource_type: "node",
-                    resource_id: id,
-                    generation: node.generation,
-                    attempt: att.failed as i64 + 1,
-                    max_attempts: rt.cfg.max_attempts as i64,
-                },
-            ),
+        let job = super::create_job(
+            rt,
+            jobs::NewJob {
+                job_type: job_type.as_str(),
+                reason: reconcilers::node::run_reason(&spec, &obs, att.failed),
+                playbook: job_type.playbook(),
+                site_id: None,
+                environment_id: None,
+                node_id: Some(id),
+                resource_type: "node",
+                resource_id: id,
+                generation: node.generation,
+                attempt: att.failed as i64 + 1,
+                max_attempts: rt.cfg.max_attempts as i64,
+            },
         )
         .await?;
         rt.spawn_job(job.id);
     }
-    Ok(plan.requeue_after_ms.map(Duration::from_millis))
+    let mut requeue = plan.requeue_after_ms.map(Duration::from_millis);
+    if panel.as_ref().is_some_and(|p| p.dns_waiting.is_some()) {
+        // the control plane's domain waits for its DNS: ask again soon, like a site domain
+        requeue = Some(requeue.map_or(PANEL_DNS_RECHECK, |r| r.min(PANEL_DNS_RECHECK)));
+    }
+    Ok(requeue)
+}
+
+/// How soon a `control_plane_domain` whose DNS does not point at the node yet is looked at again.
+const PANEL_DNS_RECHECK: Duration = Duration::from_secs(30);
+
+/// `control_plane_domain` waits for its DNS (no ACME request before the name points at the
+/// node): one event when that starts and one when it ends, not one per pass.
+async fn panel_dns_event(
+    rt: &Arc<Runtime>,
+    node: &nodes::Model,
+    waiting: Option<&str>,
+) -> Result<()> {
+    static LAST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let now = waiting.map(str::to_string);
+    let before = std::mem::replace(&mut *LAST.lock().expect("panel dns"), now.clone());
+    if before == now {
+        return Ok(());
+    }
+    let (reason, message) = match (&now, &before) {
+        (Some(detail), _) => (
+            "PanelDnsNotPointing",
+            format!("control_plane_domain is not served yet: {detail}"),
+        ),
+        (None, Some(_)) => (
+            "PanelDnsPointing",
+            "control_plane_domain points at the node: requesting its certificate".to_string(),
+        ),
+        (None, None) => return Ok(()),
+    };
+    let tx = crate::store::begin_write(&rt.db).await?;
+    store::events::append(
+        &tx,
+        NewEvent {
+            resource_type: "node",
+            resource_id: &node.id,
+            reason,
+            message,
+            ..Default::default()
+        },
+    )
+    .await?;
+    super::fence_check(rt, &tx).await?;
+    tx.commit().await?;
+    Ok(())
 }

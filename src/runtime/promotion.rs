@@ -182,6 +182,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             )
             .await?;
         }
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
         rt.enqueue(Kind::Environment, &p.target_environment_id);
         rt.enqueue(Kind::Environment, &p.source_environment_id);
@@ -215,6 +216,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                 .filter(promotions::Column::Id.eq(id))
                 .exec(&tx)
                 .await?;
+            super::fence_check(rt, &tx).await?;
             tx.commit().await?;
             rt.enqueue(Kind::Backup, &b.id);
             rt.enqueue(Kind::Promotion, id);
@@ -245,6 +247,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                     .filter(promotions::Column::Id.eq(id))
                     .exec(&tx)
                     .await?;
+                super::fence_check(rt, &tx).await?;
                 tx.commit().await?;
             }
             rt.start_env_job(

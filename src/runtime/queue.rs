@@ -1,6 +1,11 @@
 //! A keyed, de-duplicating, delaying work queue (client-go's workqueue semantics): a key queued
 //! twice is one entry with the earlier deadline; a key is never handed to two workers at once; a
 //! key re-added while it runs is handed out again once the current run ends.
+//!
+//! Fair across groups (sites): a key may belong to a group ([`WorkQueue::set_group`]); among the
+//! keys due, the next one comes from the group served least recently (ties: earliest deadline),
+//! so a site with fifty due keys gets one turn per round like a site with one. Keys without a
+//! group rank by their own last turn.
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -20,6 +25,35 @@ struct State<K> {
     /// Keys added while running: they go back to `pending` when the run ends.
     again: HashMap<K, Instant>,
     closed: bool,
+    /// The group of a key (its site), when known.
+    groups: HashMap<K, String>,
+    /// When a group (or an ungrouped key) last had a turn, as a hand-out counter.
+    group_turn: HashMap<String, u64>,
+    key_turn: HashMap<K, u64>,
+    turns: u64,
+}
+
+impl<K: Eq + Hash + Clone> State<K> {
+    fn last_turn(&self, key: &K) -> u64 {
+        match self.groups.get(key) {
+            Some(g) => self.group_turn.get(g).copied().unwrap_or(0),
+            None => self.key_turn.get(key).copied().unwrap_or(0),
+        }
+    }
+
+    fn take_turn(&mut self, key: &K) {
+        self.turns += 1;
+        let n = self.turns;
+        match self.groups.get(key) {
+            Some(g) => {
+                let g = g.clone();
+                self.group_turn.insert(g, n);
+            }
+            None => {
+                self.key_turn.insert(key.clone(), n);
+            }
+        }
+    }
 }
 
 impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
@@ -30,6 +64,10 @@ impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
                 running: HashSet::new(),
                 again: HashMap::new(),
                 closed: false,
+                groups: HashMap::new(),
+                group_turn: HashMap::new(),
+                key_turn: HashMap::new(),
+                turns: 0,
             }),
             wake: Notify::new(),
         }
@@ -37,6 +75,27 @@ impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
 }
 
 impl<K: Eq + Hash + Clone> WorkQueue<K> {
+    /// Puts `key` in `group` (its site) for fair hand-out; kept until [`Self::forget`].
+    pub fn set_group(&self, key: K, group: &str) {
+        let mut s = self.state.lock().expect("queue lock");
+        if s.groups.get(&key).map(String::as_str) != Some(group) {
+            s.groups.insert(key, group.to_string());
+        }
+    }
+
+    /// Queues `key` (as [`Self::add`]) in `group`.
+    pub fn add_in(&self, key: K, group: &str) {
+        self.set_group(key.clone(), group);
+        self.add(key);
+    }
+
+    /// Drops what the queue remembers of `key` (its group and turn), e.g. once it is deleted.
+    pub fn forget(&self, key: &K) {
+        let mut s = self.state.lock().expect("queue lock");
+        s.groups.remove(key);
+        s.key_turn.remove(key);
+    }
+
     /// Queues `key` to run at `at` (or earlier if it is already queued for earlier).
     pub fn add_at(&self, key: K, at: Instant) {
         let mut s = self.state.lock().expect("queue lock");
@@ -73,11 +132,12 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
                     .pending
                     .iter()
                     .filter(|(_, t)| **t <= now)
-                    .min_by_key(|(_, t)| **t)
+                    .min_by_key(|(k, t)| (s.last_turn(k), **t))
                     .map(|(k, _)| k.clone());
                 if let Some(k) = due {
                     s.pending.remove(&k);
                     s.running.insert(k.clone());
+                    s.take_turn(&k);
                     return Some(k);
                 }
                 s.pending.values().min().copied()
@@ -191,6 +251,48 @@ mod tests {
         tokio::task::yield_now().await;
         q.close();
         assert_eq!(waiter.await.unwrap(), None);
+    }
+
+    /// A site with 50 due keys does not starve a site with one: the lone key is handed out
+    /// within the first two, and the busy site's keys then alternate with any other site's.
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_site_does_not_starve_another() {
+        let q = WorkQueue::default();
+        for i in 0..50 {
+            q.add_in(format!("busy-{i}"), "site-a");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // added last, so it is the youngest: a plain deadline order would hand it out last
+        q.add_in("lone".to_string(), "site-b");
+        let mut order = Vec::new();
+        while !q.is_empty() {
+            let k = q.next().await.unwrap();
+            q.done(&k);
+            order.push(k);
+            if order.len() == 10 {
+                // a third site arrives while site-a still has 40 keys due
+                q.add_in("late".to_string(), "site-c");
+            }
+        }
+        let pos = |k: &str| order.iter().position(|x| x == k).unwrap();
+        assert!(pos("lone") < 2, "{order:?}");
+        assert!(pos("late") <= 11, "{order:?}");
+        // within site-a, oldest first
+        assert_eq!(order[0], "busy-0");
+        assert_eq!(order.len(), 52);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ungrouped_keys_take_turns_too() {
+        let q = WorkQueue::default();
+        q.add_in(1, "s");
+        q.add_in(2, "s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        q.add(3);
+        assert_eq!(q.next().await, Some(1));
+        // 3 never had a turn; site s just had one
+        assert_eq!(q.next().await, Some(3));
+        assert_eq!(q.next().await, Some(2));
     }
 
     #[tokio::test(start_paused = true)]

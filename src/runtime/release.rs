@@ -294,6 +294,7 @@ pub(super) async fn update_gate(rt: &Arc<Runtime>, env: &environments::Model) ->
     details["backup_id"] = json!(b.id);
     details["backup_reused"] = json!(false);
     releases::set_details(&tx, &r.id, &details.to_string()).await?;
+    super::fence_check(rt, &tx).await?;
     tx.commit().await?;
     rt.enqueue(crate::notify::Kind::Backup, &b.id);
     Ok(false)

@@ -161,6 +161,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                 }
             }
         }
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
         rt.enqueue(Kind::Environment, &r.environment_id);
         if r.drill {
@@ -188,6 +189,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
                 .filter(restores::Column::Id.eq(id))
                 .exec(&tx)
                 .await?;
+            super::fence_check(rt, &tx).await?;
             tx.commit().await?;
             rt.enqueue(Kind::Backup, &b.id);
             rt.enqueue(Kind::Restore, id);

@@ -64,6 +64,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             },
         )
         .await?;
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
         return Ok(None);
     }
@@ -106,6 +107,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             )
             .await?;
         }
+        super::fence_check(rt, &tx).await?;
         tx.commit().await?;
     }
     Ok(plan.requeue_after_ms.map(Duration::from_millis))

@@ -15,6 +15,15 @@ pub struct NewImport<'a> {
     pub sha256: Option<&'a str>,
     pub source_url: Option<&'a str>,
     pub table_prefix: Option<&'a str>,
+    /// The dump and wp-content tarball given separately (`archive_url` then empty).
+    pub parts: Option<ImportParts<'a>>,
+}
+
+pub struct ImportParts<'a> {
+    pub database_url: &'a str,
+    pub database_sha256: Option<&'a str>,
+    pub content_url: &'a str,
+    pub content_sha256: Option<&'a str>,
 }
 
 pub async fn create(db: &impl ConnectionTrait, r: NewImport<'_>) -> Result<imports::Model> {
@@ -42,6 +51,24 @@ pub async fn create(db: &impl ConnectionTrait, r: NewImport<'_>) -> Result<impor
         source_url: Set(r.source_url.map(str::to_string)),
         table_prefix: Set(r.table_prefix.map(str::to_string)),
         result_json: Set(None),
+        // the source columns of adoptions (set by store::adoptions)
+        source_type: Set("archive".into()),
+        ssh_host: Set(None),
+        ssh_port: Set(None),
+        ssh_user: Set(None),
+        source_path: Set(None),
+        source_host_key: Set(None),
+        report: Set(None),
+        database_url: Set(r.parts.as_ref().map(|p| p.database_url.to_string())),
+        database_sha256: Set(r
+            .parts
+            .as_ref()
+            .and_then(|p| p.database_sha256.map(str::to_string))),
+        content_url: Set(r.parts.as_ref().map(|p| p.content_url.to_string())),
+        content_sha256: Set(r
+            .parts
+            .as_ref()
+            .and_then(|p| p.content_sha256.map(str::to_string))),
     };
     Ok(m.insert(db).await?)
 }

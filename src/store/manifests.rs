@@ -242,9 +242,15 @@ pub async fn current(db: &impl ConnectionTrait) -> Result<Vec<Named>> {
         let mut spec = BTreeMap::new();
         spec.insert("site".into(), json!(site));
         spec.insert("environment".into(), json!(env.slug));
-        spec.insert("archive_url".into(), json!(i.archive_url));
+        if !i.archive_url.is_empty() {
+            spec.insert("archive_url".into(), json!(i.archive_url));
+        }
         for (k, v) in [
             ("sha256", &i.sha256),
+            ("database_url", &i.database_url),
+            ("database_sha256", &i.database_sha256),
+            ("content_url", &i.content_url),
+            ("content_sha256", &i.content_sha256),
             ("source_url", &i.source_url),
             ("table_prefix", &i.table_prefix),
         ] {

@@ -1,5 +1,6 @@
 //! The store: sea-orm entities and the queries the rest of the binary uses, in modules named after
 //! what they answer. Handlers hold no SQL; every query takes the connection or a transaction.
+pub mod adoptions;
 pub mod audit;
 pub mod auth;
 pub mod backups;

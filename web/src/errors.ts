@@ -57,6 +57,11 @@ export const messages: Record<string, string> = {
   IMPORT_SOURCE_UNAVAILABLE: 'The import archive could not be downloaded.',
   IMPORT_UNHEALTHY: 'The imported site was unhealthy and was rolled back.',
   IMPORT_FAILED: 'The import failed on the node.',
+  ADOPT_SOURCE_UNREACHABLE: "The source server could not be reached over SSH, or it refused Pressluft's adoption key (authorize the public key for the source user).",
+  ADOPT_HOST_KEY_MISMATCH: 'The source server presented another SSH host key than the one pinned when the adoption was declared.',
+  ADOPT_NOT_WORDPRESS: 'No WordPress site was found at the source path (wp-config.php, wp-includes/version.php).',
+  ADOPT_DATABASE_UNREACHABLE: "The database credentials in the source's wp-config.php do not work on the source.",
+  ADOPT_MULTISITE_UNSUPPORTED: 'The source is a WordPress multisite network, which cannot be adopted yet.',
 }
 
 /** The login form's own wording for the codes it can meet. */

@@ -62,6 +62,12 @@ pub struct NodeObserved {
     pub hosts_environments: bool,
     /// The conditions stored by the previous pass.
     pub conditions: Vec<Condition>,
+    /// Local node: what its last provisioning reported about the control plane's server block
+    /// (the digest of its input) differs from the desired one (`control_plane_domain`, the ACME
+    /// settings, the service's address, the DNS answer), or the panel's certificate is due for
+    /// renewal. Provisioning runs again without a generation bump.
+    #[serde(default)]
+    pub panel_stale: bool,
 }
 
 /// Whether environments may run jobs on this node: provisioned once and answering. A pending
@@ -88,7 +94,8 @@ pub fn attempt_failure(desired: &NodeSpec, observed: &NodeObserved) -> Option<Jo
 
 /// One reconcile pass. Pure: the same inputs always give the same plan.
 /// Why a job this reconciler asked for runs: `delete`, `retry`, `provision` (never provisioned),
-/// `spec_change` (a newer generation, e.g. a requested re-provision) or `drift` (services down).
+/// `spec_change` (a newer generation, e.g. a requested re-provision), `panel` (the control plane's
+/// server block or certificate) or `drift` (services down).
 pub fn run_reason(
     desired: &NodeSpec,
     observed: &NodeObserved,
@@ -102,6 +109,7 @@ pub fn run_reason(
         match observed.provisioned_generation {
             None => "provision",
             Some(g) if g < desired.generation => "spec_change",
+            Some(_) if observed.panel_stale && observed.reachable == Some(true) => "panel",
             Some(_) => "drift",
         }
     }
@@ -201,6 +209,12 @@ fn node_work(desired: &NodeSpec, observed: &NodeObserved) -> Work {
             "provisioning the node for its new spec",
         ),
         Some(_) => match observed.reachable {
+            Some(true) if observed.panel_stale => run(
+                JobType::NodeProvision,
+                true,
+                reason::PANEL_CHANGED,
+                "serving the control plane's new configuration",
+            ),
             Some(true) => Work::Done,
             Some(false) => run(
                 JobType::NodeProbe,
@@ -281,6 +295,7 @@ impl NodeObserved {
             latest_job: None,
             hosts_environments: false,
             conditions: Vec::new(),
+            panel_stale: false,
         }
     }
 
@@ -308,6 +323,11 @@ impl NodeObserved {
 
     pub fn hosting_environments(mut self) -> Self {
         self.hosts_environments = true;
+        self
+    }
+
+    pub fn panel_stale(mut self) -> Self {
+        self.panel_stale = true;
         self
     }
 }

@@ -52,6 +52,7 @@ fn arb_state() -> impl Strategy<Value = (NodeSpec, NodeObserved, Context)> {
                             latest_job,
                             hosts_environments,
                             conditions: Vec::new(),
+                            panel_stale: false,
                         }
                     },
                 ),

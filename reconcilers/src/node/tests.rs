@@ -158,5 +158,40 @@ fn run_reasons() {
     assert_eq!(run_reason(&spec, &provisioned, 0), "drift");
     let newer = spec.clone().generation(spec.generation + 1);
     assert_eq!(run_reason(&newer, &provisioned, 0), "spec_change");
+    assert_eq!(
+        run_reason(&spec, &provisioned.clone().panel_stale(), 0),
+        "panel"
+    );
     assert_eq!(run_reason(&spec.deleting(), &provisioned, 0), "delete");
+}
+
+/// The local node's control-plane server block changed (domain, ACME settings, renewal due):
+/// provisioning runs again without a generation bump, the node stays active, and once the
+/// provisioning reports the desired panel nothing more happens.
+#[test]
+fn stale_panel_provisions_again_without_a_generation_bump() {
+    let spec = NodeSpec::fixture();
+    let stale = NodeObserved::provisioned(spec.generation).panel_stale();
+    let plan = reconcile(&spec, &stale, &Context::fixture());
+    assert_eq!(
+        plan.action,
+        Action::RunJob {
+            job_type: JobType::NodeProvision
+        }
+    );
+    assert_eq!(plan.phase, NodePhase::Active);
+    // unreachable: probe first, the panel waits
+    let plan = reconcile(&spec, &stale.clone().reachable(None), &Context::fixture());
+    assert_eq!(
+        plan.action,
+        Action::RunJob {
+            job_type: JobType::NodeProbe
+        }
+    );
+    let plan = reconcile(
+        &spec,
+        &NodeObserved::provisioned(spec.generation),
+        &Context::fixture(),
+    );
+    assert_eq!(plan.action, Action::Nothing);
 }

@@ -32,6 +32,23 @@ pub struct Model {
     pub table_prefix: Option<String>,
     /// What the node reported (JSON).
     pub result_json: Option<String>,
+    /// `archive` or `ssh` (an adoption: the site is read over SSH from `ssh_user@ssh_host:source_path`).
+    pub source_type: String,
+    pub ssh_host: Option<String>,
+    pub ssh_port: Option<i32>,
+    pub ssh_user: Option<String>,
+    /// The WordPress root on the source.
+    pub source_path: Option<String>,
+    /// The source's SSH host key (`ssh-ed25519 AAAA…`), pinned when the adoption was declared.
+    pub source_host_key: Option<String>,
+    /// What the dry run found on the source (JSON).
+    pub report: Option<String>,
+    /// A separate dump (`.sql` / `.sql.gz`) and wp-content tarball instead of one archive (then
+    /// `archive_url` is empty), each with its optional pinned SHA-256.
+    pub database_url: Option<String>,
+    pub database_sha256: Option<String>,
+    pub content_url: Option<String>,
+    pub content_sha256: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

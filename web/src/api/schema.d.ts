@@ -857,6 +857,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/adoptions/public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public key Pressluft adopts sites with. Authorize it for the source user
+         *     (`~/.ssh/authorized_keys`) before an adoption; it is the same for every adoption.
+         */
+        get: operations["getAdoptionKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/adoptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adopt a WordPress site from a server reachable over SSH into a new site. The source is
+         *     read first (WordPress and PHP versions, plugins, themes, sizes, table prefix; its host
+         *     key pinned); `dry_run: true` answers only that report. Otherwise the site, its production
+         *     environment and an import with the SSH source are declared: once the environment exists,
+         *     a full backup of it is taken (the rollback point), the source's database is dumped on the
+         *     source and wp-content copied, and the import's pipeline runs. The source is never changed.
+         *     Refusals of the source: 422 with `ADOPT_SOURCE_UNREACHABLE`, `ADOPT_NOT_WORDPRESS`,
+         *     `ADOPT_DATABASE_UNREACHABLE`, `ADOPT_MULTISITE_UNSUPPORTED`, `ADOPT_HOST_KEY_MISMATCH`.
+         */
+        post: operations["createAdoption"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/apply/plan": {
         parameters: {
             query?: never;
@@ -973,6 +1019,30 @@ export interface paths {
         get: operations["exportManifests"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/environments/{id}/import-uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a file for an import into this environment (an archive, a `.sql[.gz]` dump or a
+         *     wp-content tarball) as the request body (`application/octet-stream`, any length up to the
+         *     `import_max_bytes` setting). It is streamed to the environment's node, hashed and counted
+         *     on the way; the answer names it by a `file://` URL and its SHA-256, to be given to
+         *     `POST /environments/{id}/imports`. 413 over the limit (nothing is kept), 502
+         *     `node_unreachable` when the node cannot take it. Audited as `import.upload`.
+         */
+        post: operations["uploadImportFile"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1184,6 +1254,57 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * Adoption
+         * @description A declared adoption: the new site and the import that copies the source into it.
+         */
+        Adoption: {
+            site_id: string;
+            environment_id: string;
+            import: components["schemas"]["Import"];
+        };
+        /**
+         * AdoptionKey
+         * @description The key Pressluft adopts sites with: authorize it for the source user.
+         */
+        AdoptionKey: {
+            /**
+             * @description `ssh-ed25519 AAAA… pressluft-adoption`: one line for `~/.ssh/authorized_keys` of the user
+             *     that owns the WordPress files on the source.
+             */
+            public_key: string;
+            fingerprint: string;
+        };
+        /**
+         * AdoptionReport
+         * @description What a dry run found at the source.
+         */
+        AdoptionReport: {
+            /**
+             * @description WordPress and PHP versions, plugins, mu_plugins and themes (slug, name, version),
+             *     files_bytes, files_count, database_bytes, database_tables, table_prefix, multisite, home,
+             *     siteurl, database_name, database_host, host_key, host_key_fingerprint.
+             */
+            report: unknown;
+            /** @description The source's host key: give it back as `host_key` to pin exactly this one. */
+            host_key: string;
+            host_key_fingerprint?: string;
+        };
+        /**
+         * AdoptionSource
+         * @description An adoption's source, as `GET /imports/{id}` shows it (no secrets).
+         */
+        AdoptionSource: {
+            ssh_host: string;
+            /** Format: int32 */
+            ssh_port: number;
+            ssh_user: string;
+            /** @description The WordPress root on the source. */
+            source_path: string;
+            /** @description The source's SSH host key pinned when the adoption was declared. */
+            host_key?: string;
+            host_key_fingerprint?: string;
+        };
         /** ApiToken */
         ApiToken: {
             id: string;
@@ -1423,6 +1544,36 @@ export interface components {
             /** Format: int64 */
             observed_generation?: number;
         };
+        /** CreateAdoption */
+        CreateAdoption: {
+            /** @description The new site's display name. */
+            site_name: string;
+            /** @description The new site's slug; default: derived from `site_name`. */
+            slug?: string;
+            /** @description The node of the new site (the node that reaches the source); default: the local node. */
+            node_id?: string;
+            /** @description Host name or IP address of the source server. */
+            ssh_host: string;
+            /**
+             * Format: int64
+             * @description Default 22.
+             */
+            ssh_port?: number;
+            /**
+             * @description The Linux user on the source that can read the WordPress files (the adoption public key
+             *     is authorized for it).
+             */
+            ssh_user: string;
+            /** @description The WordPress root on the source (absolute, the directory holding wp-config.php). */
+            source_path: string;
+            /**
+             * @description The source's host key (`ssh-ed25519 AAAA…`) as a dry run showed it: the source must
+             *     present exactly this key. Default: the key it presents now is pinned (trust on first use).
+             */
+            host_key?: string;
+            /** @description Only report what is at the source (nothing is stored). */
+            dry_run?: boolean;
+        };
         /** CreateBackup */
         CreateBackup: {
             backup_scope: components["schemas"]["BackupScope"];
@@ -1469,11 +1620,22 @@ export interface components {
              * @description `https://…` or `http://…` (user information allowed: sent as HTTP basic auth, never shown),
              *     or `file:///var/lib/pressluft/imports/…` on the node. A `.tar.gz`/`.tgz`/`.tar` holding
              *     `db.sql[.gz]` + `files/` (wp-content) + optional `meta.json`, or one `*.sql[.gz]` + a
-             *     `wp-content/` directory.
+             *     `wp-content/` directory. Instead of one archive: `database_url` + `content_url`.
              */
-            archive_url: string;
+            archive_url?: string;
             /** @description The archive's SHA-256 (64 hex digits): a different archive is refused. */
             sha256?: string;
+            /** @description A database dump alone (`.sql` or `.sql.gz`), URL as `archive_url`; with `content_url`. */
+            database_url?: string;
+            /** @description The dump's SHA-256. */
+            database_sha256?: string;
+            /**
+             * @description A wp-content tarball (`.tar.gz`/`.tgz`/`.tar` of the `wp-content` directory or of its
+             *     contents), URL as `archive_url`; with `database_url`.
+             */
+            content_url?: string;
+            /** @description The tarball's SHA-256. */
+            content_sha256?: string;
             /** @description The URL the site was served on; default: meta.json's `source_url`, else the dump's `home`. */
             source_url?: string;
             /** @description The dump's table prefix (checked against the dump); default: meta.json's, else found. */
@@ -1533,8 +1695,12 @@ export interface components {
             /** @description The target environment (of this site); default: the site's production environment. */
             environment_id?: string;
             /** @description As in `POST /environments/{id}/imports`. */
-            archive_url: string;
+            archive_url?: string;
             sha256?: string;
+            database_url?: string;
+            database_sha256?: string;
+            content_url?: string;
+            content_sha256?: string;
             source_url?: string;
             table_prefix?: string;
         };
@@ -1760,12 +1926,18 @@ export interface components {
             /** @description The target environment. */
             environment_id: string;
             /**
-             * @description The archive's URL; user information and the query string (credentials, signatures) are
-             *     never shown.
+             * @description The archive's URL (empty when the dump and wp-content came separately); user information
+             *     and the query string (credentials, signatures) are never shown.
              */
             archive_url: string;
             /** @description The pinned SHA-256 of the archive, if declared. */
             sha256?: string;
+            /** @description The dump's URL when it came apart from wp-content (redacted like `archive_url`). */
+            database_url?: string;
+            database_sha256?: string;
+            /** @description The wp-content tarball's URL when it came apart from the dump (redacted). */
+            content_url?: string;
+            content_sha256?: string;
             /**
              * @description The URL the site was served on (rewritten to the environment's URL); when not declared:
              *     meta.json's `source_url`, else the dump's `home`.
@@ -1789,11 +1961,31 @@ export interface components {
             conditions: components["schemas"]["Condition"][];
             created_at: string;
             updated_at: string;
+            /** @description `archive`, or `ssh` for an adoption (`POST /adoptions`). */
+            source_type: string;
+            /** @description An adoption's source (the SSH location, the pinned host key's fingerprint). */
+            ssh_source?: components["schemas"]["AdoptionSource"] & unknown;
+            /** @description An adoption's dry-run report, as found when it was declared. */
+            report?: unknown;
         };
         /** ImportPage */
         ImportPage: {
             items: components["schemas"]["Import"][];
             next_cursor?: string;
+        };
+        /** ImportUpload */
+        ImportUpload: {
+            /**
+             * @description `file://` URL of the uploaded file on the environment's node: give it as `archive_url`,
+             *     `database_url` or `content_url` of an import into this environment.
+             */
+            url: string;
+            /** @description SHA-256 of the bytes received (give it as the import's checksum). */
+            sha256: string;
+            /** Format: int64 */
+            size_bytes: number;
+            /** @description The node holding the file. */
+            node_id: string;
         };
         /** Job */
         Job: {
@@ -1928,6 +2120,8 @@ export interface components {
             deletion_requested_at?: string;
             created_at: string;
             updated_at: string;
+            /** @description The local node: how its nginx serves the control plane, from its last provisioning. */
+            panel?: components["schemas"]["NodePanel"] & unknown;
         };
         /**
          * NodePage
@@ -1936,6 +2130,18 @@ export interface components {
         NodePage: {
             items: components["schemas"]["Node"][];
             next_cursor?: string;
+        };
+        /**
+         * NodePanel
+         * @description The control plane as the local node's nginx serves it (`control_plane_domain`).
+         */
+        NodePanel: {
+            /** @description Where the dashboard answers: `http://<node address>/`, or `https://<domain>/`. */
+            url?: string;
+            /** @description The domain served over HTTPS (null while none is, e.g. DNS not pointing yet). */
+            domain?: string;
+            certificate_issuer?: string;
+            certificate_not_after?: string;
         };
         /** PlanSummary */
         PlanSummary: {
@@ -6758,6 +6964,132 @@ export interface operations {
             };
         };
     };
+    getAdoptionKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["AdoptionKey"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unexpected server error; details are in the server log only. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createAdoption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["CreateAdoption"];
+            };
+        };
+        responses: {
+            /** @description The dry run's report (nothing stored). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["AdoptionReport"];
+                };
+            };
+            /** @description Declared; follow `GET /imports/{import.id}`. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Adoption"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unexpected server error; details are in the server log only. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     planApply: {
         parameters: {
             query?: never;
@@ -7065,6 +7397,100 @@ export interface operations {
             };
             /** @description Unexpected server error; details are in the server log only. */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    uploadImportFile: {
+        parameters: {
+            query?: {
+                /** @description The file's name (kept in the stored name): letters, digits, `.`, `-`, `_`. */
+                name?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Stored on the node. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ImportUpload"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unexpected server error; details are in the server log only. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Error"];
+                };
+            };
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

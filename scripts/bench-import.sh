@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Import benchmark (issue 12): the real `pressluft serve` release binary (fresh data directory,
+# this machine as its local node) imports an archive holding BENCH_UPLOADS_MB (100) MiB of
+# incompressible uploads and a BENCH_DB_MB (50) MiB database (db.sql + files/ + meta.json, tar.gz)
+# into a new site's production environment (POST /api/environments/{id}/imports with a file://
+# URL under /var/lib/pressluft/imports), timed from the POST until the import succeeded (the
+# pre-import backup of the target, the archive read and checked whole, the dump into a scratch
+# database and the files beside the live release, the switch, the serialized-safe URL rewrite,
+# the administrator, the health check), next to the same steps done by hand in the same run:
+#   tar xzf of the archive into a fresh directory, then mariadb < db.sql into a new database
+# (one after the other, as an operator types them) and side by side (the faster reference; the
+# target <= 1.3x is judged against it). The hand import has no checks, no backup, no URL rewrite,
+# no switch and no health check.
+# The archive is made from a real site of this run (its database filled with ~1 KiB rows of random
+# hex, every 64th naming the old URL the import rewrites; random upload files).
+# Rounds: BENCH_ROUNDS (default 3); every round imports into a new site (an import into a site
+# that already holds 150 MiB would time the pre-import backup of that data too).
+# Needs root, sshd and the node stack (scripts/install-prereqs.sh); run it under the node lock
+# (flock -o /tmp/pressluft-node.lock ...). Removes what it creates. BENCH_BIN / CARGO_TARGET_DIR
+# as in scripts/bench-clone.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[ "$(id -u)" = 0 ] || { echo "bench-import.sh: run as root" >&2; exit 1; }
+for bin in curl jq tar gzip mariadb mariadb-dump sqlite3 awk cargo; do
+    command -v "$bin" >/dev/null || { echo "bench-import.sh: $bin is missing (scripts/install-prereqs.sh)" >&2; exit 1; }
+done
+uploads_mb="${BENCH_UPLOADS_MB:-100}"
+db_mb="${BENCH_DB_MB:-50}"
+rounds="${BENCH_ROUNDS:-3}"
+[[ "$uploads_mb" =~ ^[0-9]+$ && "$db_mb" =~ ^[0-9]+$ && "$rounds" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "bench-import.sh: BENCH_* must be numbers (BENCH_ROUNDS >= 1)" >&2; exit 2; }
+bench_name=bench-import
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
+src_site=""
+target_site=""
+hand_db="pl_bench_import_$$"
+imports_dir="/var/lib/pressluft/imports/bench-$$"
+old_url="http://old-bench-import.example.test"
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    bench_delete_site "$target_site"
+    bench_delete_site "$src_site"
+    mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`" 2>/dev/null
+    rm -rf "$imports_dir"
+    bench_stop_server "$rc"
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+db_of() { local h="${1//-/}"; h="pl_${h: -16}"; echo "${h,,}"; }
+
+# new_site SLUG: creates a site, waits until its production is Ready; "site_id env_id" on stdout.
+new_site() {
+    local site sid eid
+    site="$(api POST /api/sites "$(jq -n --arg s "$1" '{name: ("Import Bench " + $s), slug: $s}')")"
+    sid="$(jq -r .id <<<"$site")"
+    eid="$(jq -r .primary_environment_id <<<"$site")"
+    wait_for "the site $1" "/api/environments/$eid" "$ready" 900 >/dev/null
+    echo "$sid $eid"
+}
+
+# ------------------------------------------------------------------ by hand ---------------------
+hand_files() { mkdir -p "$tmp/hand" && tar xzf "$archive" -C "$tmp/hand"; }
+hand_db() {
+    # the dump is inside the archive: extracted with the files (sequential) or read from the
+    # archive on its own (side by side), as an operator would do either way
+    tar xzOf "$archive" db.sql | mariadb --protocol=socket --user=root --default-character-set=utf8mb4 "$hand_db"
+}
+hand() {
+    local t0 p1 p2 failed=0
+    rm -rf "$tmp/hand"
+    mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`; CREATE DATABASE \`$hand_db\`"
+    sync
+    t0="$(now_ms)"
+    if [ "$1" = parallel ]; then
+        hand_files & p1=$!
+        hand_db & p2=$!
+        wait "$p1" || failed=1
+        wait "$p2" || failed=1
+    else
+        hand_files || failed=1
+        mariadb --protocol=socket --user=root --default-character-set=utf8mb4 "$hand_db" <"$tmp/hand/db.sql" || failed=1
+    fi
+    [ "$failed" = 0 ] || die "hand import ($1) failed"
+    local ms=$(($(now_ms) - t0))
+    [ "$(mariadb -N --protocol=socket --user=root -e "SELECT COUNT(*) FROM wp_pl_bench" "$hand_db")" = "$rows" ] ||
+        die "hand import ($1): the database does not hold the $rows benchmark rows"
+    [ "$(du -sb --apparent-size "$tmp/hand/files/uploads" | cut -f1)" -ge $((uploads_mb * 1048576)) ] ||
+        die "hand import ($1): the uploads are incomplete"
+    rm -rf "$tmp/hand"
+    mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`"
+    echo "$ms"
+}
+
+# ------------------------------------------------------------------ setup -----------------------
+bench_binary
+bench_start_server
+bench_wait_local_node
+
+slug="imsrc$(($$ % 100000))"
+log "creating the source site $slug"
+read -r src_site src_id <<<"$(new_site "$slug")"
+src_root="/var/www/sites/$src_site/$src_id"
+src_db="$(db_of "$src_id")"
+uploads="$src_root/shared/uploads"
+[ -d "$uploads" ] || die "$uploads is missing"
+
+log "filling the database with ~$db_mb MiB and the uploads with $uploads_mb MiB of random data"
+rows=$((db_mb * 1024))
+mariadb --protocol=socket --user=root "$src_db" <<SQL
+CREATE TABLE wp_pl_bench (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, meta_key VARCHAR(191),
+  meta_value LONGTEXT, KEY meta_key (meta_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO wp_pl_bench (meta_key, meta_value)
+  SELECT CONCAT('bench_', seq), CONCAT(IF(seq % 64 = 0, '$old_url/', ''), SHA2(RAND(), 512), SHA2(RAND(), 512),
+    SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512))
+  FROM seq_1_to_${rows};
+SQL
+files=8
+mkdir -p "$uploads/2025/01"
+for ((i = 1; i <= files; i++)); do
+    head -c "$((uploads_mb * 1048576 / files))" /dev/urandom >"$uploads/2025/01/bench-$i.bin"
+done
+
+log "packing the archive (db.sql + files/ + meta.json, tar.gz)"
+mkdir -p "$tmp/pack" "$imports_dir"
+chmod 0700 "$imports_dir"
+mariadb-dump --protocol=socket --user=root --single-transaction --quick --hex-blob --default-character-set=utf8mb4 \
+    "$src_db" >"$tmp/pack/db.sql"
+cp -a "$src_root/current/wp-content" "$tmp/pack/files"
+rm -rf "$tmp/pack/files/uploads"
+cp -a "$uploads" "$tmp/pack/files/uploads"
+printf '{"source_url": "%s"}\n' "$old_url" >"$tmp/pack/meta.json"
+archive="$imports_dir/site.tgz"
+tar czf "$archive" -C "$tmp/pack" db.sql files meta.json
+dump_bytes="$(stat -c %s "$tmp/pack/db.sql")"
+files_bytes="$(du -sb --apparent-size "$tmp/pack/files" | cut -f1)"
+raw_bytes=$((dump_bytes + files_bytes))
+archive_bytes="$(stat -c %s "$archive")"
+rm -rf "$tmp/pack"
+log "raw data: dump $(mib "$dump_bytes") MiB, wp-content $(mib "$files_bytes") MiB; archive $(mib "$archive_bytes") MiB"
+# the source is no longer needed: its removal must not run beside the rounds
+bench_delete_site "$src_site"
+src_site=""
+sync
+
+# ------------------------------------------------------------------ rounds ----------------------
+declare -a A_I A_J A_M H_P H_S
+for ((round = 1; round <= rounds; round++)); do
+    log "round $round: a new target site"
+    read -r target_site target_id <<<"$(new_site "imtgt$round$(($$ % 10000))")"
+    [ ! -e /var/www/sites/.pressluft-spare/.lock ] || flock -w 60 /var/www/sites/.pressluft-spare/.lock true || true
+    sync
+    log "round $round: API import"
+    t0="$(now_ms)"
+    imp="$(api POST "/api/environments/$target_id/imports" "$(jq -n --arg u "file://$archive" '{archive_url: $u}')")"
+    imp_id="$(jq -r .id <<<"$imp")"
+    body="$(wait_for "the import" "/api/imports/$imp_id" '.status == "succeeded" or .status == "failed"' 1800)"
+    A_I+=("$(($(now_ms) - t0))")
+    [ "$(jq -r .status <<<"$body")" = succeeded ] || die "the import failed: $(jq -c '{status, error_code, result}' <<<"$body")"
+    tdb="$(db_of "$target_id")"
+    [ "$(mariadb -N --protocol=socket --user=root -e "SELECT COUNT(*) FROM wp_pl_bench" "$tdb")" = "$rows" ] ||
+        die "the imported database does not hold the $rows benchmark rows"
+    left="$(mariadb -N --protocol=socket --user=root -e "SELECT COUNT(*) FROM wp_pl_bench WHERE meta_value LIKE '${old_url//_/\\_}%'" "$tdb")"
+    [ "$left" = 0 ] || die "the imported database still names the old URL in $left rows"
+    [ "$(du -sb --apparent-size "/var/www/sites/$target_site/$target_id/shared/uploads" | cut -f1)" -ge $((uploads_mb * 1048576)) ] ||
+        die "the imported uploads are incomplete"
+    job="$(api GET "/api/jobs?environment_id=$target_id&limit=100" | jq -c '[.items[] | select(.job_type == "site_import")] | sort_by(.created_at) | .[-1]')"
+    A_J+=("$(($(ts_ms "$(jq -r .finished_at <<<"$job")") - $(ts_ms "$(jq -r .started_at <<<"$job")")))")
+    timings="$(jq -c '.result.import_timings_ms // {}' <<<"$body")"
+    # the module's own work from the archive read to the health check (no Ansible, no backup gate)
+    A_M+=("$(jq -r '[.download, .inspect, .stage, .caches_before, .url_rewrite, .admin, .prune, .caches, .health] | map(. // 0) | add' <<<"$timings")")
+    last_job="$job"
+    last_timings="$timings"
+    last_pre="$(jq -r .pre_backup_id <<<"$body")"
+
+    log "round $round: hand import"
+    H_P+=("$(hand parallel)")
+    H_S+=("$(hand sequential)")
+    log "round $round: API $(secs "${A_I[-1]}") s, hand side by side $(secs "${H_P[-1]}") s, one after the other $(secs "${H_S[-1]}") s"
+    bench_delete_site "$target_site"
+    target_site=""
+done
+
+# ------------------------------------------------------------------ report ----------------------
+mi="$(median "${A_I[@]}")" mj="$(median "${A_J[@]}")" mm="$(median "${A_M[@]}")" mp="$(median "${H_P[@]}")" ms="$(median "${H_S[@]}")"
+echo
+echo "Import benchmark (issue 12): archive $(mib "$archive_bytes") MiB (tar.gz) = dump $(mib "$dump_bytes") MiB + wp-content $(mib "$files_bytes") MiB ($uploads_mb MiB random uploads in $files files)"
+echo "$rounds round(s), medians; ratio = API / hand side by side, target <= 1.3x"
+echo "  hand = tar xzf of the archive + mariadb < db.sql into a new database; no checks, no backup, no URL"
+echo "         rewrite, no switch, no health check (the API import does all of these)"
+printf '  %-64s %8s %13s %7s\n' "" wall throughput ratio
+bench_line "API   POST -> import succeeded (new site's production)" "$mi" "$mp" 1.3
+bench_line "API   site_import job alone (started -> finished)" "$mj" "$mp" 1.3
+bench_line "API   the module's import work (read, stage, switch, rewrite, health)" "$mm" "$mp" 1.3
+bench_line "hand  tar xzf and the dump streamed from the archive side by side (reference)" "$mp"
+bench_line "hand  tar xzf, then mariadb < db.sql" "$ms"
+printf '  each round (API / job / module / hand / hand side by side, s):'
+for ((i = 0; i < ${#A_I[@]}; i++)); do
+    printf ' %s/%s/%s/%s/%s' "$(secs "${A_I[$i]}")" "$(secs "${A_J[$i]}")" "$(secs "${A_M[$i]}")" "$(secs "${H_S[$i]}")" "$(secs "${H_P[$i]}")"
+done
+echo
+printf '  where the time goes (last round): pre-import backup %s; site_import queued -> started %s s; module timings (ms) %s\n' \
+    "$last_pre" \
+    "$(secs $(($(ts_ms "$(jq -r .started_at <<<"$last_job")") - $(ts_ms "$(jq -r .created_at <<<"$last_job")"))))" \
+    "$last_timings"
