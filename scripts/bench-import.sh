@@ -198,8 +198,8 @@ echo "         rewrite, no switch, no health check (the API import does all of t
 printf '  %-64s %8s %13s %7s\n' "" wall throughput ratio
 bench_line "API   POST -> import succeeded (new site's production)" "$mi" "$mp" 1.3
 bench_line "API   site_import job alone (started -> finished)" "$mj" "$mp" 1.3
-bench_line "API   the module's import work (read, stage, switch, rewrite, health)" "$mm" "$mp" 1.3
-bench_line "hand  tar xzf and the dump streamed from the archive side by side (reference)" "$mp"
+bench_line "API   module work (read, stage, switch, rewrite, health)" "$mm" "$mp" 1.3
+bench_line "hand  tar xzf beside tar xzOf db.sql | mariadb (reference)" "$mp"
 bench_line "hand  tar xzf, then mariadb < db.sql" "$ms"
 printf '  each round (API / job / module / hand / hand side by side, s):'
 for ((i = 0; i < ${#A_I[@]}; i++)); do

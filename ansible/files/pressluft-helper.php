@@ -28,7 +28,7 @@
  *                       created with the password from PRESSLUFT_ADMIN_PASSWORD (else stdin) when
  *                       missing, given the administrator role when it has another; an existing
  *                       user's password is left alone. Prints {"created": bool, "changed": bool}.
- *   search-replace --old URL --new URL [--dry-run] [--table-prefix P]
+ *   search-replace --old URL[ URL...] --new URL [--dry-run] [--table-prefix P]
  *                       Replace a site URL in every text column of the environment's tables
  *                       (serialized data kept valid, JSON-escaped and URL-encoded forms included),
  *                       then home/siteurl, rewrite rules and the (non-persistent) object cache.
@@ -816,30 +816,38 @@ function pressluft_sql_ident($name)
 
 function pressluft_cmd_search_replace($path, array $opts)
 {
-	$old = pressluft_opt($opts, 'old');
+	// --old: one URL, or several separated by spaces (both schemes of a host, an import's source
+	// URL and its dump's home): all rewritten in ONE pass over the tables.
+	$olds = preg_split('/ +/', trim(pressluft_opt($opts, 'old')));
 	$new = pressluft_opt($opts, 'new');
-	foreach (array('old' => $old, 'new' => $new) as $name => $url) {
+	foreach (array_merge($olds, array($new)) as $url) {
 		// No quotes, backslashes, angle brackets or whitespace: the new URL is written into HTML,
 		// JSON and SQL-adjacent text.
 		if (!preg_match('#^https?://[^/\s]+#', $url) || preg_match('/[\s"\'<>\\\\]/', $url)) {
-			pressluft_fail("--$name must be an http(s) URL", array(), 2);
+			pressluft_fail(($url === $new ? '--new' : '--old') . ' must be an http(s) URL', array(), 2);
 		}
 	}
 	// Without trailing slashes on both sides: "http://old/" -> "http://new" would glue paths.
-	$old = rtrim($old, '/');
 	$new = rtrim($new, '/');
+	$olds = array_values(array_diff(array_unique(array_map(function ($u) {
+		return rtrim($u, '/');
+	}, $olds)), array($new)));
+	$old = implode(' ', $olds);
 	$dry = isset($opts['dry-run']) && !in_array($opts['dry-run'], array('0', 'false', 'no'), true);
 	pressluft_load_wordpress($path, $opts, false);
 	if (!is_blog_installed()) {
 		pressluft_fail('WordPress is not installed', array('installed' => false));
 	}
 	global $wpdb;
-	$forms = pressluft_replace_forms($old, $new);
-	$needles = pressluft_prefilter_needles($old, $forms);
+	$needles = array();
+	foreach ($olds as $o) {
+		$needles = array_merge($needles, pressluft_prefilter_needles($o, pressluft_replace_forms($o, $new)));
+	}
+	$needles = array_values(array_unique($needles));
 	$result = array('old' => $old, 'new' => $new, 'tables' => 0, 'rows_changed' => 0, 'replacements' => 0,
 		'skipped_tables' => array(), 'changed_tables' => new stdClass(), 'dry_run' => $dry);
 	$errors = array();
-	if ($old === $new) {
+	if ($olds === array()) {
 		pressluft_ok($result);
 	}
 	// base_prefix: on a multisite the sites' tables (wp_2_posts) too; the same as prefix otherwise.
@@ -948,7 +956,10 @@ function pressluft_cmd_search_replace($path, array $opts)
 					if ($row[$c] === null) {
 						continue;
 					}
-					$replaced = pressluft_replace_in_value($row[$c], $old, $new, $n);
+					$replaced = $row[$c];
+					foreach ($olds as $o) {
+						$replaced = pressluft_replace_in_value($replaced, $o, $new, $n);
+					}
 					if ($replaced !== $row[$c]) {
 						$update[$c] = $replaced;
 					}
@@ -993,7 +1004,7 @@ function pressluft_cmd_search_replace($path, array $opts)
 		}
 		foreach (array('home', 'siteurl') as $name) {
 			$raw = $wpdb->get_var($wpdb->prepare("SELECT option_value FROM {$wpdb->options} WHERE option_name = %s", $name));
-			if (is_string($raw) && rtrim($raw, '/') === $old) {
+			if (is_string($raw) && in_array(rtrim($raw, '/'), $olds, true)) {
 				update_option($name, $new);
 			}
 		}

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -70,11 +71,22 @@ class ArchiveError(Exception):
 
 
 # ------------------------------------------------------------------ download --------------------
+def local_path(p, url):
+    """The file a file:// URL names, which must lie under p["import_dir"] (root-only)."""
+    root = os.path.realpath(p["import_dir"])
+    path = os.path.realpath(unquote(urlsplit(url).path))
+    if not path.startswith(root + os.sep):
+        raise ArchiveError("IMPORT_INVALID_ARCHIVE",
+                           "file:// archives must be under the import directory %s" % root)
+    return path
+
+
 def download(p, dest, url=None, sha256=None, limit=None, what="the archive"):
     """Writes the file at `url` (default p["archive_url"]) to dest (0600, root), hashing and
     counting the bytes as they arrive. Returns (size, sha256). http(s) from anywhere; file:// only
     for a path under p["import_dir"] (tests, uploads streamed to the node). `limit` defaults to
-    p["import_max_bytes"]; `sha256` (default p["archive_sha256"]) is checked when set."""
+    p["import_max_bytes"]; `sha256` (default p["archive_sha256"]) is checked when set. With dest
+    None the bytes are only hashed and counted (a file:// source is then read where it lies)."""
     if url is None:
         url = p["archive_url"]
         sha256 = p.get("archive_sha256")
@@ -82,11 +94,7 @@ def download(p, dest, url=None, sha256=None, limit=None, what="the archive"):
         limit = p["import_max_bytes"]
     u = urlsplit(url)
     if u.scheme == "file":
-        root = os.path.realpath(p["import_dir"])
-        path = os.path.realpath(unquote(u.path))
-        if not path.startswith(root + os.sep):
-            raise ArchiveError("IMPORT_INVALID_ARCHIVE",
-                               "file:// archives must be under the import directory %s" % root)
+        path = local_path(p, url)
         try:
             src = open(path, "rb")
         except OSError as exc:
@@ -120,8 +128,12 @@ def download(p, dest, url=None, sha256=None, limit=None, what="the archive"):
         if declared > limit:
             raise ArchiveError("IMPORT_TOO_LARGE", "%s has %d bytes, more than the limit of %d"
                                % (what, declared, limit))
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        if dest is None:
+            out_cm = open(os.devnull, "wb")
+        else:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            out_cm = os.fdopen(fd, "wb")
+        with out_cm as out:
             while True:
                 try:
                     chunk = src.read(CHUNK)
@@ -485,23 +497,33 @@ class Import(Restore):
         (content_url), each hashed and checked against its SHA-256; import_max_bytes bounds the
         sum."""
         p = self.p
+        downloads = []
+
+        def get(name, url, sha256, limit, what):
+            # a file:// source (an upload, a file staged by hand: root-only directory) is hashed
+            # and read where it lies; anything else is downloaded into tmp first
+            if urlsplit(url).scheme == "file":
+                size, digest = self.timer.run("download", download, p, None, url, sha256, limit, what)
+                return local_path(p, url), size, digest
+            dest = os.path.join(tmp, name)
+            size, digest = self.timer.run("download", download, p, dest, url, sha256, limit, what)
+            downloads.append(dest)
+            return dest, size, digest
+
         if p.get("archive_url"):
-            archive = os.path.join(tmp, "archive")
-            size, digest = self.timer.run("download", download, p, archive)
+            archive, size, digest = get("archive", p["archive_url"], p.get("archive_sha256"),
+                                        p["import_max_bytes"], "the archive")
             self.facts.update({"import_size_bytes": size, "import_sha256": digest})
             lay = self.timer.run("inspect", inspect, archive)
-            lay.downloads.append(archive)
-            return lay
-        dump, content = os.path.join(tmp, "database"), os.path.join(tmp, "content")
-        limit = p["import_max_bytes"]
-        dsize, ddigest = self.timer.run("download", download, p, dump, p["database_url"], p.get("database_sha256"),
-                                        limit, "the database dump")
-        csize, cdigest = self.timer.run("download_content", download, p, content, p["content_url"],
-                                        p.get("content_sha256"), limit - dsize, "the wp-content archive")
-        self.facts.update({"import_size_bytes": dsize + csize, "import_database_sha256": ddigest,
-                           "import_content_sha256": cdigest})
-        lay = self.timer.run("inspect", inspect_parts, dump, content)
-        lay.downloads += [dump, content]
+        else:
+            dump, dsize, ddigest = get("database", p["database_url"], p.get("database_sha256"),
+                                       p["import_max_bytes"], "the database dump")
+            content, csize, cdigest = get("content", p["content_url"], p.get("content_sha256"),
+                                          p["import_max_bytes"] - dsize, "the wp-content archive")
+            self.facts.update({"import_size_bytes": dsize + csize, "import_database_sha256": ddigest,
+                               "import_content_sha256": cdigest})
+            lay = self.timer.run("inspect", inspect_parts, dump, content)
+        lay.downloads += downloads
         return lay
 
     def remove_uploads(self):
@@ -649,13 +671,31 @@ class Import(Restore):
         try:
             staged["release"] = os.path.join(t.releases_dir, ".tmp-" + name)
             staged["uploads"] = os.path.join(t.shared, ".uploads-new-" + name.replace("-", ""))
-            self.timer.run("release_core", self.prepare_release, staged["release"])
-            self.make_dir(staged["uploads"])
-            with open_tar(lay.content_tar) as tar:
-                self.facts["import_files"] = self.timer.run("files", self.extract_content, tar, lay,
-                                                            staged["release"], staged["uploads"])
-            self.timer.run("release_finish", self.finish_release, staged["release"])
-            staged["database"] = self.timer.run("database", self.import_dump, lay, tmp)
+            # the dump goes into the scratch database beside the files (the mariadb client parses
+            # it in its own process; zlib and file writes release the GIL): the two take about as
+            # long as the longer one, as a hand import in two terminals
+            database = {}
+
+            def load():
+                try:
+                    database["name"] = self.timer.run("database", self.import_dump, lay, tmp)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    database["error"] = exc
+
+            loader = threading.Thread(target=load, name="import-dump", daemon=True)
+            loader.start()
+            try:
+                self.timer.run("release_core", self.prepare_release, staged["release"])
+                self.make_dir(staged["uploads"])
+                with open_tar(lay.content_tar) as tar:
+                    self.facts["import_files"] = self.timer.run("files", self.extract_content, tar, lay,
+                                                                staged["release"], staged["uploads"])
+                self.timer.run("release_finish", self.finish_release, staged["release"])
+            finally:
+                loader.join()
+                staged["database"] = database.get("name")
+            if "error" in database:
+                raise database["error"]
             target = t.table_prefix()
             self.facts["import_table_prefix"] = lay.prefix
             self.facts["import_tables_renamed"] = len(
@@ -669,19 +709,20 @@ class Import(Restore):
     # --------------------------------------------------------------------------------- after
     def rewrite_from(self, sources):
         """The source URL(s) rewritten to the environment's URL, both schemes of each."""
-        done, rewrites = set(), []
+        olds = []
         for src in sources:
             src = (src or "").rstrip("/")
             u = urlsplit(src)
-            if u.scheme not in ("http", "https") or not u.hostname:
+            if u.scheme not in ("http", "https") or not u.hostname or any(c.isspace() for c in src):
                 continue
             other = ("https" if u.scheme == "http" else "http") + src[len(u.scheme):]
             for old in (src, other):
-                if old in done or old == self.site_url:
-                    continue
-                done.add(old)
-                rewrites.append(self.timer.run("url_rewrite", self.rewrite_urls, old))
-        return rewrites
+                if old not in olds and old != self.site_url:
+                    olds.append(old)
+        if not olds:
+            return []
+        # one pass over the tables for all of them (the helper takes several, space-separated)
+        return [self.timer.run("url_rewrite", self.rewrite_urls, " ".join(olds))]
 
     def ensure_admin(self):
         t = self.t
