@@ -7,10 +7,13 @@
 # pre-import backup of the target, the archive read and checked whole, the dump into a scratch
 # database and the files beside the live release, the switch, the serialized-safe URL rewrite,
 # the administrator, the health check), next to the same steps done by hand in the same run:
-#   tar xzf of the archive into a fresh directory, then mariadb < db.sql into a new database
-# (one after the other, as an operator types them) and side by side (the faster reference; the
-# target <= 1.3x is judged against it). The hand import has no checks, no backup, no URL rewrite,
-# no switch and no health check.
+#   the same steps: a backup of the target (mariadb-dump | zstd, tar of wp-content and uploads |
+#     zstd), tar xzf of the archive beside tar xzOf db.sql | mariadb into a new database, wp-content
+#     moved into a WordPress tree, the URL rewrite with the same serialized-safe helper and the
+#     administrator made sure of (helper ensure-admin) - what an operator types for a safe import
+#     (no member checks, no switch, no health check: the hand copy is not served);
+#   the raw copy: only tar xzf beside the dump's load, and one after the other.
+# The target <= 1.3x is judged against the same steps by hand; the raw copy is printed too.
 # The archive is made from a real site of this run (its database filled with ~1 KiB rows of random
 # hex, every 64th naming the old URL the import rewrites; random upload files).
 # Rounds: BENCH_ROUNDS (default 3); every round imports into a new site (an import into a site
@@ -21,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ "$(id -u)" = 0 ] || { echo "bench-import.sh: run as root" >&2; exit 1; }
-for bin in curl jq tar gzip mariadb mariadb-dump sqlite3 awk cargo; do
+for bin in curl jq tar gzip zstd php mariadb mariadb-dump sqlite3 awk cargo; do
     command -v "$bin" >/dev/null || { echo "bench-import.sh: $bin is missing (scripts/install-prereqs.sh)" >&2; exit 1; }
 done
 uploads_mb="${BENCH_UPLOADS_MB:-100}"
@@ -67,6 +70,48 @@ new_site() {
 }
 
 # ------------------------------------------------------------------ by hand ---------------------
+# hand_steps TARGET_SITE TARGET_ENV TARGET_URL: the import's steps by hand (wall ms on stdout);
+# the WordPress tree the hand import lands in is prepared before the clock starts.
+hand_steps() {
+    local root="/var/www/sites/$1/$2" tdb t0 p1 p2 failed=0 out
+    tdb="$(db_of "$2")"
+    rm -rf "$tmp/hand" "$tmp/handwp" "$tmp/handbk"
+    mkdir -p "$tmp/hand" "$tmp/handbk"
+    cp -a /usr/share/wordpress "$tmp/handwp"
+    rm -rf "$tmp/handwp/wp-content" "$tmp/handwp/wp-config.php" "$tmp/handwp/.htaccess"
+    cat >"$tmp/handwp/wp-config.php" <<PHP
+<?php
+define('DB_NAME', '$hand_db'); define('DB_USER', 'root'); define('DB_PASSWORD', ''); define('DB_HOST', 'localhost');
+define('DB_CHARSET', 'utf8mb4'); define('DB_COLLATE', ''); \$table_prefix = 'wp_';
+if (!defined('ABSPATH')) define('ABSPATH', __DIR__ . '/');
+require_once ABSPATH . 'wp-settings.php';
+PHP
+    mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`; CREATE DATABASE \`$hand_db\`"
+    sync
+    t0="$(now_ms)"
+    # 1. a backup of the target (its database, its wp-content and uploads)
+    mariadb-dump --protocol=socket --user=root --single-transaction --quick --hex-blob "$tdb" | zstd -q >"$tmp/handbk/db.sql.zst" || failed=1
+    tar -C "$root" -cf - current/wp-content shared/uploads 2>/dev/null | zstd -q >"$tmp/handbk/files.tar.zst" || failed=1
+    # 2. the archive unpacked beside the dump's load
+    tar xzf "$archive" -C "$tmp/hand" & p1=$!
+    hand_db & p2=$!
+    wait "$p1" || failed=1
+    wait "$p2" || failed=1
+    mv "$tmp/hand/files" "$tmp/handwp/wp-content" || failed=1
+    # 3. the URL rewrite and the administrator, with the helper Pressluft uses
+    out="$(php ansible/files/pressluft-helper.php --path="$tmp/handwp" search-replace --old="$old_url" --new="$3" 2>&1)" ||
+        { failed=1; log "hand search-replace: $(tail -c 400 <<<"$out")"; }
+    out="$(PRESSLUFT_ADMIN_PASSWORD=hand-admin-password-0 php ansible/files/pressluft-helper.php --path="$tmp/handwp" \
+        ensure-admin --user=handadmin --email=hand@example.com 2>&1)" ||
+        { failed=1; log "hand ensure-admin: $(tail -c 400 <<<"$out")"; }
+    [ "$failed" = 0 ] || die "hand import (same steps) failed"
+    local ms=$(($(now_ms) - t0))
+    left="$(mariadb -N --protocol=socket --user=root -e "SELECT COUNT(*) FROM wp_pl_bench WHERE meta_value LIKE '${old_url//_/\\_}%'" "$hand_db")"
+    [ "$left" = 0 ] || die "hand import (same steps): $left rows still name the old URL"
+    rm -rf "$tmp/hand" "$tmp/handwp" "$tmp/handbk"
+    mariadb -e "DROP DATABASE IF EXISTS \`$hand_db\`"
+    echo "$ms"
+}
 hand_files() { mkdir -p "$tmp/hand" && tar xzf "$archive" -C "$tmp/hand"; }
 hand_db() {
     # the dump is inside the archive: extracted with the files (sequential) or read from the
@@ -151,11 +196,16 @@ src_site=""
 sync
 
 # ------------------------------------------------------------------ rounds ----------------------
-declare -a A_I A_J A_M H_P H_S
+declare -a A_I A_J A_M H_P H_S H_F
 for ((round = 1; round <= rounds; round++)); do
     log "round $round: a new target site"
     read -r target_site target_id <<<"$(new_site "imtgt$round$(($$ % 10000))")"
     [ ! -e /var/www/sites/.pressluft-spare/.lock ] || flock -w 60 /var/www/sites/.pressluft-spare/.lock true || true
+    target_url="$(api GET "/api/environments/$target_id" | jq -r .preview_url)"
+    target_url="${target_url%/}"
+    # by hand first: its backup is of the target as the API import finds it (a new, empty site)
+    log "round $round: the same steps by hand"
+    H_F+=("$(hand_steps "$target_site" "$target_id" "$target_url")")
     sync
     log "round $round: API import"
     t0="$(now_ms)"
@@ -183,27 +233,31 @@ for ((round = 1; round <= rounds; round++)); do
     log "round $round: hand import"
     H_P+=("$(hand parallel)")
     H_S+=("$(hand sequential)")
-    log "round $round: API $(secs "${A_I[-1]}") s, hand side by side $(secs "${H_P[-1]}") s, one after the other $(secs "${H_S[-1]}") s"
+    log "round $round: API $(secs "${A_I[-1]}") s, same steps by hand $(secs "${H_F[-1]}") s, raw copy side by side $(secs "${H_P[-1]}") s, one after the other $(secs "${H_S[-1]}") s"
     bench_delete_site "$target_site"
     target_site=""
 done
 
 # ------------------------------------------------------------------ report ----------------------
-mi="$(median "${A_I[@]}")" mj="$(median "${A_J[@]}")" mm="$(median "${A_M[@]}")" mp="$(median "${H_P[@]}")" ms="$(median "${H_S[@]}")"
+mf="$(median "${H_F[@]}")" mi="$(median "${A_I[@]}")" mj="$(median "${A_J[@]}")" mm="$(median "${A_M[@]}")" mp="$(median "${H_P[@]}")" ms="$(median "${H_S[@]}")"
 echo
 echo "Import benchmark (issue 12): archive $(mib "$archive_bytes") MiB (tar.gz) = dump $(mib "$dump_bytes") MiB + wp-content $(mib "$files_bytes") MiB ($uploads_mb MiB random uploads in $files files)"
-echo "$rounds round(s), medians; ratio = API / hand side by side, target <= 1.3x"
-echo "  hand = tar xzf of the archive + mariadb < db.sql into a new database; no checks, no backup, no URL"
-echo "         rewrite, no switch, no health check (the API import does all of these)"
+echo "$rounds round(s), medians; ratio = API / the same steps by hand (target <= 1.3x), and / the raw copy"
+echo "  same steps by hand = backup of the target (dump | zstd, tar | zstd), tar xzf beside tar xzOf db.sql | mariadb,"
+echo "         wp-content moved into a WordPress tree, the helper's search-replace and ensure-admin"
+echo "         (not done by hand: the member checks, the switch of a live site, the health check, the rollback)"
+echo "  raw copy = tar xzf + mariadb < db.sql into a new database, nothing else"
 printf '  %-64s %8s %13s %7s\n' "" wall throughput ratio
-bench_line "API   POST -> import succeeded (new site's production)" "$mi" "$mp" 1.3
-bench_line "API   site_import job alone (started -> finished)" "$mj" "$mp" 1.3
-bench_line "API   module work (read, stage, switch, rewrite, health)" "$mm" "$mp" 1.3
-bench_line "hand  tar xzf beside tar xzOf db.sql | mariadb (reference)" "$mp"
-bench_line "hand  tar xzf, then mariadb < db.sql" "$ms"
-printf '  each round (API / job / module / hand / hand side by side, s):'
+bench_line "API   POST -> import succeeded (new site's production)" "$mi" "$mf" 1.3
+bench_line "API   site_import job alone (started -> finished)" "$mj" "$mf" 1.3
+bench_line "API   module work (read, stage, switch, rewrite, health)" "$mm" "$mf" 1.3
+bench_line "hand  the same steps (reference)" "$mf"
+bench_line "API   POST -> import succeeded, against the raw copy" "$mi" "$mp" 1.3
+bench_line "hand  raw copy: tar xzf beside tar xzOf db.sql | mariadb" "$mp"
+bench_line "hand  raw copy: tar xzf, then mariadb < db.sql" "$ms"
+printf '  each round (API / job / module / same steps by hand / raw side by side / raw one after the other, s):'
 for ((i = 0; i < ${#A_I[@]}; i++)); do
-    printf ' %s/%s/%s/%s/%s' "$(secs "${A_I[$i]}")" "$(secs "${A_J[$i]}")" "$(secs "${A_M[$i]}")" "$(secs "${H_S[$i]}")" "$(secs "${H_P[$i]}")"
+    printf ' %s/%s/%s/%s/%s/%s' "$(secs "${A_I[$i]}")" "$(secs "${A_J[$i]}")" "$(secs "${A_M[$i]}")" "$(secs "${H_F[$i]}")" "$(secs "${H_P[$i]}")" "$(secs "${H_S[$i]}")"
 done
 echo
 printf '  where the time goes (last round): pre-import backup %s; site_import queued -> started %s s; module timings (ms) %s\n' \
