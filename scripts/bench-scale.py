@@ -61,6 +61,38 @@ def cpu(pid):
     return (utime + stime) / TICK, (cutime + cstime) / TICK
 
 
+class Replica(chaos.Replica):
+    """chaos.Replica; `local_node` registers this machine as a node (which authorizes the control
+    key for root: what the real mode needs to reach 127.0.0.2 ...)."""
+
+    local_node = False
+
+    def start(self):
+        cmd = [chaos.BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data,
+               "--no-ansible-forkserver"]
+        if not self.local_node:
+            cmd.append("--no-local-node")
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=open(self.logf, "a"), stderr=subprocess.STDOUT)
+        api = chaos.Api(self.port)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if api.call("GET", "/api/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"{self.name} did not come up; see {self.logf}")
+
+
+def authorized_keys():
+    try:
+        with open(AUTHORIZED) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def wait(what, cond, timeout):
     deadline = time.time() + timeout
     while True:
@@ -100,8 +132,12 @@ def run(args, n_replicas, n_sites, tag):
             f.write(str(args.job_secs))
         env["PRESSLUFT_ANSIBLE_PLAYBOOK"] = os.path.join(REPO, "tests/fixtures/fake-node.sh")
         env["PRESSLUFT_FAKE_NODE_DIR"] = fake
-    replicas = [chaos.Replica(chr(ord("a") + i), chaos.BASE_PORT + i, work, env) for i in range(n_replicas)]
-    authorized_line = None
+    replicas = [Replica(chr(ord("a") + i), chaos.BASE_PORT + i, work, env) for i in range(n_replicas)]
+    keys_before = authorized_keys()
+    # real: the first replica registers this machine as its local node, which authorizes the
+    # control key for root (removed again at the end); that node gets no site
+    replicas[0].local_node = args.real
+    n_nodes = args.nodes + (1 if args.real else 0)
     apis = []
     site_ids = []
     ok = False
@@ -119,12 +155,6 @@ def run(args, n_replicas, n_sites, tag):
         assert st == 200, (st, tok)
         for a in apis:
             a.token = tok["token"]
-        if args.real:
-            st, k = apis[0].call("GET", "/api/adoptions/public-key")
-            assert st == 200 and k.get("public_key"), (st, k)
-            authorized_line = k["public_key"].strip() + f" pressluft-bench-{os.getpid()}"
-            with open(AUTHORIZED, "a") as f:
-                f.write(authorized_line + "\n")
 
         node_ids = []
         for i in range(args.nodes):
@@ -137,11 +167,11 @@ def run(args, n_replicas, n_sites, tag):
             active = int(chaos.psql(db, "SELECT count(*) FROM nodes WHERE status = 'active'")[0][0])
             failed = chaos.psql(db, "SELECT job_type, error_code, left(error_message, 200) FROM jobs "
                                     "WHERE status = 'failed' LIMIT 3")
-            return True if active == args.nodes else f"{active}/{args.nodes} nodes active; failed jobs: {failed}"
+            return True if active == n_nodes else f"{active}/{n_nodes} nodes active; failed jobs: {failed}"
 
         wait("nodes", nodes_active, 1800 if args.real else 120)
         node_secs = time.time() - t_nodes
-        log(f"{n_replicas} replica(s): {args.nodes} nodes active in {node_secs:.1f} s")
+        log(f"{n_replicas} replica(s): {n_nodes} nodes active in {node_secs:.1f} s")
 
         cpu0 = [cpu(r.proc.pid) for r in replicas]
         t0 = time.time()
@@ -196,7 +226,12 @@ def run(args, n_replicas, n_sites, tag):
         if args.real and site_ids and apis:
             log(f"cleanup: deleting the {len(site_ids)} sites")
             for i, sid in enumerate(site_ids):
-                apis[i % len(apis)].call("DELETE", f"/api/sites/{sid}")
+                api = apis[i % len(apis)]
+                st, site = api.call("GET", f"/api/sites/{sid}")
+                if st == 200:
+                    st, body = api.call("DELETE", f"/api/sites/{sid}?state_version={site['state_version']}")
+                    if st != 202:
+                        log(f"cleanup: DELETE site {sid}: {st} {body}")
             try:
                 wait("site deletion",
                      lambda: True if int(chaos.psql(db, "SELECT count(*) FROM environments")[0][0]) == 0
@@ -208,11 +243,15 @@ def run(args, n_replicas, n_sites, tag):
                 os.environ["KEEP"] = "1"
         for r in replicas:
             r.stop()
-        if authorized_line:
-            with open(AUTHORIZED) as f:
-                kept = [l for l in f.read().splitlines() if l.strip() != authorized_line]
-            with open(AUTHORIZED, "w") as f:
-                f.write("".join(l + "\n" for l in kept))
+        if args.real:
+            # the control key this run authorized (lines that were not there before it started)
+            before = set(keys_before)
+            added = [l for l in authorized_keys() if l not in before and l.endswith(" pressluft")]
+            if added:
+                kept = [l for l in authorized_keys() if l not in added]
+                with open(AUTHORIZED, "w") as f:
+                    f.write("".join(l + "\n" for l in kept))
+                log(f"cleanup: removed the {len(added)} key line(s) this run authorized")
         if not os.environ.get("KEEP"):
             try:
                 chaos.psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

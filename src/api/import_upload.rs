@@ -158,23 +158,25 @@ impl ImportUploadApi {
         });
         let sent = crate::ssh::exec_upload(&t, &write, stream, IDLE).await;
         let outcome = match &sent {
-            Ok(o) if o.exit_status == 0 && !over => {
-                crate::ssh::exec(&t, &finish, IDLE)
-                    .await
-                    .map_err(|e| ssh_error(&node, e))
-                    .and_then(|o| {
-                        if o.exit_status == 0 {
-                            Ok(())
-                        } else {
-                            Err(ApiError::NodeUnreachable(
-                                "the node could not keep the uploaded file".into(),
-                            ))
-                        }
-                    })
-            }
+            Ok(o) if o.exit_status == 0 && !over => crate::ssh::exec(&t, &finish, IDLE)
+                .await
+                .map_err(|e| ssh_error(&node, e))
+                .and_then(|o| {
+                    if o.exit_status == 0 {
+                        Ok(())
+                    } else {
+                        Err(ApiError::NodeUnreachable(
+                            "the node could not keep the uploaded file".into(),
+                        ))
+                    }
+                }),
             _ => {
                 // the part file of a broken-off upload goes (best effort)
-                let s = if node.ssh_user != "root" { "sudo -n " } else { "" };
+                let s = if node.ssh_user != "root" {
+                    "sudo -n "
+                } else {
+                    ""
+                };
                 let _ = crate::ssh::exec(
                     &t,
                     &format!("{s}rm -f -- '{DIR}/.upload-{upload_id}.part'"),
@@ -207,7 +209,11 @@ impl ImportUploadApi {
             AUDIT_ACTION,
             "environment",
             &env.id,
-            if outcome.is_ok() { "succeeded" } else { "failed" },
+            if outcome.is_ok() {
+                "succeeded"
+            } else {
+                "failed"
+            },
         )
         .await
         .map_err(ApiError::from)?;
@@ -235,7 +241,10 @@ mod tests {
         }
         let (w, f, p) = commands("0190aa", "db.sql.gz", false);
         assert_eq!(p, "/var/lib/pressluft/imports/upload-0190aa-db.sql.gz");
-        assert!(w.ends_with("'/var/lib/pressluft/imports/.upload-0190aa.part'"), "{w}");
+        assert!(
+            w.ends_with("'/var/lib/pressluft/imports/.upload-0190aa.part'"),
+            "{w}"
+        );
         assert_eq!(
             f,
             "mv -f -- '/var/lib/pressluft/imports/.upload-0190aa.part' '/var/lib/pressluft/imports/upload-0190aa-db.sql.gz'"

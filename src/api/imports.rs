@@ -667,7 +667,10 @@ mod tests {
         assert_eq!(p.database_sha256, Some("b".repeat(64)));
         assert_eq!(p.content_url, "file:///var/lib/pressluft/imports/wp.tgz");
         r.sha256 = Some(Text("a".repeat(64)));
-        assert!(validate_request(&r).is_err(), "the archive's sha256 without an archive");
+        assert!(
+            validate_request(&r).is_err(),
+            "the archive's sha256 without an archive"
+        );
         r.sha256 = None;
         r.content_url = Some(Text("file:///etc/passwd".into()));
         assert!(validate_request(&r).is_err());

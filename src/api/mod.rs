@@ -12,6 +12,7 @@ pub mod model;
 pub mod text;
 pub mod validate;
 
+mod adoptions;
 mod applier;
 mod audit;
 mod backup_download;
@@ -20,7 +21,6 @@ mod cache_purge;
 mod domains;
 mod environments;
 mod events;
-mod adoptions;
 mod import_upload;
 mod imports;
 mod jobs;
@@ -248,9 +248,10 @@ async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Respon
     }
     if !streamed
         && matches!(
-        *req.method(),
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
+            *req.method(),
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        )
+    {
         match req.take_body().into_bytes_limit(limit).await {
             Ok(bytes) => req.set_body(bytes),
             Err(poem::error::ReadBodyError::PayloadTooLarge) => {

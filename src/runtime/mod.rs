@@ -401,8 +401,10 @@ impl Runtime {
             .all(db)
             .await
         {
-            ids.into_iter()
-                .for_each(|(id, site)| self.env_queue.add_in(id, &site));
+            let known: std::collections::HashSet<&String> = ids.iter().map(|(id, _)| id).collect();
+            self.env_queue.retain_groups(|k| known.contains(k));
+            ids.iter()
+                .for_each(|(id, site)| self.env_queue.add_in(id.clone(), site));
         }
         if let Ok(ids) = sites::Entity::find()
             .select_only()

@@ -31,6 +31,10 @@ struct State<K> {
     group_turn: HashMap<String, u64>,
     key_turn: HashMap<K, u64>,
     turns: u64,
+    /// When each waiting key was queued, as a counter: the last tie-break (first queued, first
+    /// out), so the order never depends on the hash map's.
+    queued_seq: HashMap<K, u64>,
+    queued: u64,
 }
 
 impl<K: Eq + Hash + Clone> State<K> {
@@ -44,6 +48,14 @@ impl<K: Eq + Hash + Clone> State<K> {
     fn take_turn(&mut self, key: &K) {
         self.turns += 1;
         let n = self.turns;
+        if n % 4096 == 0 {
+            // forget the turns of ungrouped keys no longer queued (a forgotten key merely ranks
+            // as never served next time)
+            let (pending, running, again) = (&self.pending, &self.running, &self.again);
+            self.key_turn.retain(|k, _| {
+                pending.contains_key(k) || running.contains(k) || again.contains_key(k)
+            });
+        }
         match self.groups.get(key) {
             Some(g) => {
                 let g = g.clone();
@@ -68,6 +80,8 @@ impl<K: Eq + Hash + Clone> Default for WorkQueue<K> {
                 group_turn: HashMap::new(),
                 key_turn: HashMap::new(),
                 turns: 0,
+                queued_seq: HashMap::new(),
+                queued: 0,
             }),
             wake: Notify::new(),
         }
@@ -89,6 +103,15 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
         self.add(key);
     }
 
+    /// Keeps the groups only of the keys `keep` accepts (the resync drops deleted resources').
+    pub fn retain_groups(&self, keep: impl Fn(&K) -> bool) {
+        self.state
+            .lock()
+            .expect("queue lock")
+            .groups
+            .retain(|k, _| keep(k));
+    }
+
     /// Drops what the queue remembers of `key` (its group and turn), e.g. once it is deleted.
     pub fn forget(&self, key: &K) {
         let mut s = self.state.lock().expect("queue lock");
@@ -99,6 +122,11 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
     /// Queues `key` to run at `at` (or earlier if it is already queued for earlier).
     pub fn add_at(&self, key: K, at: Instant) {
         let mut s = self.state.lock().expect("queue lock");
+        if !s.queued_seq.contains_key(&key) {
+            s.queued += 1;
+            let n = s.queued;
+            s.queued_seq.insert(key.clone(), n);
+        }
         let slot = if s.running.contains(&key) {
             s.again.entry(key)
         } else {
@@ -132,10 +160,17 @@ impl<K: Eq + Hash + Clone> WorkQueue<K> {
                     .pending
                     .iter()
                     .filter(|(_, t)| **t <= now)
-                    .min_by_key(|(k, t)| (s.last_turn(k), **t))
+                    .min_by_key(|(k, t)| {
+                        (
+                            s.last_turn(k),
+                            **t,
+                            s.queued_seq.get(*k).copied().unwrap_or(0),
+                        )
+                    })
                     .map(|(k, _)| k.clone());
                 if let Some(k) = due {
                     s.pending.remove(&k);
+                    s.queued_seq.remove(&k);
                     s.running.insert(k.clone());
                     s.take_turn(&k);
                     return Some(k);
