@@ -150,8 +150,7 @@ mod tests {
     #[tokio::test]
     async fn the_key_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = crate::server::open_database(&url).await.unwrap();
+        let db = crate::store::test_database(dir.path()).await;
         let sb = SecretBox::from_key(&[7; 32]);
         let a = key(&db, &sb).await.unwrap();
         let b = key(&db, &sb).await.unwrap();

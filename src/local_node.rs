@@ -287,8 +287,7 @@ mod tests {
     #[tokio::test]
     async fn prepares_key_venv_and_host_key() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = crate::server::open_database(&url).await.unwrap();
+        let db = crate::store::test_database(dir.path()).await;
         crate::server::register_local_node(&db, None).await.unwrap();
         let sb = SecretBox::from_key(&[5u8; 32]);
         let data = dir.path().join("data");

@@ -295,6 +295,21 @@ pub async fn exec(
     let expected = parse_public(pinned)?;
     let key = PrivateKey::from_openssh(&target.private_key_openssh)
         .map_err(|e| SshError::Key(format!("private key does not parse: {e}")))?;
+    // A pooled connection outlives sshd being stopped or the port being closed, but every
+    // playbook opens new connections: the node counts as reachable only while it accepts one
+    // (a TCP handshake: cheap next to the key exchange the pool saves).
+    if !port_open(
+        &target.hostname,
+        target.port,
+        timeout.min(Duration::from_secs(5)),
+    )
+    .await
+    {
+        return Err(SshError::Connect(format!(
+            "{}:{} does not accept SSH connections",
+            target.hostname, target.port
+        )));
+    }
     let pool_key = PoolKey::of(target, pinned);
     let used: Arc<Mutex<Option<Arc<client::Handle<HostKeyCheck>>>>> = Arc::default();
     let r = tokio::time::timeout(
@@ -861,8 +876,7 @@ mod tests {
 
     async fn test_db() -> (tempfile::TempDir, sea_orm::DatabaseConnection) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let db = crate::server::open_database(&url).await.unwrap();
+        let db = crate::store::test_database(dir.path()).await;
         (dir, db)
     }
 

@@ -1,6 +1,7 @@
 //! The schema applies cleanly, enforces its enum CHECKs, uniques and foreign keys, and applying it
 //! again is a no-op. Always on in-memory SQLite; also on PostgreSQL when
-//! `PRESSLUFT_TEST_POSTGRES_URL` names a database the test may create schemas in.
+//! `PRESSLUFT_TEST_POSTGRES_URL` (`postgres://user:password@host:port`, a role with CREATEDB) is set:
+//! in a fresh database on that server.
 use migration::{Migrator, MigratorTrait};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{
@@ -193,30 +194,31 @@ async fn migrates_postgres() {
         eprintln!("PRESSLUFT_TEST_POSTGRES_URL unset: PostgreSQL run skipped");
         return;
     };
-    // A fresh schema per run, so the test never depends on what the database already holds.
-    let schema = format!(
-        "migrate_test_{}_{}",
+    // A fresh database per run (`pl_test_…`: scripts/test-postgres.sh drops leftovers), so the
+    // test never depends on what the server already holds.
+    let name = format!(
+        "pl_test_migrate_{}_{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos()
     );
-    let admin = Database::connect(&url).await.unwrap();
+    let admin = Database::connect(format!("{url}/postgres")).await.unwrap();
     admin
-        .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
 
-    let mut options = ConnectOptions::new(&url);
-    options.set_schema_search_path(schema.clone());
-    let db = Database::connect(options).await.unwrap();
+    let db = Database::connect(ConnectOptions::new(format!("{url}/{name}")))
+        .await
+        .unwrap();
     assert_eq!(db.get_database_backend(), DbBackend::Postgres);
     exercise(&db).await;
     db.close().await.unwrap();
 
     admin
-        .execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .execute_unprepared(&format!("DROP DATABASE {name}"))
         .await
         .unwrap();
 }

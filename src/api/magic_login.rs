@@ -26,6 +26,19 @@ use crate::store::{self, resources};
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lifetime of a login token, in seconds.
 pub const TOKEN_TTL_SECS: i64 = 60;
+
+/// The lifetime in use: [`TOKEN_TTL_SECS`], or `PRESSLUFT_MAGIC_LOGIN_TTL` (seconds, 10 to 3600;
+/// the end-to-end tests shorten it to see a link expire without waiting a minute).
+pub fn token_ttl_secs() -> i64 {
+    static TTL: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *TTL.get_or_init(|| {
+        std::env::var("PRESSLUFT_MAGIC_LOGIN_TTL")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|s| (10..=3600).contains(s))
+            .unwrap_or(TOKEN_TTL_SECS)
+    })
+}
 /// Where node-provision installs the PHP helper.
 const HELPER: &str = "/usr/local/lib/pressluft/pressluft-helper.php";
 /// The audit action of a magic login.
@@ -182,7 +195,7 @@ async fn query(st: &AppState, env: &environments::Model) -> Result<MagicLoginRes
     };
     Ok(MagicLoginResponse {
         login_url: format!("{origin}{}?pressluft_login={}", token.path, token.token),
-        expires_at: crate::clock::format(issued + time::Duration::seconds(TOKEN_TTL_SECS)),
+        expires_at: crate::clock::format(issued + time::Duration::seconds(token_ttl_secs())),
     })
 }
 
@@ -266,7 +279,7 @@ fn login_command(env: &environments::Model, node: &nodes::Model) -> Result<Strin
         "--user",
         &env.wp_admin_login,
         "--ttl",
-        &TOKEN_TTL_SECS.to_string(),
+        &token_ttl_secs().to_string(),
     ]
     .map(quote)
     .join(" ");

@@ -179,3 +179,29 @@ pub async fn ping(db: &impl ConnectionTrait) -> Result<()> {
     db.execute_unprepared("SELECT 1").await?;
     Ok(())
 }
+
+/// Unit tests' database, migrated: with `PRESSLUFT_TEST_POSTGRES_URL` (`postgres://user:pw@host:port`,
+/// scripts/test-postgres.sh) a fresh database `pl_test_<id>` on that server (the script drops them
+/// afterwards), else an SQLite file in `dir`.
+#[cfg(test)]
+pub(crate) async fn test_database(dir: &std::path::Path) -> DatabaseConnection {
+    let url = match std::env::var("PRESSLUFT_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            let name = format!(
+                "pl_test_{}",
+                crate::ids::new_id().replace('-', "").to_ascii_lowercase()
+            );
+            let admin = Database::connect(format!("{base}/postgres")).await.unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+            format!("{base}/{name}")
+        }
+        Err(_) => format!("sqlite://{}?mode=rwc", dir.join("t.db").display()),
+    };
+    let db = connect(&url).await.unwrap();
+    migrate(&db).await.unwrap();
+    db
+}
