@@ -25,6 +25,7 @@ Nodes are declared and converged before the clock starts.
         [--replicas 1,2] [--nodes 10] [--job-secs 1] [--max-playbooks 8] [--node-job-limit 4]
 """
 import argparse
+import random
 import http.cookiejar
 import importlib.util
 import json
@@ -66,10 +67,14 @@ class Replica(chaos.Replica):
     key for root: what the real mode needs to reach 127.0.0.2 ...)."""
 
     local_node = False
+    # real runs with kills: the forkserver ends a killed replica's playbook runs when its pipe
+    # closes (the scripted node is a shell script: run directly)
+    forkserver = False
 
     def start(self):
-        cmd = [chaos.BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data,
-               "--no-ansible-forkserver"]
+        cmd = [chaos.BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data]
+        if not self.forkserver:
+            cmd.append("--no-ansible-forkserver")
         if not self.local_node:
             cmd.append("--no-local-node")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=open(self.logf, "a"), stderr=subprocess.STDOUT)
@@ -137,6 +142,8 @@ def run(args, n_replicas, n_sites, tag):
     # real: the first replica registers this machine as its local node, which authorizes the
     # control key for root (removed again at the end); that node gets no site
     replicas[0].local_node = args.real
+    for r in replicas:
+        r.forkserver = args.real and args.kills > 0
     n_nodes = args.nodes + (1 if args.real else 0)
     apis = []
     site_ids = []
@@ -193,8 +200,27 @@ def run(args, n_replicas, n_sites, tag):
                                     "WHERE status = 'failed' LIMIT 3")
             return f"{done}/{envs} environments active, {busy} jobs busy; failed jobs: {failed}"
 
+        kills = 0
+        if args.kills:
+            # kill -9 of a random replica (restarted at once) while jobs run, args.kills times
+            deadline = time.time() + (3600 if args.real else 600)
+            while kills < args.kills and time.time() < deadline:
+                time.sleep(random.uniform(2, 6))
+                busy = int(chaos.psql(db, "SELECT count(*) FROM jobs WHERE status = 'running'")[0][0])
+                if busy == 0 and converged() is True:
+                    break
+                victim = random.choice(replicas)
+                kills += 1
+                log(f"kill -9 {victim.name} ({kills}/{args.kills}; {busy} jobs running)")
+                victim.kill9()
+                victim.start()
         wait("convergence", converged, 3600 if args.real else 600)
         took = time.time() - t0
+        statuses, interrupted, _, problems = chaos.check_job_log(db)
+        if args.kills:
+            log(f"{kills} kills; jobs by status: {statuses}; JobInterrupted events: {interrupted}")
+        if problems:
+            raise SystemExit("FAILED: " + "; ".join(problems))
         cpu1 = [cpu(r.proc.pid) for r in replicas]
         own = sum(b[0] - a[0] for a, b in zip(cpu0, cpu1))
         children = sum(b[1] - a[1] for a, b in zip(cpu0, cpu1))
@@ -217,7 +243,8 @@ def run(args, n_replicas, n_sites, tag):
             "site_latency_p50_s": round(lat[len(lat) // 2], 2) if lat else None,
             "site_latency_max_s": round(lat[-1], 2) if lat else None,
             "jobs": jobs, "replicas_that_ran_jobs": workers, "max_jobs_at_once_per_node": int(most or 0),
-            "node_converge_s": round(node_secs, 1),
+            "node_converge_s": round(node_secs, 1), "kills": kills, "interrupted": int(interrupted),
+            "invariants": "ok (no overlap in the job log, no duplicates, nothing running)",
         }
         log(json.dumps(result))
         ok = True
@@ -271,6 +298,7 @@ def main():
     p.add_argument("--nodes", type=int, default=None, help="nodes 127.0.0.2... (default 10; --real: 3)")
     p.add_argument("--job-secs", type=float, default=1.0, help="scripted node: seconds per job")
     p.add_argument("--max-playbooks", type=int, default=8)
+    p.add_argument("--kills", type=int, default=0, help="kill -9 a random replica this many times while converging")
     p.add_argument("--node-job-limit", type=int, default=4)
     args = p.parse_args()
     counts = [int(x) for x in (args.counts or ("10" if args.real else "10,30,60")).split(",")]

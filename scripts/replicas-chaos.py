@@ -211,6 +211,44 @@ async def load_phase(ports, token, site_ids, env_ids, rate, secs, conns=48):
     return results
 
 
+def check_job_log(db):
+    """The invariants of a run with replicas, from the database: never two jobs of one site (or
+    node) running at once whichever replica ran them, no duplicate nodes, one environment per
+    site, no work done twice, nothing left running. (statuses, interrupted, workers, problems)."""
+    rows = psql(db, "SELECT COALESCE(site_id, node_id), started_at, COALESCE(finished_at, '9999'), "
+                    "COALESCE(locked_by, ''), status, job_type FROM jobs WHERE started_at IS NOT NULL "
+                    "ORDER BY 1, 2")
+    overlaps = []
+    last = {}
+    for scope, started, finished, by, status, job_type in rows:
+        prev = last.get(scope)
+        if prev and started < prev[1]:
+            overlaps.append((scope, prev, (started, finished, by, status, job_type)))
+        if not prev or finished > prev[1]:
+            last[scope] = (started, finished, by, status, job_type)
+    workers = sorted({r[3] for r in rows})
+    statuses = psql(db, "SELECT status, count(*) FROM jobs GROUP BY status ORDER BY 1")
+    interrupted = psql(db, "SELECT count(*) FROM events WHERE reason = 'JobInterrupted'")[0][0]
+    dup_nodes = psql(db, "SELECT hostname FROM nodes GROUP BY hostname HAVING count(*) > 1")
+    dup_envs = psql(db, "SELECT site_id FROM environments GROUP BY site_id HAVING count(*) > 1")
+    running = psql(db, "SELECT count(*) FROM jobs WHERE status = 'running'")[0][0]
+    # the same work done twice (two succeeded jobs for one resource, job type and generation)
+    twice = psql(db, "SELECT resource_id, job_type, generation FROM jobs WHERE status = 'succeeded' "
+                     "GROUP BY 1, 2, 3 HAVING count(*) > 1")
+    problems = []
+    if overlaps:
+        problems.append(f"{len(overlaps)} overlapping jobs, e.g. {overlaps[:3]}")
+    if dup_nodes:
+        problems.append(f"duplicate nodes: {dup_nodes}")
+    if dup_envs:
+        problems.append(f"sites with several environments: {dup_envs}")
+    if twice:
+        problems.append(f"work done twice: {twice[:5]}")
+    if running != "0":
+        problems.append(f"{running} jobs running")
+    return statuses, interrupted, workers, problems
+
+
 def report_load(results, secs):
     lat = sorted(r[2] for r in results)
     failures = [r for r in results if r[1] >= 400 and not (r[0] == "patch_site" and r[1] == 409)]
@@ -313,39 +351,8 @@ def main():
         took = time.time() - t0
         log(f"converged: {SITES} sites on {NODES} nodes in {took:.1f} s with {REPLICAS} replica(s), {kills} kills")
 
-        # The job log: never two jobs of one site (or node) at once.
-        rows = psql(db, "SELECT COALESCE(site_id, node_id), started_at, COALESCE(finished_at, '9999'), "
-                        "COALESCE(locked_by, ''), status, job_type FROM jobs WHERE started_at IS NOT NULL "
-                        "ORDER BY 1, 2")
-        overlaps = []
-        last = {}
-        for scope, started, finished, by, status, job_type in rows:
-            prev = last.get(scope)
-            if prev and started < prev[1]:
-                overlaps.append((scope, prev, (started, finished, by, status, job_type)))
-            if not prev or finished > prev[1]:
-                last[scope] = (started, finished, by, status, job_type)
-        workers = sorted({r[3] for r in rows})
-        statuses = psql(db, "SELECT status, count(*) FROM jobs GROUP BY status ORDER BY 1")
-        interrupted = psql(db, "SELECT count(*) FROM events WHERE reason = 'JobInterrupted'")[0][0]
-        dup_nodes = psql(db, "SELECT hostname FROM nodes GROUP BY hostname HAVING count(*) > 1")
-        dup_envs = psql(db, "SELECT site_id FROM environments GROUP BY site_id HAVING count(*) > 1")
-        running = psql(db, "SELECT count(*) FROM jobs WHERE status = 'running'")[0][0]
-        # the same work done twice (two succeeded jobs for one resource, job type and generation)
-        twice = psql(db, "SELECT resource_id, job_type, generation FROM jobs WHERE status = 'succeeded' "
-                         "GROUP BY 1, 2, 3 HAVING count(*) > 1")
+        statuses, interrupted, workers, problems = check_job_log(db)
         log(f"jobs by status: {statuses}; JobInterrupted events: {interrupted}; workers: {len(workers)}")
-        problems = []
-        if overlaps:
-            problems.append(f"{len(overlaps)} overlapping jobs, e.g. {overlaps[:3]}")
-        if dup_nodes:
-            problems.append(f"duplicate nodes: {dup_nodes}")
-        if dup_envs:
-            problems.append(f"sites with several environments: {dup_envs}")
-        if twice:
-            problems.append(f"work done twice: {twice[:5]}")
-        if running != "0":
-            problems.append(f"{running} jobs running")
         if problems:
             raise SystemExit("FAILED: " + "; ".join(problems))
         print(json.dumps({"replicas": REPLICAS, "sites": SITES, "nodes": NODES, "kills": kills,
