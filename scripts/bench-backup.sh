@@ -253,25 +253,7 @@ api_backup
 small_ms="$b_ms" small_peak="$b_peak" small_size="$b_size"
 
 # ------------------------------------------------------------------ the data --------------------
-log "filling the database with ~$db_mb MiB and the uploads with $uploads_mb MiB of random data"
-rows=$((db_mb * 1024))
-mariadb --protocol=socket --user=root "$db_name" <<SQL
-CREATE TABLE wp_pl_bench (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, meta_key VARCHAR(191),
-  meta_value LONGTEXT, KEY meta_key (meta_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-INSERT INTO wp_pl_bench (meta_key, meta_value)
-  SELECT CONCAT('bench_', seq), CONCAT(SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512),
-    SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512))
-  FROM seq_1_to_${rows};
-SQL
-owner="$(stat -c %u:%g "$uploads")"
-files=8
-mkdir -p "$uploads/2025/01"
-for ((i = 1; i <= files; i++)); do
-    head -c "$((uploads_mb * 1048576 / files))" /dev/urandom >"$uploads/2025/01/bench-$i.bin"
-done
-chown -R "$owner" "$uploads/2025"
-find "$uploads/2025" -type d -exec chmod 2750 {} +
-find "$uploads/2025" -type f -exec chmod 0640 {} +
+bench_fill "$db_name" "$uploads"
 dump_bytes="$(produce database | wc -c)"
 uploads_bytes="$(produce uploads | wc -c)"
 files_bytes="$(produce files | wc -c)"

@@ -115,25 +115,7 @@ uploads="$src_root/shared/uploads"
 # ------------------------------------------------------------------ the data --------------------
 # as bench-backup.sh: ~1 KiB rows of random hex (a meta_key naming the source URL every 64th row,
 # so the URL rewrite has something to do) and random (incompressible) upload files
-log "filling the database with ~$db_mb MiB and the uploads with $uploads_mb MiB of random data"
-rows=$((db_mb * 1024))
-mariadb --protocol=socket --user=root "$src_db" <<SQL
-CREATE TABLE wp_pl_bench (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, meta_key VARCHAR(191),
-  meta_value LONGTEXT, KEY meta_key (meta_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-INSERT INTO wp_pl_bench (meta_key, meta_value)
-  SELECT CONCAT('bench_', seq), CONCAT(IF(seq % 64 = 0, '$src_url/', ''), SHA2(RAND(), 512), SHA2(RAND(), 512),
-    SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512))
-  FROM seq_1_to_${rows};
-SQL
-owner="$(stat -c %u:%g "$uploads")"
-files=8
-mkdir -p "$uploads/2025/01"
-for ((i = 1; i <= files; i++)); do
-    head -c "$((uploads_mb * 1048576 / files))" /dev/urandom >"$uploads/2025/01/bench-$i.bin"
-done
-chown -R "$owner" "$uploads/2025"
-find "$uploads/2025" -type d -exec chmod 2750 {} +
-find "$uploads/2025" -type f -exec chmod 0640 {} +
+bench_fill "$src_db" "$uploads" "$src_url"
 dump_bytes="$(mariadb-dump --protocol=socket --user=root --single-transaction --quick --hex-blob "$src_db" | wc -c)"
 uploads_bytes="$(du -sb --apparent-size "$uploads" | cut -f1)"
 content_bytes="$(du -sb --apparent-size --exclude=uploads "$src_root/current/wp-content/" | cut -f1)"

@@ -157,21 +157,7 @@ src_db="$(db_of "$src_id")"
 uploads="$src_root/shared/uploads"
 [ -d "$uploads" ] || die "$uploads is missing"
 
-log "filling the database with ~$db_mb MiB and the uploads with $uploads_mb MiB of random data"
-rows=$((db_mb * 1024))
-mariadb --protocol=socket --user=root "$src_db" <<SQL
-CREATE TABLE wp_pl_bench (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, meta_key VARCHAR(191),
-  meta_value LONGTEXT, KEY meta_key (meta_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-INSERT INTO wp_pl_bench (meta_key, meta_value)
-  SELECT CONCAT('bench_', seq), CONCAT(IF(seq % 64 = 0, '$old_url/', ''), SHA2(RAND(), 512), SHA2(RAND(), 512),
-    SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512))
-  FROM seq_1_to_${rows};
-SQL
-files=8
-mkdir -p "$uploads/2025/01"
-for ((i = 1; i <= files; i++)); do
-    head -c "$((uploads_mb * 1048576 / files))" /dev/urandom >"$uploads/2025/01/bench-$i.bin"
-done
+bench_fill "$src_db" "$uploads" "$old_url"
 
 log "packing the archive (db.sql + files/ + meta.json, tar.gz)"
 mkdir -p "$tmp/pack" "$imports_dir"

@@ -147,3 +147,31 @@ bench_line() {
     printf '  %-64s %6s s %7s MiB/s %7s %s\n' "$1" "$(secs "$2")" \
         "$(awk -v b="$raw_bytes" -v ms="$2" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }')" "$ratio" "$verdict"
 }
+
+# bench_fill DB UPLOADS_DIR [URL]: the benchmark's data: ~$db_mb MiB of ~1 KiB rows of random hex in
+# the table wp_pl_bench of DB (with URL, a meta_value naming it every 64th row, so a URL rewrite has
+# something to do) and $uploads_mb MiB of random (incompressible) files in UPLOADS_DIR/2025/01,
+# owned and moded like UPLOADS_DIR. Sets $rows and $files.
+bench_fill() {
+    local db="$1" uploads="$2" url="${3:-}" prefix="''" owner i
+    [ -n "$url" ] && prefix="IF(seq % 64 = 0, '$url/', '')"
+    log "filling the database with ~$db_mb MiB and the uploads with $uploads_mb MiB of random data"
+    rows=$((db_mb * 1024))
+    mariadb --protocol=socket --user=root "$db" <<SQL
+CREATE TABLE wp_pl_bench (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, meta_key VARCHAR(191),
+  meta_value LONGTEXT, KEY meta_key (meta_key)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO wp_pl_bench (meta_key, meta_value)
+  SELECT CONCAT('bench_', seq), CONCAT($prefix, SHA2(RAND(), 512), SHA2(RAND(), 512),
+    SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512), SHA2(RAND(), 512))
+  FROM seq_1_to_${rows};
+SQL
+    owner="$(stat -c %u:%g "$uploads")"
+    files=8
+    mkdir -p "$uploads/2025/01"
+    for ((i = 1; i <= files; i++)); do
+        head -c "$((uploads_mb * 1048576 / files))" /dev/urandom >"$uploads/2025/01/bench-$i.bin"
+    done
+    chown -R "$owner" "$uploads/2025"
+    find "$uploads/2025" -type d -exec chmod 2750 {} +
+    find "$uploads/2025" -type f -exec chmod 0640 {} +
+}
