@@ -63,31 +63,11 @@ def cpu(pid):
 
 
 class Replica(chaos.Replica):
-    """chaos.Replica; `local_node` registers this machine as a node (which authorizes the control
-    key for root: what the real mode needs to reach 127.0.0.2 ...)."""
+    """chaos.Replica with a longer start-up allowance; `local_node` (the real mode's first replica)
+    registers this machine as a node, which authorizes the control key for root: what the real
+    mode needs to reach 127.0.0.2 ..."""
 
-    local_node = False
-    # real runs with kills: the forkserver ends a killed replica's playbook runs when its pipe
-    # closes (the scripted node is a shell script: run directly)
-    forkserver = False
-
-    def start(self):
-        cmd = [chaos.BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data]
-        if not self.forkserver:
-            cmd.append("--no-ansible-forkserver")
-        if not self.local_node:
-            cmd.append("--no-local-node")
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=open(self.logf, "a"), stderr=subprocess.STDOUT)
-        api = chaos.Api(self.port)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if api.call("GET", "/api/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"{self.name} did not come up; see {self.logf}")
+    up_timeout = 60
 
 
 def authorized_keys():

@@ -82,6 +82,13 @@ class Api:
 
 
 class Replica:
+    # register this machine as a local node (authorizes the control key for root)
+    local_node = False
+    # run playbooks through the forkserver (it ends a killed replica's runs when its pipe closes;
+    # the scripted node is a shell script: run directly)
+    forkserver = False
+    up_timeout = 30
+
     def __init__(self, name, port, work, env):
         self.name, self.port, self.env = name, port, env
         self.data = os.path.join(work, name)
@@ -90,13 +97,14 @@ class Replica:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data,
-             "--no-local-node", "--no-ansible-forkserver"],
-            env=self.env, stdout=open(self.logf, "a"), stderr=subprocess.STDOUT,
-        )
+        cmd = [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data]
+        if not self.forkserver:
+            cmd.append("--no-ansible-forkserver")
+        if not self.local_node:
+            cmd.append("--no-local-node")
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=open(self.logf, "a"), stderr=subprocess.STDOUT)
         api = Api(self.port)
-        deadline = time.time() + 30
+        deadline = time.time() + self.up_timeout
         while time.time() < deadline:
             try:
                 if api.call("GET", "/api/healthz")[0] == 200:
