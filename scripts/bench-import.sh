@@ -213,6 +213,8 @@ for ((round = 1; round <= rounds; round++)); do
     # the module's own work from the archive read to the health check (no Ansible, no backup gate)
     A_M+=("$(jq -r '[.download, .inspect, .stage, .caches_before, .url_rewrite, .admin, .prune, .caches, .health] | map(. // 0) | add' <<<"$timings")")
     last_job="$job"
+    last_backup="$(api GET "/api/jobs?environment_id=$target_id&limit=100" | jq -c '[.items[] | select(.job_type == "backup_create")] | sort_by(.created_at) | .[-1]')"
+    last_post="$t0"
     last_timings="$timings"
     last_pre="$(jq -r .pre_backup_id <<<"$body")"
 
@@ -246,6 +248,15 @@ for ((i = 0; i < ${#A_I[@]}; i++)); do
     printf ' %s/%s/%s/%s/%s/%s' "$(secs "${A_I[$i]}")" "$(secs "${A_J[$i]}")" "$(secs "${A_M[$i]}")" "$(secs "${H_F[$i]}")" "$(secs "${H_P[$i]}")" "$(secs "${H_S[$i]}")"
 done
 echo
+# POST -> the pre-import backup's job (queued, started, finished) -> site_import (queued, started)
+if [ -n "${last_backup:-}" ] && [ "$last_backup" != null ]; then
+    printf '  POST -> pre-import backup_create queued %s s, started %s s, finished %s s -> site_import queued %s s, started %s s (from the POST)\n' \
+        "$(secs $(($(ts_ms "$(jq -r .created_at <<<"$last_backup")") - last_post)))" \
+        "$(secs $(($(ts_ms "$(jq -r .started_at <<<"$last_backup")") - last_post)))" \
+        "$(secs $(($(ts_ms "$(jq -r .finished_at <<<"$last_backup")") - last_post)))" \
+        "$(secs $(($(ts_ms "$(jq -r .created_at <<<"$last_job")") - last_post)))" \
+        "$(secs $(($(ts_ms "$(jq -r .started_at <<<"$last_job")") - last_post)))"
+fi
 printf '  where the time goes (last round): pre-import backup %s; site_import queued -> started %s s; module timings (ms) %s\n' \
     "$last_pre" \
     "$(secs $(($(ts_ms "$(jq -r .started_at <<<"$last_job")") - $(ts_ms "$(jq -r .created_at <<<"$last_job")"))))" \

@@ -110,6 +110,12 @@ options:
   source_environment_root: {type: str, description: "with source_environment_id: its root, <sites_root>/<site>/<source id>"}
   source_db_name: {type: str, description: "with source_environment_id: its database"}
   source_site_url: {type: str, description: "with source_environment_id: the URL it serves WordPress on (rewritten to site_url)"}
+  clone_tablespace_max_bytes:
+    type: int
+    default: 1073741824
+    description: "with source_environment_id: a source database up to this size is copied as InnoDB tablespaces
+      (writes to the source wait while its files are copied; module_utils/pressluft_dbcopy); larger ones, and
+      with 0 every one, by mariadb-dump --single-transaction | mariadb. Fact clone_database: method, reason, locked_ms"
   drift_baseline_preset: {type: str, choices: [content-protect, commerce-protect], description: "with source_environment_id (production): report the source's overwritable data for this preset, as the clone copied it, as drift_baseline (drift_baseline_skipped once cloned)"}
 """
 
@@ -150,6 +156,8 @@ from urllib.parse import urlsplit
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import (
     check_http, http_get, last_json_line, run_helper, wait_for_nginx, with_retry)
+from ansible.module_utils import pressluft_dbcopy as dbcopy
+from ansible.module_utils import pressluft_fastcgi as fastcgi
 from ansible.module_utils import pressluft_promote as promote
 from ansible.module_utils.pressluft_spare import spawn_filler, take_spare
 
@@ -171,6 +179,32 @@ CONFIG_LOCK = "/run/lock/pressluft-config.lock"
 # leaves the marker, and the next run reloads even though no file changes any more.
 PENDING_DIR = "/var/lib/pressluft/pending"
 DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
+# The OPcache warm-up of a new pool (Env.warm_opcache): WordPress' bootstrap files and wp-includes
+# without the libraries a front-end request does not load. %s = the release directory (PHP string).
+WARM_OPCACHE_PHP = r"""<?php
+$root = %s;
+$skip = array('sodium_compat', 'Requests', 'customize', 'SimplePie', 'ID3', 'random_compat', 'IXR',
+    'theme-compat', 'Text', 'PHPMailer', 'assets', 'js', 'css', 'images', 'fonts', 'certificates');
+$n = 0;
+if (function_exists('opcache_compile_file')) {
+    foreach (array('index.php', 'wp-load.php', 'wp-blog-header.php', 'wp-settings.php') as $f) {
+        $n += @opcache_compile_file("$root/$f") ? 1 : 0;
+    }
+    $dirs = new RecursiveCallbackFilterIterator(
+        new RecursiveDirectoryIterator("$root/wp-includes", FilesystemIterator::SKIP_DOTS),
+        function ($file, $key, $it) use ($skip) {
+            return !$it->hasChildren() || !in_array($file->getFilename(), $skip, true);
+        }
+    );
+    foreach (new RecursiveIteratorIterator($dirs) as $file) {
+        if (substr($file->getFilename(), -4) === '.php') {
+            $n += @opcache_compile_file($file->getPathname()) ? 1 : 0;
+        }
+    }
+}
+header('Content-Type: text/plain');
+echo "\n", $n;
+"""
 # Not copied into a release (rsync-style paths relative to the WordPress source).
 RELEASE_EXCLUDE = ("wp-config.php", ".htaccess", "wp-content/uploads")
 COPY_WORKERS = 3
@@ -836,12 +870,13 @@ class Env:
         self.purge_page_cache()
         return result
 
-    def search_replace(self, old, want):
+    def search_replace(self, old, want, lean=False):
         """The helper's serialized-safe search-replace old -> want over the whole database (plain,
-        JSON-escaped and URL-encoded forms), as the environment's user."""
+        JSON-escaped and URL-encoded forms), as the environment's user. `lean`: without loading
+        WordPress (a clone: its caches are emptied afterwards)."""
         php = "php%s" % self.php if shutil.which("php%s" % self.php) else "php"
         argv = ["runuser", "-u", self.user, "--", php, self.p["helper"], "--path=%s/current" % self.root,
-                "search-replace", "--old", old, "--new", want]
+                "search-replace", "--old", old, "--new", want] + (["--lean"] if lean else [])
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, cwd="/", timeout=1800,
                                   stdin=subprocess.DEVNULL)
@@ -928,7 +963,7 @@ class Env:
 
         def copy_db():
             try:
-                self.copy_database(plan["src_db"], state["procs"])
+                state["db_copy"] = self.copy_database(plan["src_db"], state["procs"])
             except Failure as exc:
                 state["db_error"] = exc
             except Exception as exc:  # reported, never lost in the thread
@@ -989,6 +1024,13 @@ class Env:
         timings["wait"] = int((time.monotonic() - t0) * 1000)
         if state["db_error"] is not None:
             raise state["db_error"]
+        # the new pool compiles the release's core while the URL rewrite runs (the health check's
+        # first request then meets a warm OPcache)
+        warm = None
+        if self.p["health_check"] and "php-fpm" in self.reloaded:
+            warm = threading.Thread(target=self.warm_opcache, args=(os.path.join(self.root, "releases", release),),
+                                    daemon=True)
+            warm.start()
         for rc, _, err in results:
             if rc != 0:
                 raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))
@@ -1002,7 +1044,7 @@ class Env:
         try:
             t0 = time.monotonic()
             if plan["src_url"] != self.site_url:
-                self.search_replace(plan["src_url"], self.site_url)
+                self.search_replace(plan["src_url"], self.site_url, lean=True)
             timings["search_replace"] = int((time.monotonic() - t0) * 1000)
             if baseline is not None:
                 t0 = time.monotonic()
@@ -1011,6 +1053,8 @@ class Env:
         finally:
             if isinstance(baseline, promote.SnapshotChecksums):
                 baseline.abort()
+        if warm is not None:
+            warm.join(10)
         self.drop_redis_keys()
         self.purge_page_cache()
         marker = plan["marker"]
@@ -1020,7 +1064,7 @@ class Env:
         os.unlink(plan["pending"])
         self.wordpress_installed = True  # the install step is skipped
         timings["total"] = int((time.monotonic() - state["t0"]) * 1000)
-        facts = {"cloned_from": plan["sid"], "clone_timings_ms": timings}
+        facts = {"cloned_from": plan["sid"], "clone_timings_ms": timings, "clone_database": state.get("db_copy")}
         if baseline is not None:
             facts["drift_baseline"] = baseline
         return facts
@@ -1050,36 +1094,13 @@ class Env:
             raise Failure("recording the drift baseline failed: %s" % exc)
 
     def copy_database(self, src_db, procs=None):
-        """mariadb-dump --single-transaction --quick of src_db piped into this database (as root);
-        the two processes are appended to `procs` (clone_abort kills them)."""
-        dump_bin = shutil.which("mariadb-dump") or shutil.which("mysqldump")
-        client = shutil.which("mariadb") or shutil.which("mysql")
-        if not dump_bin or not client:
-            raise Failure("the mariadb client / mariadb-dump is not installed")
-        # tables of an earlier partial clone or install go first: the dump drops only its own
-        tables = self.mariadb("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n"
-                              % sql_str(self.db_name)).split()
-        if tables:
-            self.mariadb("SET FOREIGN_KEY_CHECKS=0;\n" + "".join(
-                "DROP TABLE IF EXISTS `%s`.`%s`;\n" % (self.db_name, t.replace("`", "``")) for t in tables))
-        with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as load_err:
-            dump = subprocess.Popen([dump_bin, "--protocol=socket", "--user=root", "--single-transaction", "--quick",
-                                     "--default-character-set=utf8mb4", "--hex-blob", "--routines", "--triggers",
-                                     "--skip-comments", src_db],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=dump_err)
-            load = subprocess.Popen([client, "--protocol=socket", "--user=root", "--default-character-set=utf8mb4",
-                                     self.db_name], stdin=dump.stdout, stdout=subprocess.DEVNULL, stderr=load_err)
-            if procs is not None:
-                procs.extend((dump, load))
-            dump.stdout.close()
-            load_rc = load.wait()
-            dump_rc = dump.wait()
-            if dump_rc != 0 or load_rc != 0:
-                dump_err.seek(0)
-                load_err.seek(0)
-                raise Failure("copying database %s failed (dump rc=%d, import rc=%d): %s %s"
-                              % (src_db, dump_rc, load_rc, dump_err.read().decode("utf-8", "replace").strip()[-700:],
-                                 load_err.read().decode("utf-8", "replace").strip()[-700:]))
+        """src_db copied into this database (as root; tables of an earlier partial clone go
+        first): InnoDB tablespaces when they apply, else dump | import (module_utils/pressluft_dbcopy).
+        The subprocesses are appended to `procs` (clone_abort kills them). The copy's facts."""
+        try:
+            return dbcopy.copy(src_db, self.db_name, procs, self.p["clone_tablespace_max_bytes"])
+        except dbcopy.CopyError as exc:
+            raise Failure("copying database %s failed: %s" % (src_db, exc))
 
     def purge_page_cache(self):
         if not os.path.isdir(self.cache_dir):
@@ -1370,6 +1391,34 @@ class Env:
         except Exception:  # pylint: disable=broad-except
             pass
         self.timings["warm_up"] = int((time.monotonic() - started) * 1000)
+
+    def warm_opcache(self, release):
+        """Compiles the release's WordPress core (what a front-end request loads; nothing is
+        executed) into the OPcache of this environment's new pool, through its socket: the
+        health check's first request then does not compile it. Runs beside the clone's URL
+        rewrite; a request through WordPress instead could write the source's URL back (its
+        options are not rewritten yet) or call the source's wp-cron. Errors are ignored: the
+        health check judges. The script lies in the environment's tmp/ (inside open_basedir, not
+        served by nginx) for the duration of the request."""
+        started = time.monotonic()
+        script = os.path.join(self.root, "tmp", ".pressluft-warm-%s.php" % secrets.token_hex(8))
+        try:
+            deadline = time.monotonic() + 5
+            while not os.path.exists(self.fpm_socket) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(WARM_OPCACHE_PHP % php_str(os.path.realpath(release)))
+            out, _, _ = fastcgi.request(self.fpm_socket, script, os.path.join(self.root, "current"), 20)
+            self.timings["opcache_files"] = int(out.rsplit(b"\n", 1)[-1].strip() or 0)
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                os.unlink(script)
+            except OSError:
+                pass
+        self.timings["opcache_warm"] = int((time.monotonic() - started) * 1000)
 
     # ------------------------------------------------------------------ health ----------------
     def health(self, url):
@@ -1790,7 +1839,19 @@ def carry_pending_reloads(env):
             env.change("%s reload left pending by an interrupted run" % name)
 
 
+def process_age_ms():
+    """Milliseconds since this process started (diagnostics: the module's start-up before main)."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            started = int(fh.read().rsplit(b")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime", "rb") as fh:
+            return int((float(fh.read().split()[0]) - started) * 1000)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main():
+    started_ms = process_age_ms()
     module = AnsibleModule(
         argument_spec=dict(
             state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -1839,6 +1900,7 @@ def main():
             source_environment_root=dict(type="str"),
             source_db_name=dict(type="str"),
             source_site_url=dict(type="str"),
+            clone_tablespace_max_bytes=dict(type="int", default=dbcopy.DEFAULT_TABLESPACE_MAX_BYTES),
             drift_baseline_preset=dict(type="str", choices=["content-protect", "commerce-protect"]),
         ),
         supports_check_mode=True,
@@ -1926,6 +1988,8 @@ def main():
                 result["health_error"] = ", ".join(
                     "%s: %s" % (k, v["detail"]) for k, v in checks.items() if not v["ok"])
         facts["environment_changes"] = env.changes
+        env.timings["module_start"] = started_ms
+        env.timings["module_total"] = process_age_ms()
         facts["environment_timings_ms"] = env.timings
         if env.release_core:
             facts["release_core"] = env.release_core

@@ -4,10 +4,12 @@
 # URL), checks it and deletes it again; a keeps its content (a post, an option, a plugin and an
 # upload are added to it).
 #
-# Covers: files (a plugin, an upload) and the database copied, owned by e's user; the source URL
-# rewritten everywhere (plain, JSON-escaped in post content, inside a PHP-serialized option that
-# still unserializes), e's own wp-config (DB credentials, Redis prefix); a second run changes
-# nothing and does not clone again.
+# Covers: files (a plugin, an upload) and the database copied, owned by e's user (the database as
+# InnoDB tablespaces); the source URL rewritten everywhere (plain, JSON-escaped in post content,
+# inside a PHP-serialized option that still unserializes), e's own wp-config (DB credentials,
+# Redis prefix); a second run changes nothing and does not clone again. Then f, cloned while a
+# transaction on a holds its options table: the tablespace copy gives up after its lock wait and
+# the database is dumped instead (same content, nothing of the attempt left).
 
 log "clones: env-create with source_environment_id (files, database, URL rewrite)"
 
@@ -72,6 +74,11 @@ user[e]=$(jv "$work/facts-clone-e.json" linux_user)
 root[e]=$(jv "$work/facts-clone-e.json" environment_root)
 db[e]=$(jv "$work/facts-clone-e.json" db_name)
 e_home="http://${host[e]}"
+expect_fact clone-e clone_database.method tablespace
+[ -n "$(jv "$work/facts-clone-e.json" clone_database.locked_ms)" ] || fail "clones: clone_database.locked_ms missing"
+[ "$(mariadb -N -B -e "SELECT COUNT(*) FROM \`${db[e]}\`.wp_posts WHERE ID=$cl_post")" = 1 ] || fail "clones: e's tablespaces lack the post"
+mariadb -N -B -e "CHECK TABLE \`${db[e]}\`.wp_posts, \`${db[e]}\`.wp_options" | awk '$4 != "OK" {bad=1} END {exit bad}' \
+    || fail "clones: CHECK TABLE of e's imported tablespaces"
 ok "env-create e from a: healthy, cloned_from a, no install ($(jv "$work/facts-clone-e.json" clone_timings_ms))"
 
 # the same content at e's own URL
@@ -141,3 +148,39 @@ unset "created[e]"
 wp_post_a=$(mariadb -N -B -e "SELECT COUNT(*) FROM \`${db[a]}\`.wp_posts WHERE ID=$cl_post")
 [ "$wp_post_a" = 1 ] || fail "clones: a lost its post when e was deleted"
 ok "e deleted, a keeps its content"
+
+# f: cloned while a transaction on a holds wp_options (an UPDATE, not committed for 12 s): the
+# export lock is not granted within its wait, the tablespace attempt is undone and the database
+# dumped (a consistent snapshot, no lock); a's writes were never blocked for longer than the wait
+python3 - "$work" <<'EOF'
+import json, sys, uuid
+work = sys.argv[1]
+e = json.load(open(work + "/e.json"))
+env_id = str(uuid.uuid4())
+hexid = env_id.replace("-", "")
+label, name = hexid[-8:], "pl_" + hexid[-16:]
+host = "%s.127-0-0-1.sslip.io" % label
+f = dict(e, environment_id=env_id, environment_slug="clone-f",
+         environment_root="/var/www/sites/%s/%s" % (e["site_id"], env_id),
+         preview_url="http://" + host, preview_host=host, db_name=name, db_user=name,
+         redis_prefix="pressluft_%s:" % env_id, wp_admin_login="pl-admin-" + label,
+         wp_admin_email="admin-%s@example.com" % label)
+json.dump(f, open(work + "/f.json", "w"), indent=1)
+EOF
+(echo "START TRANSACTION; UPDATE \`${db[a]}\`.wp_options SET option_value=option_value WHERE option_name='blogname'; SELECT SLEEP(12); ROLLBACK;" \
+    | mariadb >/dev/null 2>&1) &
+holder=$!
+sleep 1
+created[f]=1
+play clone-f env-create f
+wait "$holder" || true
+expect_fact clone-f healthy true
+expect_fact clone-f clone_database.method dump
+grep -q "could not be locked" <<<"$(jv "$work/facts-clone-f.json" clone_database.reason)" \
+    || fail "clones: f's clone_database.reason: $(jv "$work/facts-clone-f.json" clone_database.reason)"
+db[f]=$(jv "$work/facts-clone-f.json" db_name)
+[ "$(mariadb -N -B -e "SELECT COUNT(*) FROM \`${db[f]}\`.wp_posts WHERE ID=$cl_post")" = 1 ] || fail "clones: f lacks a's post"
+! ls /var/lib/mysql/"${db[a]}"/*.cfg >/dev/null 2>&1 || fail "clones: export files left in a's data directory"
+ok "env-create f while a transaction holds a's options: dumped instead ($(jv "$work/facts-clone-f.json" clone_database.reason)), a's post copied"
+play delete-f env-delete f
+unset "created[f]"
