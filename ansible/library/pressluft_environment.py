@@ -179,32 +179,6 @@ CONFIG_LOCK = "/run/lock/pressluft-config.lock"
 # leaves the marker, and the next run reloads even though no file changes any more.
 PENDING_DIR = "/var/lib/pressluft/pending"
 DISABLE_FUNCTIONS = "exec,passthru,shell_exec,system,proc_open,popen"
-# The OPcache warm-up of a new pool (Env.warm_opcache): WordPress' bootstrap files and wp-includes
-# without the libraries a front-end request does not load. %s = the release directory (PHP string).
-WARM_OPCACHE_PHP = r"""<?php
-$root = %s;
-$skip = array('sodium_compat', 'Requests', 'customize', 'SimplePie', 'ID3', 'random_compat', 'IXR',
-    'theme-compat', 'Text', 'PHPMailer', 'assets', 'js', 'css', 'images', 'fonts', 'certificates');
-$n = 0;
-if (function_exists('opcache_compile_file')) {
-    foreach (array('index.php', 'wp-load.php', 'wp-blog-header.php', 'wp-settings.php') as $f) {
-        $n += @opcache_compile_file("$root/$f") ? 1 : 0;
-    }
-    $dirs = new RecursiveCallbackFilterIterator(
-        new RecursiveDirectoryIterator("$root/wp-includes", FilesystemIterator::SKIP_DOTS),
-        function ($file, $key, $it) use ($skip) {
-            return !$it->hasChildren() || !in_array($file->getFilename(), $skip, true);
-        }
-    );
-    foreach (new RecursiveIteratorIterator($dirs) as $file) {
-        if (substr($file->getFilename(), -4) === '.php') {
-            $n += @opcache_compile_file($file->getPathname()) ? 1 : 0;
-        }
-    }
-}
-header('Content-Type: text/plain');
-echo "\n", $n;
-"""
 # Not copied into a release (rsync-style paths relative to the WordPress source).
 RELEASE_EXCLUDE = ("wp-config.php", ".htaccess", "wp-content/uploads")
 COPY_WORKERS = 3
@@ -1018,6 +992,18 @@ class Env:
                                  os.path.join(plan["src_release"], "wp-content") + "/", dst_content + "/"]))]
         results.append(finish(state["uploads"]))
         timings["files"] = int((time.monotonic() - state["t0"]) * 1000)
+        # the drift baseline's file manifest: the copied wp-content does not change any more, so
+        # it is hashed now, beside the wait for the database and the URL rewrite
+        manifest = {}
+        manifest_thread = None
+        if self.p["drift_baseline_preset"] and all(rc == 0 for rc, _, _ in results):
+            def hash_files():
+                try:
+                    manifest["files"] = promote.file_manifest(os.path.join(self.root, "releases", release))
+                except Exception as exc:  # pylint: disable=broad-except  # reported by the finish
+                    manifest["error"] = exc
+            manifest_thread = threading.Thread(target=hash_files, name="pressluft-clone-manifest", daemon=True)
+            manifest_thread.start()
         timings["content"] = int((time.monotonic() - t0) * 1000)
         state["db_thread"].join()
         timings["database"] = state["db_ms"]
@@ -1048,7 +1034,10 @@ class Env:
             timings["search_replace"] = int((time.monotonic() - t0) * 1000)
             if baseline is not None:
                 t0 = time.monotonic()
-                baseline = self.drift_baseline_finish(baseline, os.path.join(self.root, "releases", release))
+                if manifest_thread is not None:
+                    manifest_thread.join()
+                baseline = self.drift_baseline_finish(baseline, os.path.join(self.root, "releases", release),
+                                                      manifest.get("files"))
                 timings["drift_baseline"] = int((time.monotonic() - t0) * 1000)
         finally:
             if isinstance(baseline, promote.SnapshotChecksums):
@@ -1082,10 +1071,12 @@ class Env:
         except promote.PromoteError as exc:
             raise Failure("recording the drift baseline failed: %s" % exc)
 
-    def drift_baseline_finish(self, snap, release):
-        """The baseline of drift_baseline_start() plus the manifest of the copied wp-content."""
+    def drift_baseline_finish(self, snap, release, files=None):
+        """The baseline of drift_baseline_start() plus the manifest of the copied wp-content
+        (`files`: computed beforehand)."""
         try:
-            files = promote.file_manifest(release)
+            if files is None:
+                files = promote.file_manifest(release)
             return {"preset": self.p["drift_baseline_preset"], "prefix": self._baseline_prefix,
                     "db": snap.result(), "files": files,
                     "captured_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -1393,31 +1384,20 @@ class Env:
         self.timings["warm_up"] = int((time.monotonic() - started) * 1000)
 
     def warm_opcache(self, release):
-        """Compiles the release's WordPress core (what a front-end request loads; nothing is
-        executed) into the OPcache of this environment's new pool, through its socket: the
-        health check's first request then does not compile it. Runs beside the clone's URL
-        rewrite; a request through WordPress instead could write the source's URL back (its
-        options are not rewritten yet) or call the source's wp-cron. Errors are ignored: the
-        health check judges. The script lies in the environment's tmp/ (inside open_basedir, not
-        served by nginx) for the duration of the request."""
+        """Compiles the release's WordPress core (nothing is executed) into the OPcache of this
+        environment's new pool,
+        through its socket (pressluft_fastcgi.warm_opcache): the health check's first request then
+        does not compile them. Runs beside the clone's URL rewrite; a request through WordPress
+        instead could write the source's URL back (its options are not rewritten yet) or call the
+        source's wp-cron. Errors are ignored: the health check judges."""
         started = time.monotonic()
-        script = os.path.join(self.root, "tmp", ".pressluft-warm-%s.php" % secrets.token_hex(8))
-        try:
-            deadline = time.monotonic() + 5
-            while not os.path.exists(self.fpm_socket) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(WARM_OPCACHE_PHP % php_str(os.path.realpath(release)))
-            out, _, _ = fastcgi.request(self.fpm_socket, script, os.path.join(self.root, "current"), 20)
-            self.timings["opcache_files"] = int(out.rsplit(b"\n", 1)[-1].strip() or 0)
-        except (OSError, ValueError):
-            pass
-        finally:
-            try:
-                os.unlink(script)
-            except OSError:
-                pass
+        deadline = time.monotonic() + 5
+        while not os.path.exists(self.fpm_socket) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        files = fastcgi.warm_opcache(self.fpm_socket, os.path.realpath(release), os.path.join(self.root, "tmp"),
+                                     os.path.join(self.root, "current"), 20)
+        if files is not None:
+            self.timings["opcache_files"] = files
         self.timings["opcache_warm"] = int((time.monotonic() - started) * 1000)
 
     # ------------------------------------------------------------------ health ----------------

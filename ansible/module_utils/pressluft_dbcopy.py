@@ -25,6 +25,7 @@ import select
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 IDENT_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -102,22 +103,27 @@ def tablespace_refusal(info, max_bytes):
     return None
 
 
-def survey(src_db):
-    """What tablespace_refusal() needs to know about the source database."""
+def survey(src_db, dst_db=None):
+    """What tablespace_refusal() needs to know about the source database (and, with dst_db, the
+    tables and views already in the target: "dst", [(name, type)])."""
     out = sql("SELECT @@innodb_file_per_table, @@datadir;\n"
               "SELECT TABLE_NAME, TABLE_TYPE, IFNULL(ENGINE,''), IFNULL(CREATE_OPTIONS,''), "
               "IFNULL(DATA_LENGTH,0)+IFNULL(INDEX_LENGTH,0) FROM information_schema.TABLES "
               "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE<>'VIEW';\n"
               "SELECT DISTINCT 'fulltext', TABLE_NAME FROM information_schema.STATISTICS "
-              "WHERE TABLE_SCHEMA=%s AND INDEX_TYPE='FULLTEXT';\n" % (lit(src_db), lit(src_db)))
+              "WHERE TABLE_SCHEMA=%s AND INDEX_TYPE='FULLTEXT';\n"
+              "SELECT 'dst', TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n"
+              % (lit(src_db), lit(src_db), lit(dst_db or "")))
     lines = [line.split("\t") for line in out.splitlines() if line]
     file_per_table, datadir = lines[0][0], lines[0][1]
     src_dir = os.path.join(datadir, src_db)
     info = {"file_per_table": file_per_table in ("1", "ON"), "datadir": datadir,
             "datadir_local": bool(datadir) and os.path.isdir(src_dir) and os.path.isfile(os.path.join(src_dir, "db.opt")),
-            "tables": [], "fulltext": []}
+            "tables": [], "fulltext": [], "dst": []}
     for row in lines[1:]:
-        if row[0] == "fulltext":
+        if row[0] == "dst" and len(row) == 3:
+            info["dst"].append((row[1], row[2]))
+        elif row[0] == "fulltext":
             info["fulltext"].append(row[1])
         elif len(row) == 5:
             info["tables"].append({"name": row[0], "type": row[1], "engine": row[2], "options": row[3],
@@ -137,16 +143,24 @@ def copy(src_db, dst_db, procs=None, max_bytes=DEFAULT_TABLESPACE_MAX_BYTES):
         if not IDENT_RE.match(name):
             raise CopyError("database name %r is not a plain identifier" % name)
     t0 = time.monotonic()
-    drop_tables(dst_db)
+    # the schema dump (a read, no lock) runs beside the survey: it is needed when the tablespaces
+    # are copied, which is the usual case
+    schema = start_schema_dump(src_db, procs)
     try:
-        info = survey(src_db)
+        info = survey(src_db, dst_db)
     except CopyError as exc:
         info, reason = None, "survey failed: %s" % exc
+        drop_tables(dst_db)
     else:
         reason = tablespace_refusal(info, max_bytes)
-    if reason is None:
+        if info["dst"]:
+            drop_tables(dst_db, rows=info["dst"])
+    if reason is not None:
+        schema.kill()
+        schema.wait()
+    else:
         try:
-            facts = copy_tablespaces(src_db, dst_db, info, procs)
+            facts = copy_tablespaces(src_db, dst_db, info, procs, schema)
             facts["steps_ms"]["survey"] = int((time.monotonic() - t0) * 1000) - sum(facts["steps_ms"].values())
             return facts
         except (TablespaceFailed, CopyError, OSError, subprocess.SubprocessError) as exc:
@@ -156,11 +170,13 @@ def copy(src_db, dst_db, procs=None, max_bytes=DEFAULT_TABLESPACE_MAX_BYTES):
     return {"method": "dump", "reason": reason}
 
 
-def drop_tables(db, datadir=None):
-    """Every table and view of db dropped; with datadir, tablespace files no table owns any more
-    (copied in, never imported) removed too: they would refuse a new table of that name."""
-    out = sql("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n" % lit(db))
-    rows = [line.split("\t") for line in out.splitlines() if line]
+def drop_tables(db, datadir=None, rows=None):
+    """Every table and view of db (`rows`: [(name, type)] when known) dropped; with datadir,
+    tablespace files no table owns any more (copied in, never imported) removed too: they would
+    refuse a new table of that name."""
+    if rows is None:
+        out = sql("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s;\n" % lit(db))
+        rows = [line.split("\t") for line in out.splitlines() if line]
     if rows:
         sql("SET FOREIGN_KEY_CHECKS=0;\n" + "".join(
             "DROP %s IF EXISTS %s.%s;\n" % ("VIEW" if kind == "VIEW" else "TABLE", q(db), q(name))
@@ -172,7 +188,7 @@ def drop_tables(db, datadir=None):
                 os.unlink(os.path.join(folder, entry))
 
 
-def copy_tablespaces(src_db, dst_db, info, procs):
+def copy_tablespaces(src_db, dst_db, info, procs, schema_proc):
     steps = {}
     mark = [time.monotonic()]
 
@@ -187,7 +203,7 @@ def copy_tablespaces(src_db, dst_db, info, procs):
     st = os.stat(src_dir)
     # 1. the schema, as the dump way would create it (tables with their keys, foreign keys and
     #    AUTO_INCREMENT, views, triggers, routines), each table's new tablespace discarded
-    schema = dump_schema(src_db)
+    schema = finish_schema_dump(schema_proc)
     step("schema_dump")
     sql("SET FOREIGN_KEY_CHECKS=0;\nUSE %s;\n%s\n%s" % (
         q(dst_db), schema, "".join("ALTER TABLE %s DISCARD TABLESPACE;\n" % q(t) for t in tables)))
@@ -238,11 +254,27 @@ def copy_tablespaces(src_db, dst_db, info, procs):
             locker.wait()
     step("copy")
     # 3. the copies imported
-    try:
-        sql("SET FOREIGN_KEY_CHECKS=0;\nUSE %s;\n%s" % (
-            q(dst_db), "".join("ALTER TABLE %s IMPORT TABLESPACE;\n" % q(t) for t in tables)))
-    except CopyError as exc:
-        raise TablespaceFailed("IMPORT TABLESPACE failed: %s" % exc)
+    # in two sessions: the largest table alone, the others beside it (an import reads and
+    # rewrites every page of its file)
+    sizes = {t["name"]: t["bytes"] for t in info["tables"]}
+    ordered = sorted(tables, key=lambda t: -sizes.get(t, 0))
+    groups = [ordered[:1], ordered[1:]]
+    errors = []
+
+    def import_group(group):
+        try:
+            sql("SET FOREIGN_KEY_CHECKS=0;\nUSE %s;\n%s" % (
+                q(dst_db), "".join("ALTER TABLE %s IMPORT TABLESPACE;\n" % q(t) for t in group)))
+        except (CopyError, subprocess.SubprocessError) as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=import_group, args=(g,), daemon=True) for g in groups if g]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise TablespaceFailed("IMPORT TABLESPACE failed: %s" % errors[0])
     for t in tables:
         try:
             os.unlink(os.path.join(dst_dir, t + ".cfg"))
@@ -259,13 +291,22 @@ def read_line(proc, timeout):
     return proc.stdout.readline().strip() if ready else ""
 
 
-def dump_schema(src_db):
-    proc = subprocess.run([dump_bin(), "--protocol=socket", "--user=root", "--no-data", "--routines", "--triggers",
-                           "--skip-comments", "--skip-add-locks", "--skip-lock-tables", "--default-character-set=utf8mb4", src_db],
-                          capture_output=True, check=False, cwd="/", stdin=subprocess.DEVNULL)
+def start_schema_dump(src_db, procs=None):
+    """`mariadb-dump --no-data` of the source (tables, views, triggers, routines), started."""
+    proc = subprocess.Popen([dump_bin(), "--protocol=socket", "--user=root", "--no-data", "--routines", "--triggers",
+                             "--skip-comments", "--skip-add-locks", "--skip-lock-tables",
+                             "--default-character-set=utf8mb4", src_db],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/", stdin=subprocess.DEVNULL)
+    if procs is not None:
+        procs.append(proc)
+    return proc
+
+
+def finish_schema_dump(proc):
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        raise TablespaceFailed("the schema dump failed: %s" % proc.stderr.decode("utf-8", "replace").strip()[-300:])
-    return proc.stdout.decode("utf-8", "surrogateescape")
+        raise TablespaceFailed("the schema dump failed: %s" % err.decode("utf-8", "replace").strip()[-300:])
+    return out.decode("utf-8", "surrogateescape")
 
 
 def copy_file(src, dst, uid, gid):

@@ -79,3 +79,62 @@ def request(sock_path, script, document_root, timeout=10.0):
                 return out, err, struct.unpack("!I", content[:4])[0] if len(content) >= 4 else 0
     finally:
         conn.close()
+
+
+# The OPcache warm-up of a release: WordPress' bootstrap files and wp-includes without the
+# libraries a front-end request does not load, compiled (nothing executed). %s = the release
+# directory (a PHP string). (A list of what the source's requests loaded is not to be had:
+# opcache_get_status() only shows a pool the scripts inside its open_basedir.)
+WARM_OPCACHE_PHP = r"""<?php
+$root = %s;
+$skip = array('sodium_compat', 'Requests', 'customize', 'SimplePie', 'ID3', 'random_compat', 'IXR',
+    'theme-compat', 'Text', 'PHPMailer', 'assets', 'js', 'css', 'images', 'fonts', 'certificates');
+$n = 0;
+if (function_exists('opcache_compile_file')) {
+    foreach (array('index.php', 'wp-load.php', 'wp-blog-header.php', 'wp-settings.php') as $f) {
+        $n += @opcache_compile_file("$root/$f") ? 1 : 0;
+    }
+    $dirs = new RecursiveCallbackFilterIterator(
+        new RecursiveDirectoryIterator("$root/wp-includes", FilesystemIterator::SKIP_DOTS),
+        function ($file, $key, $it) use ($skip) {
+            return !$it->hasChildren() || !in_array($file->getFilename(), $skip, true);
+        }
+    );
+    foreach (new RecursiveIteratorIterator($dirs) as $file) {
+        if (substr($file->getFilename(), -4) === '.php') {
+            $n += @opcache_compile_file($file->getPathname()) ? 1 : 0;
+        }
+    }
+}
+header('Content-Type: text/plain');
+echo "\n", $n;
+"""
+
+
+def _php_str(value):
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def warm_opcache(sock_path, release, script_dir, document_root, timeout=20.0):
+    """Compiles the WordPress core of `release` (a real path) into the OPcache of the pool on
+    `sock_path`: the first request of a new release then does not compile it. The script lies in
+    `script_dir` (inside the pool's open_basedir, not served by nginx) for the duration of the
+    request. Returns the number of files compiled, None when it did not work (the health check
+    judges the site either way)."""
+    import os
+    import secrets
+
+    script = os.path.join(script_dir, ".pressluft-warm-%s.php" % secrets.token_hex(8))
+    try:
+        fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(WARM_OPCACHE_PHP % _php_str(release))
+        out, _, _ = request(sock_path, script, document_root, timeout)
+        return int(out.rsplit(b"\n", 1)[-1].strip() or 0)
+    except (OSError, ValueError):
+        return None
+    finally:
+        try:
+            os.unlink(script)
+        except OSError:
+            pass
