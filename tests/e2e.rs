@@ -4306,6 +4306,38 @@ echo "installed\n";
         imp["result"]["import_timings_ms"]
     );
     assert_eq!(imp["result"]["import_table_prefix"], "mysite_");
+    // the pre-import backup was taken by the import's own job (beside staging the archive), no
+    // backup job of its own ran for it, and it is a completed backup like any other
+    let pre_id = imp["pre_backup_id"]
+        .as_str()
+        .expect("the pre-import backup")
+        .to_string();
+    assert_eq!(
+        imp["result"]["pre_backup"]["backup_id"],
+        pre_id.as_str(),
+        "{imp}"
+    );
+    let pre = api.wait_for(
+        "the pre-import backup completed",
+        &format!("/api/backups/{pre_id}"),
+        Duration::from_secs(60),
+        |_, v| v["status"] == "completed",
+    );
+    assert!(
+        pre["manifest"]["artifacts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{pre}"
+    );
+    let jobs = api.get(&format!("/api/jobs?environment_id={env_id}&limit=100"));
+    assert!(
+        !jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["job_type"] == "backup_create" && j["resource_id"] == pre_id.as_str()),
+        "a backup_create job ran for the pre-import backup: {jobs}"
+    );
     eprintln!(
         "[import] administrator: {}, URL rewrites: {}",
         imp["result"]["admin_user"], imp["result"]["url_rewrites"]

@@ -983,6 +983,13 @@ class Env:
             self.clone_abort()
             raise Failure("no current release to clone into")
         dst_content = os.path.join(self.root, "releases", release, "wp-content")
+        # the new pool compiles the release's core while the copy finishes and the URL rewrite
+        # runs (the health check's first request then meets a warm OPcache)
+        warm = None
+        if self.p["health_check"] and "php-fpm" in self.reloaded:
+            warm = threading.Thread(target=self.warm_opcache, args=(os.path.join(self.root, "releases", release),),
+                                    daemon=True)
+            warm.start()
         t0 = time.monotonic()
         # wp-content of the source's live release; the uploads symlink, Pressluft's drop-in and
         # this release's mu-plugin stay this environment's (excluded = also not deleted)
@@ -1010,13 +1017,6 @@ class Env:
         timings["wait"] = int((time.monotonic() - t0) * 1000)
         if state["db_error"] is not None:
             raise state["db_error"]
-        # the new pool compiles the release's core while the URL rewrite runs (the health check's
-        # first request then meets a warm OPcache)
-        warm = None
-        if self.p["health_check"] and "php-fpm" in self.reloaded:
-            warm = threading.Thread(target=self.warm_opcache, args=(os.path.join(self.root, "releases", release),),
-                                    daemon=True)
-            warm.start()
         for rc, _, err in results:
             if rc != 0:
                 raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))

@@ -76,7 +76,7 @@ from ansible.module_utils.pressluft_checks import check_http, last_json_line, ru
 from ansible.module_utils.pressluft_release import check_release_direct, prune
 from ansible.module_utils.pressluft_promote import (
     EXCLUDED_FILES, NEW_PREFIX, OLD_PREFIX, PRESETS, PromoteError, baseline, compare, current_release,
-    db_checksums, diff_files, file_manifest, ident, kind_of, list_tables, mariadb, plan, table_prefix,
+    checksum_algo, db_checksums, diff_files, file_manifest, ident, kind_of, list_tables, mariadb, plan, table_prefix,
     volatile_option_sql)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -474,7 +474,7 @@ def main():
         if mode == "check":
             base = p.get("baseline") or {}
             prefix = table_prefix(root)
-            now = {"db": db_checksums(p["db_name"], prefix, p["preset"]),
+            now = {"db": db_checksums(p["db_name"], prefix, p["preset"], checksum_algo(base.get("db"))),
                    "files": file_manifest(current_release(root))}
             d = compare(base, now, prefix)
             module.exit_json(changed=False, pressluft_facts={

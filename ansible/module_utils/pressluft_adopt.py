@@ -35,7 +35,7 @@ import tempfile
 try:  # the module; the script (dry run) needs none of it
     from ansible.module_utils.pressluft_backup_lib import Invalid
     from ansible.module_utils.pressluft_import import (
-        ARGUMENT_SPEC as IMPORT_ARGUMENT_SPEC, CONTENT_SKIP, PREFIX_RE, ArchiveError, Import, inspect_parts)
+        ARGUMENT_SPEC as IMPORT_ARGUMENT_SPEC, CONTENT_SKIP, PREFIX_RE, ArchiveError, Import, parts)
 except ImportError:  # pragma: no cover - script mode
     Import = None
     CONTENT_SKIP = ("cache", "upgrade", "upgrade-temp-backup")
@@ -476,7 +476,7 @@ if Import is not None:
             csize = self.timer.run("content", pull_content, src, content, limit - dsize)
             self.facts.update({"import_size_bytes": dsize + csize, "adopt_dump_bytes": dsize,
                                "adopt_content_bytes": csize})
-            lay = self.timer.run("inspect", inspect_parts, dump, content)
+            lay = parts(dump, content)  # checked as it is extracted (Import.stage_import)
             lay.downloads += [dump, content]
             return lay
 

@@ -1682,10 +1682,12 @@ class Restore:
             return None
         return out.strip().rstrip("/") or None
 
-    def rewrite_urls(self, old):
+    def rewrite_urls(self, old, lean=False):
+        """The helper's serialized-safe search-replace old -> site_url; `lean`: the tables only,
+        without loading WordPress (the caller empties the caches afterwards)."""
         t = self.t
         argv = ["runuser", "-u", t.user, "--", t.php_cli(), self.p["helper"], "--path=%s/current" % t.root,
-                "search-replace", "--old=" + old, "--new=" + self.site_url]
+                "search-replace", "--old=" + old, "--new=" + self.site_url] + (["--lean"] if lean else [])
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd="/",
                                   timeout=1800, check=False)

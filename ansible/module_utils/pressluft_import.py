@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import posixpath
@@ -34,6 +35,9 @@ from ansible.module_utils.pressluft_backup_lib import (
     ARGUMENT_SPEC as BACKUP_ARGUMENT_SPEC, RESTORE_TMP, UUID_RE, ApplyError, Invalid, Known,
     Restore, StorageError, Target, Timer, VerifyError, ident, make_storage, mariadb, own_tree, sql_str)
 from ansible.module_utils.pressluft_checks import last_json_line
+from ansible.module_utils.pressluft_prebackup import PreBackup
+from ansible.module_utils import pressluft_fastcgi as fastcgi
+from ansible.module_utils.pressluft_dumpload import Loader, LoadError
 
 CHUNK = 1024 * 1024
 META_LIMIT = 64 * 1024
@@ -158,6 +162,96 @@ def download(p, dest, url=None, sha256=None, limit=None, what="the archive"):
     return size, digest
 
 
+def local_source(p, url, limit, what):
+    """The path of a file:// source (under the import directory), checked for its size like a
+    download (IMPORT_TOO_LARGE) but not read yet."""
+    path = local_path(p, url)
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ArchiveError("IMPORT_SOURCE_UNAVAILABLE", "%s: %s" % (path, exc.strerror))
+    if size > limit:
+        raise ArchiveError("IMPORT_TOO_LARGE", "%s has %d bytes, more than the limit of %d" % (what, size, limit))
+    return path
+
+
+class HashedFile(io.RawIOBase):
+    """A local archive read (and seeked: tarfile's format detection) by the import while every
+    byte is hashed once, in order; finish() hashes what was not read and checks the SHA-256 and
+    the size limit (IMPORT_CHECKSUM_MISMATCH, IMPORT_TOO_LARGE)."""
+
+    def __init__(self, path, sha256, what):
+        super().__init__()
+        self.path = path
+        self.want = (sha256 or "").strip().lower()
+        self.what = what
+        self.fh = None
+        self.hash = hashlib.sha256()
+        self.hashed = 0
+
+    def open(self):
+        self.fh = open(self.path, "rb", buffering=0)
+        self.hash = hashlib.sha256()
+        self.hashed = 0
+        return io.BufferedReader(self, CHUNK)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        return self.fh.seek(offset, whence)
+
+    def tell(self):
+        return self.fh.tell()
+
+    def _catch_up(self, pos):
+        while self.hashed < pos:
+            data = os.pread(self.fh.fileno(), min(CHUNK, pos - self.hashed), self.hashed)
+            if not data:
+                break
+            self.hash.update(data)
+            self.hashed += len(data)
+
+    def readinto(self, b):
+        pos = self.fh.tell()
+        self._catch_up(pos)
+        n = self.fh.readinto(b)
+        if n and pos + n > self.hashed:
+            self.hash.update(memoryview(b)[self.hashed - pos:n])
+            self.hashed = pos + n
+        return n
+
+    def finish(self, limit):
+        """(size, sha256) of the whole file, checked."""
+        if self.fh is None:
+            self.fh = open(self.path, "rb", buffering=0)
+        self._catch_up(os.fstat(self.fh.fileno()).st_size)
+        while True:  # a file that grew meanwhile
+            data = os.pread(self.fh.fileno(), CHUNK, self.hashed)
+            if not data:
+                break
+            self.hash.update(data)
+            self.hashed += len(data)
+        if self.hashed > limit:
+            raise ArchiveError("IMPORT_TOO_LARGE", "%s is larger than the limit of %d bytes" % (self.what, limit))
+        digest = self.hash.hexdigest()
+        if self.want and self.want != digest:
+            raise ArchiveError("IMPORT_CHECKSUM_MISMATCH", "the SHA-256 of %s is %s, expected %s"
+                               % (self.what, digest, self.want))
+        return self.hashed, digest
+
+    def close(self):
+        """The file closed (finish() opens it again)."""
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
 # ------------------------------------------------------------------ inspection ------------------
 def norm(name):
     """A member name without leading ./ and trailing /; ArchiveError for absolute paths and ..."""
@@ -169,9 +263,110 @@ def norm(name):
     return "/".join(parts)
 
 
-def open_tar(path):
+def open_tar(path, fileobj=None):
     try:
+        if fileobj is not None:
+            return tarfile.open(fileobj=fileobj, mode="r:*")
         return tarfile.open(path, mode="r:*")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "not a tar archive (.tar, .tar.gz, .tgz): %s"
+                           % str(exc).splitlines()[0].rstrip(":"))
+
+
+class GunzipStream:
+    """A gzip stream decompressed with zlib in large pieces, as the forward-only, seekable file
+    object tarfile's "r:" mode reads (the next header by seeking forward): about twice as fast as
+    tarfile's own gzip reading (no second CRC pass, no small reads). Concatenated members and
+    zero padding as gzip(1) reads them; a truncated stream is EOFError, a corrupt one zlib.error."""
+
+    OUT = 4 * CHUNK
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.d = zlib.decompressobj(31)
+        self.buf = b""
+        self.off = 0
+        self.pos = 0
+        self.done = False
+
+    def _fill(self):
+        """More decompressed bytes into buf; False at the end of the stream."""
+        while self.off >= len(self.buf):
+            if self.done:
+                return False
+            if self.d.unconsumed_tail:
+                data = self.d.decompress(self.d.unconsumed_tail, self.OUT)
+            elif self.d.eof:
+                rest = self.d.unused_data.lstrip(b"\0")
+                if not rest:
+                    chunk = self.raw.read(CHUNK)
+                    rest = chunk.lstrip(b"\0")
+                    if not chunk:
+                        self.done = True
+                        return False
+                    if not rest:
+                        continue
+                if len(rest) < 2:
+                    rest += self.raw.read(1)
+                if rest[:2] != b"\x1f\x8b":
+                    raise zlib.error("trailing garbage after the gzip data")
+                self.d = zlib.decompressobj(31)
+                data = self.d.decompress(rest, self.OUT)
+            else:
+                chunk = self.raw.read(CHUNK)
+                if not chunk:
+                    raise EOFError("the gzip stream ended before its end-of-stream marker")
+                data = self.d.decompress(chunk, self.OUT)
+            self.buf, self.off = data, 0
+        return True
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            n = 1 << 62
+        parts = []
+        while n > 0 and self._fill():
+            take = self.buf[self.off:self.off + n]
+            self.off += len(take)
+            self.pos += len(take)
+            n -= len(take)
+            parts.append(take)
+        return b"".join(parts)
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        if whence == io.SEEK_CUR:
+            offset += self.pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a gzip stream cannot seek from its end")
+        if offset < self.pos:
+            raise io.UnsupportedOperation("a gzip stream cannot seek backwards")
+        while self.pos < offset and self._fill():
+            step = min(offset - self.pos, len(self.buf) - self.off)
+            self.off += step
+            self.pos += step
+        return self.pos
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+
+def open_tar_stream(path, raw):
+    """The tar at `path`, opened as `raw` (a buffered binary file object at its start, closed by
+    the caller), for ONE sequential read (the import's): gzip-compressed decompressed by
+    GunzipStream, anything else as open_tar() opens it."""
+    try:
+        magic = raw.peek(2)[:2]
+    except (OSError, ValueError):
+        magic = b""
+    if magic != b"\x1f\x8b":
+        return open_tar(path, raw)
+    try:
+        return tarfile.open(fileobj=GunzipStream(raw), mode="r:")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise ArchiveError("IMPORT_INVALID_ARCHIVE", "not a tar archive (.tar, .tar.gz, .tgz): %s"
                            % str(exc).splitlines()[0].rstrip(":"))
@@ -193,6 +388,7 @@ class Layout:
         self.members = 0
         self.home = {}
         self.downloads = []     # files fetched for this import: removed once staged (disk space)
+        self.hashed = None      # HashedFile: a local archive hashed while it is staged
 
     @contextlib.contextmanager
     def open_dump(self):
@@ -209,44 +405,76 @@ class Layout:
         return self.content + "/" if self.content else ""
 
 
-def check_members(tar):
-    """Every member of the tar, checked before anything is extracted: no absolute paths, no `..`,
-    no links pointing outside the archive (or members reached through a link), no devices or fifos;
-    a truncated or corrupt stream is IMPORT_INVALID_ARCHIVE. Returns ({name: member}, {symlinks})."""
-    members = []
-    try:
-        for m in tar:
-            members.append(m)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is truncated or corrupt: %s" % exc)
-    if not members:
-        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is empty")
-    names = {}
-    links = set()
-    for m in members:
+class MemberChecks:
+    """The member checks, one member at a time as the archive streams (nothing is extracted
+    before its member passed): no absolute paths, no `..`, no devices or fifos, no symlinks
+    pointing outside the archive, no member behind a symlink (an earlier one, or a LATER symlink
+    over an earlier member's directory), no symlink replacing an earlier member, no file replacing
+    a directory, hard links only to earlier regular files. Nothing is ever written through a link."""
+
+    def __init__(self):
+        self.names = {}       # normalized name -> member (the last one of that name)
+        self.links = set()    # names of symlinks
+        self.parents = set()  # every proper ancestor directory of a member seen
+
+    def check(self, m):
+        """The normalized name of member m, or ArchiveError."""
         n = norm(m.name)
         if m.isdev() or m.isfifo() or not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
             raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "device, fifo or unknown entry in the archive: %r" % m.name)
+        parts = n.split("/") if n else []
+        for i in range(1, len(parts)):
+            up = "/".join(parts[:i])
+            if up in self.links:
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "%r lies behind the symlink %r" % (n, up))
+            prev = self.names.get(up)
+            if prev is not None and not prev.isdir():
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "%r lies below %r, which is not a directory" % (n, up))
+        prev = self.names.get(n)
         if m.issym():
+            if not n:
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r names the archive's root" % m.name)
             if m.linkname.startswith("/"):
                 raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points to an absolute path" % m.name)
             target = posixpath.normpath(posixpath.join(posixpath.dirname(n), m.linkname))
             if target == ".." or target.startswith("../"):
                 raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points outside the archive" % m.name)
-            links.add(n)
+            if n in self.parents:
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "earlier members lie behind the symlink %r" % m.name)
+            if prev is not None:
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r replaces an earlier member" % m.name)
+            self.links.add(n)
         elif m.islnk():
             target = norm(m.linkname)
-            if target not in names:
+            linked = self.names.get(target)
+            if linked is None:
                 raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "hard link %r to %r, which is not an earlier member"
                                    % (m.name, m.linkname))
-        names[n] = m
-    for n in names:
-        parts = n.split("/")
+            if not (linked.isfile() or linked.islnk()) or target in self.links:
+                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "hard link %r to %r, which is not a regular file"
+                                   % (m.name, m.linkname))
+        if not m.isdir() and ((prev is not None and prev.isdir()) or n in self.parents):
+            raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "%r replaces an earlier directory" % m.name)
+        if prev is not None and m.isdir() and not prev.isdir():
+            raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "directory %r replaces an earlier file or link" % m.name)
+        self.names[n] = m
         for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in links:
-                raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "%r lies behind the symlink %r"
-                                   % (n, "/".join(parts[:i])))
-    return names, links
+            self.parents.add("/".join(parts[:i]))
+        return n
+
+
+def check_members(tar):
+    """Every member of the tar checked (MemberChecks) without extracting anything; a truncated
+    or corrupt stream is IMPORT_INVALID_ARCHIVE. Returns ({name: member}, {symlinks})."""
+    checks = MemberChecks()
+    try:
+        for m in tar:
+            checks.check(m)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is truncated or corrupt: %s" % exc)
+    if not checks.names:
+        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is empty")
+    return checks.names, checks.links
 
 
 def check_content_links(lay, names, links):
@@ -263,63 +491,76 @@ def check_content_links(lay, names, links):
             raise ArchiveError("IMPORT_UNSAFE_ARCHIVE", "symlink %r points outside %s" % (n, inside.rstrip("/")))
 
 
+def archive_layout(lay, names, links, read_meta):
+    """The layout of a whole archive from its checked members: the common top-level directory,
+    the dump, the wp-content directory (files/ or wp-content/), meta.json (read_meta(member) ->
+    its first META_LIMIT + 1 bytes)."""
+    lay.members = len(names)
+    # one common top-level directory: looked into
+    tops = {n.split("/")[0] for n in names if n}
+    if len(tops) == 1:
+        top = next(iter(tops))
+        if names.get(top) is None or names[top].isdir():
+            if any("/" in n for n in names):
+                lay.base = top + "/"
+
+    def rel(n):
+        return n[len(lay.base):] if n.startswith(lay.base) else None
+
+    top_files = {rel(n): m for n, m in names.items()
+                 if rel(n) and "/" not in rel(n) and (m.isfile() or m.islnk())}
+    dirs = {rel(n).split("/")[0] for n in names if rel(n) and "/" in rel(n)} | \
+        {rel(n) for n, m in names.items() if rel(n) and "/" not in rel(n) and m.isdir()}
+    lay.dump = None
+    for cand in ("db.sql.gz", "db.sql"):
+        if cand in top_files:
+            lay.dump = top_files[cand]
+            break
+    if lay.dump is None:
+        dumps = sorted(k for k in top_files if k.endswith(".sql") or k.endswith(".sql.gz"))
+        if len(dumps) > 1:
+            raise ArchiveError("IMPORT_MISSING_DUMP", "more than one dump in the archive: %s" % ", ".join(dumps))
+        if dumps:
+            lay.dump = top_files[dumps[0]]
+    if lay.dump is None:
+        raise ArchiveError("IMPORT_MISSING_DUMP", "the archive holds no database dump (db.sql, db.sql.gz or one *.sql[.gz])")
+    lay.dump_gz = lay.dump.name.endswith(".gz")
+    for cand in ("files", "wp-content"):
+        if cand in dirs:
+            lay.content = lay.base + cand
+            break
+    if lay.content is None:
+        raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive holds no files/ (or wp-content/) directory")
+    check_content_links(lay, names, links)
+    if "meta.json" in top_files:
+        data = read_meta(top_files["meta.json"])
+        if len(data) > META_LIMIT:
+            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json is larger than %d bytes" % META_LIMIT)
+        try:
+            meta = json.loads(data.decode("utf-8"))
+        except ValueError:
+            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json is not valid JSON")
+        if not isinstance(meta, dict):
+            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json must hold an object")
+        lay.meta = meta
+    return lay
+
+
 def inspect(path):
-    """Reads the whole archive once and checks EVERY member before anything is extracted: no
-    absolute paths, no `..`, no links pointing outside the archive (or members reached through a
-    link), no devices or fifos; a truncated or corrupt stream is IMPORT_INVALID_ARCHIVE. Finds the
-    dump, the wp-content directory and meta.json, and scans the dump's CREATE TABLE names."""
+    """Reads the whole archive once and checks EVERY member (check_members), finds the dump, the
+    wp-content directory and meta.json, and scans the dump's CREATE TABLE names. (The import
+    itself checks the members while it extracts them, in one read: Import.stage_import; this is
+    the check mode's look at an archive.)"""
     lay = Layout()
     lay.content_tar = path
     with open_tar(path) as tar:
         names, links = check_members(tar)
-        lay.members = len(names)
-        # one common top-level directory: looked into
-        tops = {n.split("/")[0] for n in names if n}
-        if len(tops) == 1:
-            top = next(iter(tops))
-            if names.get(top) is None or names[top].isdir():
-                if any("/" in n for n in names):
-                    lay.base = top + "/"
 
-        def rel(n):
-            return n[len(lay.base):] if n.startswith(lay.base) else None
+        def read_meta(member):
+            fh = tar.extractfile(member)
+            return fh.read(META_LIMIT + 1) if fh else b""
 
-        top_files = {rel(n): m for n, m in names.items()
-                     if rel(n) and "/" not in rel(n) and (m.isfile() or m.islnk())}
-        dirs = {rel(n).split("/")[0] for n in names if rel(n) and "/" in rel(n)} | \
-            {rel(n) for n, m in names.items() if rel(n) and "/" not in rel(n) and m.isdir()}
-        for cand in ("db.sql.gz", "db.sql"):
-            if cand in top_files:
-                lay.dump = top_files[cand]
-                break
-        if lay.dump is None:
-            dumps = sorted(k for k in top_files if k.endswith(".sql") or k.endswith(".sql.gz"))
-            if len(dumps) > 1:
-                raise ArchiveError("IMPORT_MISSING_DUMP", "more than one dump in the archive: %s" % ", ".join(dumps))
-            if dumps:
-                lay.dump = top_files[dumps[0]]
-        if lay.dump is None:
-            raise ArchiveError("IMPORT_MISSING_DUMP", "the archive holds no database dump (db.sql, db.sql.gz or one *.sql[.gz])")
-        lay.dump_gz = lay.dump.name.endswith(".gz")
-        for cand in ("files", "wp-content"):
-            if cand in dirs:
-                lay.content = lay.base + cand
-                break
-        if lay.content is None:
-            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive holds no files/ (or wp-content/) directory")
-        check_content_links(lay, names, links)
-        if "meta.json" in top_files:
-            fh = tar.extractfile(top_files["meta.json"])
-            data = fh.read(META_LIMIT + 1) if fh else b""
-            if len(data) > META_LIMIT:
-                raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json is larger than %d bytes" % META_LIMIT)
-            try:
-                meta = json.loads(data.decode("utf-8"))
-            except ValueError:
-                raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json is not valid JSON")
-            if not isinstance(meta, dict):
-                raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json must hold an object")
-            lay.meta = meta
+        archive_layout(lay, names, links, read_meta)
         lay.tables = scan_tables(dump_stream(tar, lay))
     return lay
 
@@ -334,17 +575,9 @@ def is_gzip(path):
         return fh.read(2) == b"\x1f\x8b"
 
 
-def inspect_parts(dump_path, content_path):
-    """A dump (.sql or .sql.gz, detected by its bytes) and a wp-content tarball given separately:
-    the tarball's members checked like an archive's (inspect()), wp-content found at its root or
-    as its one top-level directory (`tar czf x.tgz wp-content` as well as `tar czf x.tgz -C
-    wp-content .`), and the dump's CREATE TABLE names scanned."""
-    lay = Layout()
-    lay.dump_path = dump_path
-    lay.dump_gz = is_gzip(dump_path)
-    lay.content_tar = content_path
-    with open_tar(content_path) as tar:
-        names, links = check_members(tar)
+def parts_layout(lay, names, links):
+    """wp-content in a separate tarball: at its root, or its one top-level directory (`tar czf
+    x.tgz wp-content` as well as `tar czf x.tgz -C wp-content .`)."""
     lay.members = len(names) + 1
     tops = {n.split("/")[0] for n in names if n}
     lay.content = ""
@@ -354,6 +587,27 @@ def inspect_parts(dump_path, content_path):
                 and any(n.startswith(top + "/") for n in names):
             lay.content = top
     check_content_links(lay, names, links)
+    return lay
+
+
+def parts(dump_path, content_path):
+    """The Layout of a dump and a wp-content tarball given separately, nothing read yet (the
+    import checks the tarball's members as it extracts them)."""
+    lay = Layout()
+    lay.dump_path = dump_path
+    lay.dump_gz = is_gzip(dump_path)
+    lay.content_tar = content_path
+    return lay
+
+
+def inspect_parts(dump_path, content_path):
+    """A dump (.sql or .sql.gz, detected by its bytes) and a wp-content tarball given separately:
+    the tarball's members checked like an archive's (inspect()), wp-content found (parts_layout),
+    and the dump's CREATE TABLE names scanned."""
+    lay = parts(dump_path, content_path)
+    with open_tar(content_path) as tar:
+        names, links = check_members(tar)
+    parts_layout(lay, names, links)
     with lay.open_dump() as fh:
         lay.tables = scan_tables(fh)
     return lay
@@ -365,29 +619,6 @@ def dump_stream(tar, lay):
     if fh is None:
         raise ArchiveError("IMPORT_MISSING_DUMP", "the dump %r is not a file" % lay.dump.name)
     return gzip.GzipFile(fileobj=fh, mode="rb") if lay.dump_gz else fh
-
-
-def feed_dump(fh, sink):
-    """The dump's statements into the client's stdin, `CREATE DATABASE` and `USE` lines (a dump
-    made with --databases) left out. Returns the write error when the client went away."""
-    pending = b""
-    for chunk in read_chunks(fh, "the dump"):
-        data = pending + chunk
-        cut = data.rfind(b"\n") + 1
-        lines, pending = data[:cut], data[cut:]
-        if b"CREATE DATABASE" in lines or b"\nUSE `" in b"\n" + lines:
-            lines = b"".join(line for line in lines.splitlines(True)
-                             if not (line.startswith(b"CREATE DATABASE") or line.startswith(b"USE `")))
-        try:
-            sink.write(lines)
-        except (BrokenPipeError, OSError) as exc:
-            return exc
-    if pending:
-        try:
-            sink.write(pending)
-        except (BrokenPipeError, OSError) as exc:
-            return exc
-    return None
 
 
 def read_chunks(fh, what):
@@ -430,6 +661,153 @@ def source_prefix(tables, declared):
         raise ArchiveError("IMPORT_PREFIX_MISMATCH", "the dump holds WordPress tables of several prefixes (%s): declare "
                            "table_prefix" % ", ".join(found))
     return found[0]
+
+
+def dump_candidate(n):
+    """A member that may be the archive's dump (loaded from the moment it is seen): a *.sql or
+    *.sql.gz file at the top, or in a top-level directory other than files/ or wp-content/."""
+    if not (n.endswith(".sql") or n.endswith(".sql.gz")):
+        return False
+    parts = n.split("/")
+    return len(parts) == 1 or (len(parts) == 2 and parts[0] not in ("files", "wp-content"))
+
+
+class Growing(io.RawIOBase):
+    """A file being written by the extraction, read as it grows (the dump loads while the rest
+    of the archive is extracted): reads wait for more data until finish() or fail()."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        self.cond = threading.Condition()
+        self.size = 0
+        self.pos = 0
+        self.done = False
+        self.failed = None
+
+    def readable(self):
+        return True
+
+    def grow(self, size):
+        with self.cond:
+            self.size = size
+            self.cond.notify_all()
+
+    def finish(self):
+        with self.cond:
+            self.done = True
+            self.cond.notify_all()
+
+    def fail(self, why="aborted"):
+        with self.cond:
+            self.failed = why
+            self.cond.notify_all()
+
+    def readinto(self, b):
+        with self.cond:
+            while self.pos >= self.size and not self.done and self.failed is None:
+                self.cond.wait()
+            if self.failed is not None:
+                raise OSError("the archive's dump could not be read: %s" % self.failed)
+            n = min(len(b), self.size - self.pos)
+        if n <= 0:
+            return 0
+        data = os.pread(self.fd, n, self.pos)
+        b[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+    def close(self):
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+
+class DumpLoad:
+    """The dump loaded into the scratch database in a thread of its own (as the scratch account:
+    it can change nothing else), over p["import_load_workers"] client connections
+    (pressluft_dumpload.Loader)."""
+
+    def __init__(self, job, tmp):
+        self.job = job
+        self.tmp = tmp
+        self.lock = threading.Lock()
+        self.reset()
+        self.scratch = None
+
+    def reset(self):
+        self.thread = None
+        self.path = None
+        self.gz = False
+        self.growing = None
+        self.loader = None
+        self.aborted = False
+        self.started = False
+        self.parallel = False
+        self.result = {}
+
+    def start(self, path, gz, growing):
+        self.path, self.gz, self.growing, self.started = path, gz, growing, True
+        job = self.job
+
+        def run():
+            try:
+                self.result["tables"] = job.timer.run("database", self.load)
+            except BaseException as exc:  # re-raised by wait()
+                self.result["error"] = exc
+            finally:
+                if self.growing is not None:
+                    self.growing.close()
+
+        self.thread = threading.Thread(target=run, name="import-dump", daemon=True)
+        self.thread.start()
+
+    def load(self):
+        job = self.job
+        scratch, cnf = job.open_scratch(self.tmp)
+        self.scratch = scratch
+        client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+        argv = [client, "--defaults-file=" + cnf, "--protocol=socket", "--batch",
+                "--default-character-set=utf8mb4", "--max-allowed-packet=1G", scratch]
+        with self.lock:
+            if self.aborted:
+                raise LoadError("aborted")
+            self.loader = Loader(argv, job.p.get("import_load_workers") or 2, self.tmp)
+        raw = io.BufferedReader(self.growing, CHUNK) if self.growing is not None else open(self.path, "rb")
+        with raw:
+            fh = gzip.GzipFile(fileobj=raw, mode="rb") if self.gz else raw
+            tables = self.loader.load(fh)
+        self.parallel = self.loader.parallel
+        return tables
+
+    def abort(self):
+        with self.lock:
+            self.aborted = True
+            if self.loader is not None:
+                self.loader.kill()
+        if self.growing is not None:
+            self.growing.fail()
+        if self.thread is not None:
+            self.thread.join()
+
+    def restart(self, path, gz):
+        if self.started:
+            self.abort()
+        self.reset()
+        self.start(path, gz, None)
+
+    def wait(self):
+        """The tables the dump created; LoadError (the client's message) when it failed."""
+        self.thread.join()
+        if "error" in self.result:
+            raise self.result["error"]
+        return self.result["tables"]
+
+    @contextlib.contextmanager
+    def open_complete(self):
+        """The complete dump (decompressed), once the stream ended."""
+        with open(self.path, "rb") as raw:
+            yield gzip.GzipFile(fileobj=raw, mode="rb") if self.gz else raw
 
 
 # ------------------------------------------------------------------ the import ------------------
@@ -510,11 +888,18 @@ class Import(Restore):
             downloads.append(dest)
             return dest, size, digest
 
-        if p.get("archive_url"):
+        if p.get("archive_url") and urlsplit(p["archive_url"]).scheme == "file" and not self.m.check_mode:
+            # a file:// archive is hashed while it is read for the import (stage_import): one
+            # read; a mismatch refuses the import then, before anything live was touched
+            lay = Layout()
+            lay.content_tar = local_source(p, p["archive_url"], p["import_max_bytes"], "the archive")
+            lay.hashed = HashedFile(lay.content_tar, p.get("archive_sha256"), "the archive")
+        elif p.get("archive_url"):
             archive, size, digest = get("archive", p["archive_url"], p.get("archive_sha256"),
                                         p["import_max_bytes"], "the archive")
             self.facts.update({"import_size_bytes": size, "import_sha256": digest})
-            lay = self.timer.run("inspect", inspect, archive)
+            lay = Layout()  # read once, when it is staged (stage_import)
+            lay.content_tar = archive
         else:
             dump, dsize, ddigest = get("database", p["database_url"], p.get("database_sha256"),
                                        p["import_max_bytes"], "the database dump")
@@ -522,9 +907,21 @@ class Import(Restore):
                                           p["import_max_bytes"] - dsize, "the wp-content archive")
             self.facts.update({"import_size_bytes": dsize + csize, "import_database_sha256": ddigest,
                                "import_content_sha256": cdigest})
-            lay = self.timer.run("inspect", inspect_parts, dump, content)
+            lay = parts(dump, content)
         lay.downloads += downloads
         return lay
+
+    def inspect_only(self, lay):
+        """The check mode's look at the source: every member checked, the layout and the dump's
+        WordPress tables found, without extracting or loading anything."""
+        if lay.dump_path is None:
+            full = self.timer.run("inspect", inspect, lay.content_tar)
+        else:
+            full = self.timer.run("inspect", inspect_parts, lay.dump_path, lay.content_tar)
+        self.facts["import_members"] = full.members
+        full.prefix = source_prefix(full.tables, self.declared_prefix(full))
+        self.facts["import_table_prefix"] = full.prefix
+        return full
 
     def remove_uploads(self):
         """Files uploaded through the API for this import (`upload-*` in the import directory)
@@ -545,79 +942,216 @@ class Import(Restore):
         return removed
 
     # --------------------------------------------------------------------------------- stage
-    def extract_content(self, tar, lay, release, uploads):
-        """wp-content of the archive into release/wp-content, its uploads/ into `uploads`, as root
-        into directories only this run knows (every member was checked by inspect(); links are
-        created as links, never followed); owners and modes set afterwards by own_tree."""
+    def stream_archive(self, lay, stage, dump):
+        """The archive (or the wp-content tarball of a two-part source) read ONCE: every member
+        checked as it streams (MemberChecks) and extracted as root into `stage`, a directory only
+        this run knows (releases/.tmp-<name>.archive); links are created as links, never
+        followed or written through. The first member that looks like the dump starts loading
+        into the scratch database while it is still being written (dump.start with a Growing
+        reader). Returns the MemberChecks (the names and links the layout is decided from)."""
+        if lay.hashed is not None:
+            try:
+                checks = self.stream_members(lay, stage, dump, lay.hashed.open())
+            except ArchiveError:
+                lay.hashed.finish(self.p["import_max_bytes"])  # a checksum mismatch comes first
+                raise
+            finally:
+                lay.hashed.close()
+            size, digest = lay.hashed.finish(self.p["import_max_bytes"])
+            self.facts.update({"import_size_bytes": size, "import_sha256": digest})
+            return checks
+        return self.stream_members(lay, stage, dump, None)
+
+    def stream_members(self, lay, stage, dump, fileobj):
+        raw = fileobj if fileobj is not None else open(lay.content_tar, "rb")
+        try:
+            return self.extract_members(lay, stage, dump, raw)
+        finally:
+            if fileobj is None:
+                raw.close()
+
+    def extract_members(self, lay, stage, dump, raw):
+        checks = MemberChecks()
+        speculative = None
+        with open_tar_stream(lay.content_tar, raw) as tar:
+            while True:
+                try:
+                    m = tar.next()
+                except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+                    raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is truncated or corrupt: %s" % exc)
+                if m is None:
+                    break
+                n = checks.check(m)
+                if not n:
+                    continue
+                dest = os.path.join(stage, n)
+                if m.isdir():
+                    if not os.path.isdir(dest):
+                        os.makedirs(dest, 0o750)
+                    continue
+                parent = os.path.dirname(dest)
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, 0o750)  # every ancestor is a directory or new (checked)
+                if os.path.lexists(dest):
+                    os.unlink(dest)  # an earlier file of the same name (never a directory: checked)
+                    if n == speculative:
+                        dump.abort()  # the dump being loaded was replaced: loaded again at the end
+                        speculative = None
+                if m.issym():
+                    os.symlink(m.linkname, dest)
+                    continue
+                if m.islnk():
+                    os.link(os.path.join(stage, norm(m.linkname)), dest, follow_symlinks=False)
+                    continue
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                grow = None
+                try:
+                    if lay.dump_path is None and not dump.started and dump_candidate(n):
+                        grow = Growing(dest)
+                        speculative = n
+                        dump.start(dest, n.endswith(".gz"), grow)
+                    written = 0
+                    for chunk in read_chunks(tar.extractfile(m), m.name):
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(fd, view):]
+                        written += len(chunk)
+                        if grow is not None:
+                            grow.grow(written)
+                finally:
+                    os.close(fd)
+                if grow is not None:
+                    grow.finish()
+        if not checks.names:
+            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive is empty")
+        return checks
+
+    def place_content(self, lay, checks, staged):
+        """The staged wp-content directory moved (renamed) into the new release, its uploads/
+        into the new uploads directory, caches and upgrade leftovers of the source left behind.
+        Returns the number of members imported."""
         t = self.t
-        content = os.path.join(release, "wp-content")
-        os.mkdir(content, 0o750)
+        stage = staged["archive"]
+        src = os.path.join(stage, lay.content) if lay.content else stage
+        if not os.path.isdir(src) or os.path.islink(src):
+            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the archive's wp-content directory is not a directory")
+        content = os.path.join(staged["release"], "wp-content")
+        if src == stage:
+            os.rename(stage, content)  # a wp-content tarball with the contents at its root
+            staged["archive"] = None
+            stage = staged["archive"] = staged["release"] + ".archive"
+            os.mkdir(stage, 0o700)
+        else:
+            os.rename(src, content)
+        skipped = None
+        for skip in CONTENT_SKIP:
+            path = os.path.join(content, skip)
+            if os.path.lexists(path):
+                skipped = skipped or tempfile.mkdtemp(prefix=".skipped-", dir=stage)
+                os.rename(path, os.path.join(skipped, skip))
+        uploads = os.path.join(content, "uploads")
+        if os.path.isdir(uploads) and not os.path.islink(uploads):
+            os.rename(uploads, staged["uploads"])
+            os.chown(staged["uploads"], t.uid, t.web_gid)
+            os.chmod(staged["uploads"], 0o2750)
+        else:
+            if os.path.lexists(uploads):
+                os.unlink(uploads)
+            self.make_dir(staged["uploads"])
+        self.timer.run("uploads_own", own_tree, staged["uploads"], t.uid, t.web_gid)
         base = lay.content_base()
         count = 0
-        for m in tar:
-            n = norm(m.name)
-            if not n.startswith(base):
-                continue
-            rel = n[len(base):]
-            first = rel.split("/")[0]
-            if first in CONTENT_SKIP:
-                continue
-            if first == "uploads":
-                rel = rel[len("uploads"):].lstrip("/")
-                dest_root = uploads
-            else:
-                dest_root = content
-            if not rel:
-                continue
-            dest = os.path.join(dest_root, rel)
-            parent = os.path.dirname(dest)
-            if not os.path.isdir(parent):
-                os.makedirs(parent, 0o750)
-            if m.isdir():
-                if not os.path.isdir(dest):
-                    os.mkdir(dest, 0o750)
-                continue
-            if os.path.lexists(dest) and not os.path.isdir(dest):
-                os.unlink(dest)
-            if m.issym():
-                os.symlink(m.linkname, dest)
-            else:
-                src = tar.extractfile(m)
-                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-                with os.fdopen(fd, "wb") as out:
-                    for chunk in read_chunks(src, m.name):
-                        out.write(chunk)
-            count += 1
-        own_tree(uploads, t.uid, t.web_gid)
+        for n, m in checks.names.items():
+            if n.startswith(base) and not m.isdir() and n[len(base):].split("/")[0] not in CONTENT_SKIP \
+                    and n[len(base):] != "uploads":
+                count += 1
         return count
 
-    def import_dump(self, lay, tmp):
-        """The dump into the scratch database as the scratch account (it can change nothing else);
-        `CREATE DATABASE` and `USE` statements (a dump made with --databases) are left out."""
-        scratch, cnf = self.open_scratch(tmp)
-        client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
-        errf = tempfile.TemporaryFile(dir=tmp)
-        proc = subprocess.Popen([client, "--defaults-file=" + cnf, "--protocol=socket", "--batch",
-                                 "--default-character-set=utf8mb4", "--max-allowed-packet=1G", scratch],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf, cwd="/")
-        broken = None
+    def declared_prefix(self, lay):
+        declared = self.p.get("source_table_prefix") or lay.meta.get("table_prefix") or None
+        if declared is not None and (not isinstance(declared, str) or not PREFIX_RE.match(declared)):
+            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json's table_prefix must match %s" % PREFIX_RE.pattern)
+        return declared
+
+    def stage_import(self, lay, tmp):
+        """Everything beside the live environment; nothing live is touched. The source is read
+        once: the members checked and extracted into a staging directory while the dump loads
+        into the scratch database (from the moment its member is seen, over
+        import_load_workers connections); then the layout is decided, the staged wp-content and
+        uploads renamed into the new release, the tables renamed to the environment's prefix.
+        A refusal removes everything staged. The staged parts."""
+        t = self.t
+        self.clear_leftovers()
+        name = self.p.get("release_id") or self.next_release_name()
+        staged = {"name": name, "release": None, "uploads": None, "database": None, "dump": None,
+                  "archive": None}
+        dump = DumpLoad(self, tmp)
         try:
-            with lay.open_dump() as fh:
-                broken = feed_dump(fh, proc.stdin)
+            staged["release"] = os.path.join(t.releases_dir, ".tmp-" + name)
+            staged["uploads"] = os.path.join(t.shared, ".uploads-new-" + name.replace("-", ""))
+            staged["archive"] = staged["release"] + ".archive"
+            os.mkdir(staged["archive"], 0o700)
+            if lay.dump_path is not None:
+                dump.start(lay.dump_path, lay.dump_gz, None)
+            core = {}
+
+            def prepare():
+                try:
+                    self.timer.run("release_core", self.prepare_release, staged["release"])
+                except BaseException as exc:  # re-raised in the caller's thread
+                    core["error"] = exc
+
+            preparer = threading.Thread(target=prepare, name="import-core", daemon=True)
+            preparer.start()
+            try:
+                checks = self.timer.run("stream", self.stream_archive, lay, staged["archive"], dump)
+            finally:
+                preparer.join()
+            if "error" in core:
+                raise core["error"]
+            if lay.dump_path is None:
+                def read_meta(member):
+                    path = os.path.join(staged["archive"], norm(member.name))
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                    with os.fdopen(fd, "rb") as fh:
+                        return fh.read(META_LIMIT + 1)
+
+                archive_layout(lay, checks.names, checks.links, read_meta)
+                chosen = os.path.join(staged["archive"], norm(lay.dump.name))
+                if dump.path != chosen or dump.aborted:
+                    dump.restart(chosen, lay.dump_gz)
+            else:
+                parts_layout(lay, checks.names, checks.links)
+            declared = self.declared_prefix(lay)
+            self.facts["import_members"] = lay.members
+            self.facts["import_files"] = self.timer.run("place", self.place_content, lay, checks, staged)
+            self.timer.run("release_finish", self.finish_release, staged["release"])
+            try:
+                lay.tables = self.timer.run("database_wait", dump.wait)
+            except LoadError as exc:
+                # a dump without WordPress tables or for another prefix is refused as that, as
+                # when the dump was scanned before it was loaded
+                with dump.open_complete() as fh:
+                    source_prefix(scan_tables(fh), declared)
+                raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the dump could not be imported: %s" % exc)
+            staged["database"] = dump.scratch
+            self.facts["import_load_parallel"] = dump.parallel
+            lay.prefix = source_prefix(lay.tables, declared)
+            target = t.table_prefix()
+            self.facts["import_table_prefix"] = lay.prefix
+            self.facts["import_tables_renamed"] = len(
+                self.timer.run("prefix", self.adopt_prefix, staged["database"], lay.prefix, target))
+            lay.home = self.scratch_home(staged["database"], target)
+            self.garbage["paths"].append(staged["archive"])  # the dump, what was left out
+            staged["archive"] = None
+            return staged
         except BaseException:
-            proc.kill()
-            proc.wait()
+            dump.abort()
+            staged["database"] = dump.scratch
+            if staged.get("archive"):
+                shutil.rmtree(staged["archive"], ignore_errors=True)
+            self.discard(staged)
             raise
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        rc = proc.wait()
-        if rc != 0 or broken is not None:
-            errf.seek(0)
-            detail = errf.read().decode("utf-8", "replace").strip()[-600:]
-            raise ArchiveError("IMPORT_INVALID_ARCHIVE", "the dump could not be imported: %s" % (detail or broken or rc))
-        return scratch
 
     def adopt_prefix(self, scratch, prefix, target):
         """The WordPress tables of the scratch database renamed from the archive's prefix to the
@@ -662,50 +1196,6 @@ class Import(Restore):
             return {}
         return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
 
-    def stage_import(self, lay, tmp):
-        """Everything beside the live environment; nothing live is touched. The staged parts."""
-        t = self.t
-        self.clear_leftovers()
-        name = self.p.get("release_id") or self.next_release_name()
-        staged = {"name": name, "release": None, "uploads": None, "database": None, "dump": None}
-        try:
-            staged["release"] = os.path.join(t.releases_dir, ".tmp-" + name)
-            staged["uploads"] = os.path.join(t.shared, ".uploads-new-" + name.replace("-", ""))
-            # the dump goes into the scratch database beside the files (the mariadb client parses
-            # it in its own process; zlib and file writes release the GIL): the two take about as
-            # long as the longer one, as a hand import in two terminals
-            database = {}
-
-            def load():
-                try:
-                    database["name"] = self.timer.run("database", self.import_dump, lay, tmp)
-                except BaseException as exc:  # re-raised in the caller's thread
-                    database["error"] = exc
-
-            loader = threading.Thread(target=load, name="import-dump", daemon=True)
-            loader.start()
-            try:
-                self.timer.run("release_core", self.prepare_release, staged["release"])
-                self.make_dir(staged["uploads"])
-                with open_tar(lay.content_tar) as tar:
-                    self.facts["import_files"] = self.timer.run("files", self.extract_content, tar, lay,
-                                                                staged["release"], staged["uploads"])
-                self.timer.run("release_finish", self.finish_release, staged["release"])
-            finally:
-                loader.join()
-                staged["database"] = database.get("name")
-            if "error" in database:
-                raise database["error"]
-            target = t.table_prefix()
-            self.facts["import_table_prefix"] = lay.prefix
-            self.facts["import_tables_renamed"] = len(
-                self.timer.run("prefix", self.adopt_prefix, staged["database"], lay.prefix, target))
-            lay.home = self.scratch_home(staged["database"], target)
-            return staged
-        except BaseException:
-            self.discard(staged)
-            raise
-
     # --------------------------------------------------------------------------------- after
     def rewrite_from(self, sources):
         """The source URL(s) rewritten to the environment's URL, both schemes of each."""
@@ -722,7 +1212,40 @@ class Import(Restore):
         if not olds:
             return []
         # one pass over the tables for all of them (the helper takes several, space-separated)
-        return [self.timer.run("url_rewrite", self.rewrite_urls, " ".join(olds))]
+        return [self.timer.run("url_rewrite", self.rewrite_tables, " ".join(olds))]
+
+    def rewrite_tables(self, old):
+        """The helper's search-replace --lean (the tables only, without loading WordPress; the
+        caches are emptied afterwards)."""
+        return self.rewrite_urls(old, lean=True)
+
+    def warm_release(self):
+        """A thread compiling the new release's WordPress core into the environment's PHP-FPM
+        OPcache (pressluft_fastcgi.warm_opcache: nothing executed, so nothing of the source's
+        URLs is written back), so that the health check's first request finds it warm. None when
+        the pool's socket or the environment's tmp/ is missing."""
+        t = self.t
+        script_dir = os.path.join(t.root, "tmp")
+        if not os.path.exists(t.fpm_socket) or not os.path.isdir(script_dir) or os.path.islink(script_dir):
+            return None
+        release = os.path.realpath(os.path.join(t.root, "current"))
+
+        def warm():
+            self.facts["opcache_files"] = self.timer.run(
+                "opcache_warm", fastcgi.warm_opcache, t.fpm_socket, release, script_dir,
+                os.path.join(t.root, "current"))
+
+        thread = threading.Thread(target=warm, name="import-opcache", daemon=True)
+        thread.start()
+        return thread
+
+    def rewrite_and_admin(self, sources):
+        """Pressluft's administrator made sure of first (the one WordPress load of the two: what
+        the imported site's code writes while it loads is rewritten next), then the URL rewrite
+        over the tables (--lean, without loading WordPress); the caches are emptied after both.
+        Returns (url_rewrites, admin_user)."""
+        admin = self.timer.run("admin", self.ensure_admin)
+        return self.rewrite_from(sources), admin
 
     def ensure_admin(self):
         t = self.t
@@ -748,17 +1271,18 @@ class Import(Restore):
         os.makedirs(RESTORE_TMP, mode=0o700, exist_ok=True)
         os.chmod(RESTORE_TMP, 0o700)
         tmp = tempfile.mkdtemp(prefix="import-%s-" % self.import_id, dir=RESTORE_TMP)
+        pre = None
         try:
+            # a pre-import backup that is not stored yet is taken now, beside reading and staging
+            # the archive (it reads the live environment, they write beside it)
+            if self.p.get("pre_backup_id") and self.rollback is None and not self.m.check_mode:
+                pre = PreBackup(self.m).start()
             try:
                 lay = self.fetch(tmp)
-                self.facts["import_members"] = lay.members
-                declared = self.p.get("source_table_prefix") or lay.meta.get("table_prefix") or None
-                if declared is not None and (not isinstance(declared, str) or not PREFIX_RE.match(declared)):
-                    raise ArchiveError("IMPORT_INVALID_ARCHIVE", "meta.json's table_prefix must match %s" % PREFIX_RE.pattern)
-                lay.prefix = source_prefix(lay.tables, declared)
                 if self.rollback is not None:
                     self.check_manifest(self.rollback, self.p["rollback_manifest"], "rollback")
                 if self.m.check_mode:
+                    self.inspect_only(lay)
                     return
                 staged = self.timer.run("stage", self.stage_import, lay, tmp)
             except ArchiveError as exc:
@@ -774,16 +1298,27 @@ class Import(Restore):
             if source is not None and not isinstance(source, str):
                 source = None
             error = None
+            if pre is not None:
+                # the rollback point exists before anything of the target changes
+                try:
+                    self.rollback, self.p["rollback_manifest"] = self.timer.run("pre_backup_wait", pre.result)
+                except Known:
+                    self.discard(staged)
+                    raise
             try:
                 self.facts["imported_release"] = self.switch(staged, "import")
                 self.facts["import_changed"] = True
                 # the object cache still holds the replaced site's rows (users, options): emptied
                 # before WordPress is loaded for the rewrite and the administrator, and again after
                 self.timer.run("caches_before", self.purge_caches)
+                warm = self.warm_release()  # beside the administrator and the rewrite
                 sources = [source, lay.home.get("home"), lay.home.get("siteurl")]
                 self.facts["import_source_url"] = redact_url((source or lay.home.get("home") or "").rstrip("/"))
-                self.facts["url_rewrites"] = self.rewrite_from(sources)
-                self.facts["admin_user"] = self.timer.run("admin", self.ensure_admin)
+                try:
+                    self.facts["url_rewrites"], self.facts["admin_user"] = self.rewrite_and_admin(sources)
+                finally:
+                    if warm is not None:
+                        warm.join(20)
                 self.timer.run("prune", self.prune_releases, "import")
                 self.facts["cache_purge"] = self.timer.run("caches", self.purge_caches)
                 healthy, detail = self.timer.run("health", self.health)
@@ -811,6 +1346,10 @@ class Import(Restore):
             raise Known("IMPORT_UNHEALTHY", "%s; rolled back to the pre-import backup, which is %s" % (
                 error, "healthy" if healthy else "unhealthy too (%s)" % detail))
         finally:
+            if pre is not None:
+                report = pre.report()  # stored even when the import was refused: a valid backup
+                if report:
+                    self.facts["pre_backup"] = report
             shutil.rmtree(tmp, ignore_errors=True)
             self.dispose_garbage()
 
@@ -820,6 +1359,8 @@ ARGUMENT_SPEC = dict(
      if k not in ("action", "backup_id", "restore_id", "backup_scope", "backup_manifest", "storage_path")},
     import_id=dict(type="str", required=True),
     release_id=dict(type="str"),
+    pre_backup_id=dict(type="str"),
+    pre_backup_storage_path=dict(type="str"),
     archive_url=dict(type="str", no_log=True),
     archive_sha256=dict(type="str"),
     database_url=dict(type="str", no_log=True),
@@ -831,6 +1372,7 @@ ARGUMENT_SPEC = dict(
     import_max_bytes=dict(type="int", default=DEFAULT_MAX_BYTES),
     import_dir=dict(type="str", default=DEFAULT_IMPORT_DIR),
     download_timeout=dict(type="float", default=60.0),
+    import_load_workers=dict(type="int", default=2),
     wp_admin_login=dict(type="str"),
     wp_admin_email=dict(type="str"),
     wp_admin_password=dict(type="str", no_log=True),

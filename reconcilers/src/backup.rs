@@ -10,6 +10,7 @@
 //! | … nothing was ever attempted (no job, not completed) | none: `Finalize` (nothing is stored) |
 //! | … otherwise | `backup_cleanup` |
 //! | completed | none |
+//! | the job of the operation it gates is queued or running and takes it (an import's pre-import backup) | wait (`TakenByOperation`) |
 //! | otherwise | `backup_create` |
 //!
 //! `backup_create` is idempotent per backup id on the node (a completed backup reports its facts
@@ -64,6 +65,11 @@ pub struct BackupObserved {
     pub latest_job: Option<JobObservation>,
     pub observed_generation: i64,
     pub conditions: Vec<Condition>,
+    /// The job of the operation this backup gates is queued or running and takes the backup
+    /// itself (an import's `site_import` / `site_adopt`: beside staging the archive, recorded from
+    /// its facts); a `backup_create` of its own would only queue behind it.
+    #[serde(default)]
+    pub taken_by_job: bool,
 }
 
 /// Whether the backup's artifacts must go.
@@ -88,6 +94,12 @@ fn work(desired: &BackupSpec, observed: &BackupObserved) -> Work {
     }
     if observed.completed {
         return Work::Done;
+    }
+    if observed.taken_by_job {
+        return Work::Blocked {
+            wait: crate::plan::WaitReason::TakenByOperation,
+            message: "taken by the job of the operation it protects".into(),
+        };
     }
     Work::Run(Need {
         job_type: JobType::BackupCreate,
@@ -136,7 +148,7 @@ pub fn reconcile(
         BackupPhase::Completed
     } else if decision.stall.is_some() {
         BackupPhase::Failed
-    } else if attempted {
+    } else if attempted || observed.taken_by_job {
         BackupPhase::Running
     } else {
         BackupPhase::Pending
@@ -214,6 +226,7 @@ mod tests {
             latest_job: None,
             observed_generation: 0,
             conditions: vec![],
+            taken_by_job: false,
         }
     }
 
@@ -271,6 +284,12 @@ mod tests {
                 run(JobType::BackupCreate), BackupPhase::Pending),
             ("cleanup done", deleting.clone(), BackupObserved { completed: true, deleted: true, latest_job: Some(job(JobType::BackupCleanup).for_generation(2)), ..obs() }, &ctx,
                 Action::Nothing, BackupPhase::Expired),
+            ("taken by the import's job: waits, running", spec(), BackupObserved { taken_by_job: true, ..obs() }, &ctx,
+                Action::Wait { reason: crate::plan::WaitReason::TakenByOperation }, BackupPhase::Running),
+            ("taken by a job that stored it: done", spec(), BackupObserved { taken_by_job: true, completed: true, ..obs() }, &ctx,
+                Action::Nothing, BackupPhase::Completed),
+            ("the taking job is over and did not store it: runs its own", spec(), obs(), &ctx,
+                run(JobType::BackupCreate), BackupPhase::Pending),
             ("never attempted: finalize", deleting.clone(), obs(), &ctx, Action::Finalize, BackupPhase::Pending),
             ("failed backup deleted: cleanup removes partial artifacts", deleting, BackupObserved { latest_job: Some(storage_failed), ..obs() }, &ctx,
                 run(JobType::BackupCleanup), BackupPhase::Running),

@@ -161,7 +161,8 @@ pub(crate) fn reconciling(
                 ),
                 WaitReason::HostsEnvironments
                 | WaitReason::EnvironmentsRemaining
-                | WaitReason::DomainServed => match work {
+                | WaitReason::DomainServed
+                | WaitReason::TakenByOperation => match work {
                     Work::Blocked { message, .. } => message.clone(),
                     _ => String::new(),
                 },

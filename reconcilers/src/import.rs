@@ -13,10 +13,16 @@
 //! | the target environment is gone or being deleted | finish `failed` |
 //! | no pre-import backup yet and the target was never created on its node (an adoption declares its site in the same request) | wait (`TargetNotCreated`, phase `pending`); finish `failed` when the target's creation gave up (`failed`) |
 //! | no pre-import backup declared yet | declare one (full, reason `gate`) |
-//! | the pre-import backup is still running | wait |
 //! | the pre-import backup failed or is gone | finish `failed` (never import without a rollback point) |
 //! | the node is not ready | wait |
-//! | otherwise | run `site_import` (`site_adopt` when the source is a site reached over SSH: an adoption) |
+//! | otherwise (the pre-import backup stored, or declared and not stored yet) | run `site_import` (`site_adopt` when the source is a site reached over SSH: an adoption) |
+//!
+//! A pre-import backup that is not stored yet is taken by the `site_import` job itself, beside
+//! staging the archive and before anything of the target changes (its facts complete the
+//! backup; the backup reconciler waits while that job is queued or running). One job instead of
+//! two saves a playbook run and the queue between them; the rollback point still exists before
+//! the switch, and a job that could not store it changes nothing and fails (retried like the
+//! import; the backup reconciler then tries on its own).
 //!
 //! The gates reuse the restore's types ([`crate::restore`]): an import is a restore whose source
 //! is an archive. A cancelled `site_import` (the control plane died while it ran) runs again: the
@@ -125,8 +131,8 @@ fn next_step(observed: &ImportObserved, ctx: &Context) -> Step {
     }
     match observed.pre_backup {
         None => return Step::DeclarePreBackup,
-        Some(BackupState::Completed) => {}
-        Some(BackupState::InProgress) => return wait("PreImportBackupRunning"),
+        // not stored yet: the job takes it first
+        Some(BackupState::Completed | BackupState::InProgress) => {}
         Some(BackupState::Failed(code)) => {
             return fail(
                 code.or(Some(JobErrorCode::BackupStorageFailed)),
@@ -309,7 +315,18 @@ mod tests {
                 pre_backup: Some(BackupState::InProgress),
                 ..obs()
             }),
-            wait("PreImportBackupRunning")
+            Step::RunJob {
+                job_type: JobType::SiteImport
+            },
+            "a pre-import backup not stored yet is taken by the job"
+        );
+        assert_eq!(
+            step(ImportObserved {
+                pre_backup: Some(BackupState::InProgress),
+                node_ready: false,
+                ..obs()
+            }),
+            wait("NodeNotReady")
         );
         assert!(matches!(
             step(ImportObserved {
@@ -522,16 +539,22 @@ mod tests {
         #[test]
         fn every_import_ends(pre_fails in any::<bool>(), live in any::<bool>()) {
             let mut o = ImportObserved { target_live: live, ..obs() };
-            let ctx = Context::fixture();
+            // a failed attempt's backoff has passed by the next pass
+            let ctx = Context { retry_due: true, ..Context::fixture() };
             for _ in 0..8 {
                 match reconcile(&spec(), &o, &ctx).step {
                     Step::DeclarePreBackup => o.pre_backup = Some(BackupState::InProgress),
-                    Step::Wait { .. } => {
-                        if o.pre_backup == Some(BackupState::InProgress) {
-                            o.pre_backup = Some(if pre_fails { BackupState::Failed(None) } else { BackupState::Completed });
-                        }
+                    Step::Wait { .. } => {}
+                    // the job takes the backup first: when that fails it changes nothing and
+                    // fails; the backup reconciler then fails the backup on its own
+                    Step::RunJob { .. } if o.pre_backup == Some(BackupState::InProgress) && pre_fails => {
+                        o.latest_job = Some(import_job().failed(JobErrorCode::ImportFailed));
+                        o.pre_backup = Some(BackupState::Failed(None));
                     }
-                    Step::RunJob { .. } => o.latest_job = Some(import_job()),
+                    Step::RunJob { .. } => {
+                        o.latest_job = Some(import_job());
+                        o.pre_backup = Some(BackupState::Completed);
+                    }
                     Step::Finish { status, .. } => o.status = status,
                     Step::Nothing => {}
                 }

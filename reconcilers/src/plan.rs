@@ -43,6 +43,9 @@ str_enum! {
         EnvironmentsRemaining => "EnvironmentsRemaining",
         /// A domain being removed is still rendered by its environment.
         DomainServed => "DomainServed",
+        /// A gate backup is being taken by the job of the operation it protects (an import's
+        /// `site_import` takes its pre-import backup itself, beside staging the archive).
+        TakenByOperation => "TakenByOperation",
     }
 }
 

@@ -52,6 +52,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         latest_job: latest.as_ref().and_then(job_observation),
         observed_generation: b.observed_generation,
         conditions: conditions_of(&b.conditions),
+        taken_by_job: b.completed_at.is_none() && taken_by_import_job(rt, id).await?,
     };
     let ctx = Context {
         now: now.clone(),
@@ -169,6 +170,48 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         Action::Nothing | Action::Wait { .. } => {}
     }
     Ok(plan.requeue_after_ms.map(Duration::from_millis))
+}
+
+/// Whether the `site_import` / `site_adopt` job of an import this backup gates is queued or
+/// running: that job takes the backup itself (reconcilers::import).
+async fn taken_by_import_job(rt: &Runtime, backup_id: &str) -> Result<bool> {
+    for import_id in store::imports::waiting_on(&rt.db, backup_id).await? {
+        if jobs::latest_for(&rt.db, "import", &import_id)
+            .await?
+            .is_some_and(|j| j.status == "queued" || j.status == "running")
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A backup stored and verified on its node: `completed_at`, checksum, size and manifest from the
+/// facts of the job that took it (`backup_create`, or an import's job for its pre-import
+/// backup). Never completed without a verified checksum and its manifest: false then.
+pub(super) async fn record_completed(
+    db: &impl ConnectionTrait,
+    backup_id: &str,
+    facts: &Value,
+) -> Result<bool> {
+    let checksum = facts.get("backup_checksum").and_then(Value::as_str);
+    let manifest = facts.get("backup_manifest").filter(|m| m.is_object());
+    let (Some(checksum), Some(manifest)) = (checksum, manifest) else {
+        return Ok(false);
+    };
+    backups::Entity::update_many()
+        .col_expr(backups::Column::CompletedAt, Expr::value(clock::now()))
+        .col_expr(backups::Column::Checksum, Expr::value(checksum))
+        .col_expr(
+            backups::Column::SizeBytes,
+            Expr::value(facts.get("backup_size_bytes").and_then(Value::as_i64)),
+        )
+        .col_expr(backups::Column::Manifest, Expr::value(manifest.to_string()))
+        .filter(backups::Column::Id.eq(backup_id))
+        .filter(backups::Column::CompletedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(true)
 }
 
 async fn mark_deleted(db: &impl ConnectionTrait, id: &str) -> store::Result<()> {
@@ -291,27 +334,12 @@ pub(super) async fn record_facts(
     ok: bool,
     facts: &Value,
 ) -> Result<()> {
-    let now = clock::now();
     match (job.job_type.as_str(), ok) {
         ("backup_create", true) => {
-            let checksum = facts.get("backup_checksum").and_then(Value::as_str);
-            let manifest = facts.get("backup_manifest").filter(|m| m.is_object());
-            // Never completed without a verified checksum and its manifest.
-            let (Some(checksum), Some(manifest)) = (checksum, manifest) else {
+            let stored = record_completed(db, &job.resource_id, facts).await?;
+            if !stored {
                 tracing::warn!(backup = %job.resource_id, "backup_create succeeded without checksum or manifest");
-                return Ok(());
-            };
-            backups::Entity::update_many()
-                .col_expr(backups::Column::CompletedAt, Expr::value(now))
-                .col_expr(backups::Column::Checksum, Expr::value(checksum))
-                .col_expr(
-                    backups::Column::SizeBytes,
-                    Expr::value(facts.get("backup_size_bytes").and_then(Value::as_i64)),
-                )
-                .col_expr(backups::Column::Manifest, Expr::value(manifest.to_string()))
-                .filter(backups::Column::Id.eq(job.resource_id.as_str()))
-                .exec(db)
-                .await?;
+            }
         }
         ("backup_cleanup", true) => mark_deleted(db, &job.resource_id).await?,
         ("env_restore", _) => {

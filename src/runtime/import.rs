@@ -75,6 +75,13 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         resync_after_ms: rt.cfg.resync.as_millis() as u64,
     };
     let plan = reconcilers::import::reconcile(&spec, &obs, &ctx);
+    if let Some(pre_id) = &r.pre_backup_id {
+        if obs.latest_job.as_ref().is_some_and(|j| !j.is_in_progress()) {
+            // the job that took (or failed to take) the pre-import backup is over: the backup's
+            // own reconciler records its phase, or takes it itself now
+            rt.enqueue(Kind::Backup, pre_id);
+        }
+    }
     let site_id = env.as_ref().map(|e| e.site_id.clone());
     let phase = plan.phase.as_str();
     let conditions = serde_json::to_string(&plan.conditions).unwrap_or_else(|_| "[]".into());
@@ -147,7 +154,10 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
             };
             store_i::set_ref(&tx, id, imports::Column::PreBackupId, &b.id).await?;
             tx.commit().await?;
-            rt.enqueue(Kind::Backup, &b.id);
+            // The backup's own reconciler is not woken: the next pass starts site_import, which
+            // takes the backup itself (its reconciler waits while that job is queued or running,
+            // and is woken when it ended). Woken by a resync in between, it takes the backup
+            // with a job of its own first - slower, just as correct.
             rt.enqueue(Kind::Import, id);
         }
         Step::RunJob { job_type } => {
@@ -241,11 +251,17 @@ pub(super) async fn job_vars(
         Some(b) => resources::backup_by_id(&rt.db, b).await?,
         None => None,
     }
-    .filter(|b| b.completed_at.is_some() && b.deleted_at.is_none())
+    .filter(|b| b.deleted_at.is_none() && b.deletion_requested_at.is_none())
     {
         super::backup::storage_vars(rt, &pre, "backup_", v, secrets).await?;
-        v.insert("rollback_storage_path".into(), json!(pre.storage_path));
-        v.insert("rollback_manifest".into(), super::backup::manifest_of(&pre));
+        if pre.completed_at.is_some() {
+            v.insert("rollback_storage_path".into(), json!(pre.storage_path));
+            v.insert("rollback_manifest".into(), super::backup::manifest_of(&pre));
+        } else {
+            // not stored yet: the job takes it first (beside staging), then it is the rollback point
+            v.insert("pre_backup_id".into(), json!(pre.id));
+            v.insert("pre_backup_storage_path".into(), json!(pre.storage_path));
+        }
     }
     Ok(())
 }
@@ -261,9 +277,19 @@ pub(super) async fn record_facts(
     let Some(imp) = store_i::by_id(db, &job.resource_id).await? else {
         return Ok(());
     };
+    // the pre-import backup, when the job took it (stored and verified even if the import failed)
+    if let (Some(pre_id), Some(pre)) = (&imp.pre_backup_id, facts.get("pre_backup")) {
+        if pre.get("backup_id").and_then(Value::as_str) == Some(pre_id.as_str()) {
+            super::backup::record_completed(db, pre_id, pre).await?;
+        }
+    }
     let mut summary = facts.clone();
     if let Some(o) = summary.as_object_mut() {
         o.remove("health_checks");
+        // the backup's manifest lives with the backup
+        if let Some(pre) = o.get_mut("pre_backup").and_then(Value::as_object_mut) {
+            pre.remove("backup_manifest");
+        }
     }
     store_i::set_result(db, &imp.id, &summary.to_string()).await?;
     let Some(env) = resources::environment_by_id(db, &imp.environment_id).await? else {
