@@ -209,7 +209,10 @@ bk_flip() { python3 -c 'import sys; f=open(sys.argv[1], "r+b"); f.seek(1000); b=
 bk_flip "$obj"
 current_c=$(readlink "${root[c]}/current")
 db_c_before=$(mariadb-dump --skip-dump-date "${db[c]}" | sha256sum)
-uploads_c_before=$(ls -laR "${root[c]}/shared/uploads" | sha256sum)
+# every entry of uploads (itself included) with its type, size, mtime (ns), mode and owner; not its
+# parent's mtime (`ls -la` shows `..`: a restore stages beside uploads, in shared/)
+tree_sum() { find "$1" -printf '%P %y %s %T@ %m %u:%g\n' | LC_ALL=C sort | sha256sum; }
+uploads_c_before=$(tree_sum "${root[c]}/shared/uploads")
 r_bad=$(bk_new_id)
 bk_vars r-bad-c c "restore_id=\"$r_bad\"" 'backup_storage_type="s3"' "backup_storage_path=\"$bk_s3_path\"" \
     "backup_manifest=@$work/facts-bk-s3.json:backup_manifest" "site_url=\"$url_c\"" s3
@@ -218,7 +221,7 @@ expect_fact r-bad-c error_code RESTORE_CHECKSUM_MISMATCH
 expect_fact r-bad-c restore_verified false
 [ "$(readlink "${root[c]}/current")" = "$current_c" ] || fail "c: current changed by a restore that failed verification"
 [ "$(mariadb-dump --skip-dump-date "${db[c]}" | sha256sum)" = "$db_c_before" ] || fail "c: database changed by a restore that failed verification"
-[ "$(ls -laR "${root[c]}/shared/uploads" | sha256sum)" = "$uploads_c_before" ] || fail "c: uploads changed"
+[ "$(tree_sum "${root[c]}/shared/uploads")" = "$uploads_c_before" ] || fail "c: uploads changed"
 ! ls -d /var/lib/pressluft/restore/restore-"$r_bad"-* >/dev/null 2>&1 || fail "restore temp files left in /var/lib/pressluft/restore"
 bk_flip "$obj"
 ok "a flipped byte in an S3 object: RESTORE_CHECKSUM_MISMATCH, c's current, database and uploads untouched"

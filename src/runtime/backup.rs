@@ -30,6 +30,11 @@ pub(super) async fn node_ready(rt: &Runtime, node_id: &str) -> Result<bool> {
 }
 
 pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Duration>> {
+    // The gating operation's job before the backup: that job completes the backup in the
+    // transaction that ends it, so a job seen over here means a backup read after it shows its
+    // outcome. Read the other way round, a job ending in between would leave the backup looking
+    // neither taken nor completed, and a second, needless backup_create job would start.
+    let taken = taken_by_import_job(rt, id).await?;
     let Some(b) = resources::backup_by_id(&rt.db, id).await? else {
         return Ok(None);
     };
@@ -52,7 +57,7 @@ pub(super) async fn reconcile(rt: &Arc<Runtime>, id: &str) -> Result<Option<Dura
         latest_job: latest.as_ref().and_then(job_observation),
         observed_generation: b.observed_generation,
         conditions: conditions_of(&b.conditions),
-        taken_by_job: b.completed_at.is_none() && taken_by_import_job(rt, id).await?,
+        taken_by_job: b.completed_at.is_none() && taken,
     };
     let ctx = Context {
         now: now.clone(),
