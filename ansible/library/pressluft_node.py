@@ -12,7 +12,8 @@ description:
     directories, removes the given paths and appends missing include lines, all in one process.
   - "Paths and contents may contain the placeholders C(@@PHP_VERSION@@) (the node's PHP-FPM version,
     given or detected), C(@@REDIS_MAXMEMORY@@) (I(redis_maxmemory_percent) of the node's RAM, in
-    bytes) and C(@@OPCACHE_MB@@) (the PHP-FPM OPcache size: a quarter of the RAM, 128 to 1024 MB)."
+    bytes), C(@@OPCACHE_MB@@) (the PHP-FPM OPcache size: a quarter of the RAM, 128 to 1024 MB) and
+    C(@@PYTHON_SITE@@) (the site directory of the Python that runs the modules)."
   - Every item may name the service it affects (C(reload) = nginx, php_fpm, redis or mariadb). Changed
     nginx or PHP-FPM configuration is tested (C(nginx -t), C(php-fpmX.Y -t)) and rolled back when
     invalid. The result says which services need a reload or restart. Lines with
@@ -47,6 +48,7 @@ import os
 import pwd
 import re
 import shutil
+import site
 import stat
 import subprocess
 import tempfile
@@ -165,7 +167,8 @@ class Node:
     def subst(self, text):
         return (text.replace("@@PHP_VERSION@@", self.php)
                     .replace("@@REDIS_MAXMEMORY@@", str(self.redis_maxmemory))
-                    .replace("@@OPCACHE_MB@@", str(self.opcache_mb)))
+                    .replace("@@OPCACHE_MB@@", str(self.opcache_mb))
+                    .replace("@@PYTHON_SITE@@", site.getsitepackages()[0]))
 
     @staticmethod
     def ids(item):

@@ -234,6 +234,12 @@ for e in a b c; do
     expect_fact "create-$e" health_checks.wordpress_installed.ok true
 done
 ok "facts: healthy, installed, HTTP/DB/installed checks pass for a, b, c"
+# the module payloads' bytecode cache (node-provision): in the modules' Python, filled by the runs
+pysite=$(/usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
+[ -f "$pysite/pressluft-bytecode.pth" ] && [ -f "$pysite/pressluft_bytecode.py" ] || fail "bytecode cache not installed in $pysite"
+[ "$(stat -c '%U %a' /var/cache/pressluft/python)" = "root 700" ] || fail "/var/cache/pressluft/python: $(stat -c '%U %a' /var/cache/pressluft/python)"
+[ -n "$(find /var/cache/pressluft/python -type f -print -quit)" ] || fail "no module run stored its bytecode"
+ok "bytecode cache for module payloads installed ($pysite) and filled by the runs"
 
 # per-environment values
 declare -A host user uid root pool conf db
