@@ -197,3 +197,4 @@ printf '  where the time goes (last round): env_create queued -> started %s s, s
 printf '  tasks (last round, ms): %s; release_core %s\n' \
     "$(jq -c '[._tasks[]? | {(.task // "?"): .ms}] | add // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)" \
     "$(jq -r '.release_core // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)"
+bench_login_shell_note

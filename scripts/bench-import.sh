@@ -261,3 +261,4 @@ printf '  where the time goes (last round): pre-import backup %s; site_import qu
     "$last_pre" \
     "$(secs $(($(ts_ms "$(jq -r .started_at <<<"$last_job")") - $(ts_ms "$(jq -r .created_at <<<"$last_job")"))))" \
     "$last_timings"
+bench_login_shell_note

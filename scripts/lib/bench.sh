@@ -56,6 +56,20 @@ wait_for() {
 ready='.status == "active" and any(.conditions[]?; .type == "Ready" and .status == "True")'
 job_facts() { sqlite3 -readonly "$data/pressluft.db" "SELECT facts_json FROM jobs WHERE id = '$1'" 2>/dev/null || true; }
 
+# bench_login_shell_note: what each SSH command costs on this machine before it runs - sshd starts
+# the user's login shell, and bash reads ~/.bashrc when sshd starts it (here root's, which may run
+# e.g. `pyenv init`). Pressluft pays it for every SSH session of a job (the hand copy never does);
+# a node whose root has no such .bashrc pays ~0. Printed as context, median of 5.
+bench_login_shell_note() {
+    local i t0 rc=() plain=()
+    for ((i = 0; i < 5; i++)); do
+        t0="$(now_ms)"; env -u SHLVL SSH_CLIENT="127.0.0.1 40000 22" bash -c true </dev/null >/dev/null 2>&1; rc+=($(($(now_ms) - t0)))
+        t0="$(now_ms)"; bash --norc --noprofile -c true </dev/null >/dev/null 2>&1; plain+=($(($(now_ms) - t0)))
+    done
+    printf '  this machine: a shell started by sshd (reading ~/.bashrc) takes %s ms, without it %s ms; each job pays it once per SSH session\n' \
+        "$(median "${rc[@]}")" "$(median "${plain[@]}")"
+}
+
 # bench_binary: $bin = BENCH_BIN (a release binary built beforehand, outside the node lock) or the
 # release build of this tree (CARGO_TARGET_DIR keeps it apart from debug builds).
 bench_binary() {
