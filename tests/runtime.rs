@@ -22,7 +22,14 @@ impl Fake {
         std::fs::write(self.dir.path().join(file), v).unwrap();
     }
     fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("calls"))
+        self.lines("calls")
+    }
+    /// Runs that have read `sleep` and are sleeping.
+    fn sleeping(&self) -> Vec<String> {
+        self.lines("sleeping")
+    }
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join(file))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
@@ -285,6 +292,16 @@ async fn converge_fail_stall_reset_cancel_delete() {
     )
     .await;
     let job_id = running["items"][0]["id"].as_str().unwrap().to_string();
+    // the run has read its 30 s: the next runs may be quick (a run that had not read it yet
+    // would finish at once, before the cancel)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.sleeping().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the running job's run never started sleeping"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     fake.set("sleep", "0");
     let started = Instant::now();
     let r = app
