@@ -47,6 +47,14 @@ running_pid() {
     echo "$pid"
 }
 
+# alive NAME: the process we just started still runs (between writing its pid file and exec'ing
+# it is still `sh`, which running_pid does not accept)
+alive() {
+    local pid
+    pid="$(cat "$base/$1.pid" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+
 answers() {
     curl -s -o /dev/null --max-time 2 --cacert "$ca_crt" https://127.0.0.1:14000/dir 2>/dev/null
 }
@@ -138,7 +146,7 @@ case "${1:-}" in
                 exit 0
             fi
             for name in pebble challtestsrv; do
-                if ! running_pid "$name" >/dev/null; then
+                if ! alive "$name"; then
                     echo "acme-test-server: $name exited; see $base/$name.log" >&2
                     tail -n 20 "$base/$name.log" >&2 || true
                     exit 1
@@ -147,6 +155,7 @@ case "${1:-}" in
             sleep 0.1
         done
         echo "acme-test-server: no answer on https://127.0.0.1:14000/dir after 10 s" >&2
+        tail -n 20 "$base/pebble.log" >&2 || true
         exit 1
         ;;
     stop)

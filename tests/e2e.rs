@@ -1330,8 +1330,13 @@ fn domain_ready(v: &Value) -> bool {
 
 /// `KEY=VALUE` lines printed by a test-server script.
 fn script_settings(cmd: &str) -> std::collections::HashMap<String, String> {
-    let (ok, out) = sh(cmd);
-    assert!(ok, "{cmd} failed: {out}");
+    let run = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    let out = String::from_utf8_lossy(&run.stdout).trim().to_string();
+    assert!(
+        run.status.success(),
+        "{cmd} failed: {out}\n{}",
+        String::from_utf8_lossy(&run.stderr).trim()
+    );
     out.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| {
