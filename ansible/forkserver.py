@@ -108,7 +108,7 @@ def serve(sock_path):
         pl.strategy_loader.get("linear", class_only=True)
         for name in ("ini", "host_list"):
             pl.inventory_loader.get(name)
-        for name in ("normal", "set_fact", "fail", "command"):
+        for name in ("normal", "pressluft_report", "set_fact", "fail", "command"):
             pl.action_loader.get(name, class_only=True)
 
     warmed = False
@@ -136,12 +136,23 @@ def serve(sock_path):
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(sys.stdin, selectors.EVENT_READ, "parent")
+    # A run's end wakes the loop at once (SIGCHLD through a wakeup pipe) instead of a short poll:
+    # the caller hears "exit N" as soon as the run is over.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    sel.register(wake_r, selectors.EVENT_READ, "wake")
     children = {}  # pid -> connection
 
     def child_main(conn, request, fds):
         # A fresh ansible-playbook: the caller's stdio, arguments, directory and environment.
         listener.close()
         conn.close()
+        # before the descriptors go: the interpreter would write signal numbers into whatever file
+        # later gets the wakeup pipe's descriptor number
+        signal.set_wakeup_fd(-1)
         os.setpgid(0, 0)
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
@@ -280,8 +291,14 @@ def serve(sock_path):
             conn.close()
 
     while True:
-        for key, _ in sel.select(timeout=0.02 if children else 1.0):
-            if key.data == "accept":
+        for key, _ in sel.select(timeout=1.0):
+            if key.data == "wake":
+                try:
+                    while os.read(wake_r, 4096):
+                        pass
+                except (BlockingIOError, InterruptedError):
+                    pass
+            elif key.data == "accept":
                 accept()
             elif key.data == "parent":
                 if not os.read(sys.stdin.fileno(), 4096):

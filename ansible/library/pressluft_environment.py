@@ -399,15 +399,16 @@ class Env:
         web_gid = grp.getgrnam(WEB_GROUP).gr_gid
         self.uid, self.web_gid = uid, web_gid
         self.timed("directories", self.ensure_tree, uid, web_gid)
-        # The copy of a first release (cp processes) runs while the database, wp-config and the
-        # pool / server block (tested, reloaded) are converged: nginx serves the new host from
-        # `current` only once the release is complete (404 until then).
+        self.timed("database", self.ensure_database)
+        # a clone's database copy and uploads rsync (the longest part of its run) start as soon as
+        # the database exists, beside the rest of the set-up
+        self.timed("clone_begin", self.clone_begin)
+        # The copy of a first release (cp processes) runs while wp-config and the pool / server
+        # block (tested, reloaded) are converged: nginx serves the new host from `current` only
+        # once the release is complete (404 until then).
         started = time.monotonic()
         copy = self.begin_release(uid, web_gid)
         try:
-            self.timed("database", self.ensure_database)
-            # a clone's database copy and uploads rsync start now, beside the rest of the set-up
-            self.timed("clone_begin", self.clone_begin)
             self.timed("wp_config", self.ensure_wp_config, uid, web_gid)
             pool = self.render_pool()
             nginx = self.render_nginx()
