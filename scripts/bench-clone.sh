@@ -194,7 +194,9 @@ printf '  where the time goes (last round): env_create queued -> started %s s, s
     "$(jq -c '.timings_ms // .environment_timings_ms // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)"
 # the playbook's tasks (ms, from the facts callback) and where the new release's core came from
 # (spare: the node's copy made ahead by the previous create's filler; copy: copied in this run)
-printf '  tasks (last round, ms): %s; release_core %s\n' \
+printf '  tasks (last round, ms): %s; release_core %s; health checks (ms, side by side) %s; database copy %s\n' \
     "$(jq -c '[._tasks[]? | {(.task // "?"): .ms}] | add // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)" \
-    "$(jq -r '.release_core // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)"
+    "$(jq -r '.release_core // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)" \
+    "$(jq -c '(.health_checks // {}) | map_values(.elapsed_ms)' <<<"${facts:-null}" 2>/dev/null || echo none)" \
+    "$(jq -c '.clone_database // "none"' <<<"${facts:-null}" 2>/dev/null || echo none)"
 bench_login_shell_note

@@ -950,7 +950,7 @@ class Env:
 
     def clone_abort(self):
         state = getattr(self, "_clone", None) or {}
-        for proc in state.get("procs", []):
+        for proc in list(state.get("procs", [])):
             if proc.poll() is None:
                 try:
                     proc.kill()
@@ -994,33 +994,40 @@ class Env:
         t0 = time.monotonic()
         # wp-content of the source's live release; the uploads symlink, Pressluft's drop-in and
         # this release's mu-plugin stay this environment's (excluded = also not deleted)
-        results = [finish(start([state["rsync"], "-rlt", "--delete", state["owner"], "--chmod=D2750,F640",
-                                 "--exclude=/uploads", "--exclude=/object-cache.php",
-                                 "--exclude=/mu-plugins/pressluft-login.php",
-                                 os.path.join(plan["src_release"], "wp-content") + "/", dst_content + "/"]))]
-        results.append(finish(state["uploads"]))
-        timings["files"] = int((time.monotonic() - state["t0"]) * 1000)
-        # the drift baseline's file manifest: the copied wp-content does not change any more, so
-        # it is hashed now, beside the wait for the database and the URL rewrite
-        manifest = {}
-        manifest_thread = None
-        if self.p["drift_baseline_preset"] and all(rc == 0 for rc, _, _ in results):
-            def hash_files():
+        content = start([state["rsync"], "-rlt", "--delete", state["owner"], "--chmod=D2750,F640",
+                         "--exclude=/uploads", "--exclude=/object-cache.php",
+                         "--exclude=/mu-plugins/pressluft-login.php",
+                         os.path.join(plan["src_release"], "wp-content") + "/", dst_content + "/"])
+        state["procs"].append(content)
+        # The files are collected beside the wait for the database and the URL rewrite (which
+        # needs the database only); the drift baseline's file manifest is hashed as soon as
+        # wp-content is copied (it does not change any more).
+        files = {}
+
+        def collect_files():
+            try:
+                collect()
+            except Exception as exc:  # pylint: disable=broad-except  # reported after the join
+                files["error"] = "%s: %s" % (type(exc).__name__, exc)
+
+        def collect():
+            files["results"] = [finish(content)]
+            files["content_ms"] = int((time.monotonic() - t0) * 1000)
+            if self.p["drift_baseline_preset"] and files["results"][0][0] == 0:
                 try:
-                    manifest["files"] = promote.file_manifest(os.path.join(self.root, "releases", release))
-                except Exception as exc:  # pylint: disable=broad-except  # reported by the finish
-                    manifest["error"] = exc
-            manifest_thread = threading.Thread(target=hash_files, name="pressluft-clone-manifest", daemon=True)
-            manifest_thread.start()
-        timings["content"] = int((time.monotonic() - t0) * 1000)
+                    files["manifest"] = promote.file_manifest(os.path.join(self.root, "releases", release))
+                except Exception:  # pylint: disable=broad-except  # hashed again by the finish
+                    pass
+            files["results"].append(finish(state["uploads"]))
+            files["files_ms"] = int((time.monotonic() - state["t0"]) * 1000)
+
+        files_thread = threading.Thread(target=collect_files, name="pressluft-clone-files", daemon=True)
+        files_thread.start()
         state["db_thread"].join()
         timings["database"] = state["db_ms"]
         timings["wait"] = int((time.monotonic() - t0) * 1000)
         if state["db_error"] is not None:
             raise state["db_error"]
-        for rc, _, err in results:
-            if rc != 0:
-                raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))
         # The drift baseline is the imported tables before the URL rewrite: a snapshot taken now,
         # checksummed while the rewrite runs (and the copied files hashed meanwhile).
         baseline = None
@@ -1033,12 +1040,20 @@ class Env:
             if plan["src_url"] != self.site_url:
                 self.search_replace(plan["src_url"], self.site_url, lean=True)
             timings["search_replace"] = int((time.monotonic() - t0) * 1000)
+            files_thread.join()
+            if "error" in files:
+                raise Failure("copying the source's files failed: %s" % files["error"])
+            timings["content"] = files["content_ms"]
+            timings["files"] = files["files_ms"]
+            for rc, _, err in files["results"]:
+                if rc != 0:
+                    raise Failure("copying the source's files failed (rsync rc=%d): %s" % (rc, err.strip()[-1000:]))
             if baseline is not None:
                 t0 = time.monotonic()
-                if manifest_thread is not None:
-                    manifest_thread.join()
+                # (without a manifest - hashing failed - drift_baseline_finish hashes again and
+                # reports what fails)
                 baseline = self.drift_baseline_finish(baseline, os.path.join(self.root, "releases", release),
-                                                      manifest.get("files"))
+                                                      files.get("manifest"))
                 timings["drift_baseline"] = int((time.monotonic() - t0) * 1000)
         finally:
             if isinstance(baseline, promote.SnapshotChecksums):
