@@ -38,6 +38,9 @@ install -d -o "${user[a]}" -g www-data -m 2750 "${root[a]}/current/wp-content/pl
 printf '<?php\n/* Plugin Name: pl clone %s */\n' "$cl_rand" > "${root[a]}/current/wp-content/plugins/pl-clone-$cl_rand/pl-clone.php"
 echo "upload $cl_rand" > "${root[a]}/shared/uploads/pl-$cl_rand.txt"
 chown "${user[a]}:www-data" "${root[a]}/current/wp-content/plugins/pl-clone-$cl_rand/pl-clone.php" "${root[a]}/shared/uploads/pl-$cl_rand.txt"
+# an upload in a year/month folder, with the source's own (looser) modes: the clone's are its own
+install -d -o "${user[a]}" -g www-data -m 2775 "${root[a]}/shared/uploads/2025" "${root[a]}/shared/uploads/2025/01"
+install -o "${user[a]}" -g www-data -m 0664 /dev/null "${root[a]}/shared/uploads/2025/01/pl-$cl_rand.bin"
 n=$(mariadb -N -B -e "SELECT COUNT(*) FROM \`${db[a]}\`.wp_posts WHERE ID=$cl_post AND post_content LIKE '%${src_host}\\\\\\\\/shop%'")
 [ "$n" = 1 ] || fail "clones: a's post does not hold the JSON-escaped URL ($n)"
 
@@ -106,6 +109,12 @@ ok "serialized option unserializes with e's URL; JSON-escaped URL rewritten; no 
 for f in "current/wp-content/plugins/pl-clone-$cl_rand/pl-clone.php" "shared/uploads/pl-$cl_rand.txt"; do
     [ -f "${root[e]}/$f" ] || fail "clones: $f not copied"
     [ "$(stat -c %U "${root[e]}/$f")" = "${user[e]}" ] || fail "clones: $f not owned by ${user[e]}"
+done
+for f in 2025 2025/01 2025/01/pl-$cl_rand.bin; do
+    want="${user[e]}:www-data 2750"
+    [ -f "${root[e]}/shared/uploads/$f" ] && want="${user[e]}:www-data 640"
+    got="$(stat -c '%U:%G %a' "${root[e]}/shared/uploads/$f" 2>&1)"
+    [ "$got" = "$want" ] || fail "clones: uploads/$f is $got, not $want"
 done
 [ "$(curl -sS --max-time 10 -H "Host: ${host[e]}" "http://127.0.0.1/wp-content/uploads/pl-$cl_rand.txt")" = "upload $cl_rand" ] \
     || fail "clones: e does not serve the copied upload"
