@@ -45,7 +45,9 @@ description:
     C(wordpress_install). It never fails the task by itself."
   - "With I(health_check=true) it finally runs the health checks of spec node-runtime §10, exactly as
     the C(pressluft_health) module does (HTTP through the node's nginx with the URL's Host header,
-    the helper's C(is-installed) and C(db-ping), in parallel, each with a timeout and one retry),
+    the helper's C(is-installed) beside it, which proves the database reachable with the
+    environment's credentials, C(db-ping) only to name the cause when it fails; each with a
+    timeout and one retry; module_utils/pressluft_checks.wordpress_checks),
     after waiting (at most 5 s each) for a just reloaded nginx to serve the host and for the pool's
     socket. Reports C(healthy), C(health_url), C(health_checks), C(health_checked_at) in the facts
     and C(health_error) (the failed checks) in the result; the task does not fail when unhealthy."
@@ -155,7 +157,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import (
-    check_http, http_get, last_json_line, run_helper, wait_for_nginx, with_retry)
+    http_get, last_json_line, run_helper, wait_for_nginx, wordpress_checks)
 from ansible.module_utils import pressluft_dbcopy as dbcopy
 from ansible.module_utils import pressluft_fastcgi as fastcgi
 from ansible.module_utils import pressluft_promote as promote
@@ -1445,28 +1447,10 @@ class Env:
         if not shutil.which(php):
             php = "php"
         current = os.path.join(self.root, "current")
-
-        def http_check():
-            # through this node's nginx with the URL's Host / SNI; the chain is not verified (a
-            # certificate from a test CA, or one not trusted by this node, still serves the site)
-            return check_http(url, "127.0.0.1", timeout, False)
-
-        def installed_check():
-            ok, res = run_helper(self.user, php, p["helper"], current, "is-installed", timeout)
-            return (ok, "installed" if ok else res)
-
-        def db_check():
-            ok, res = run_helper(self.user, php, p["helper"], current, "db-ping", timeout)
-            return (ok, "reachable" if ok else res)
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-            futures = {
-                "http": pool.submit(with_retry, http_check, p["health_retries"]),
-                "wordpress_installed": pool.submit(with_retry, installed_check, p["health_retries"]),
-                "database": pool.submit(with_retry, db_check, p["health_retries"]),
-            }
-            checks = {name: f.result() for name, f in futures.items()}
-        return checks
+        # through this node's nginx with the URL's Host / SNI; the chain is not verified (a
+        # certificate from a test CA, or one not trusted by this node, still serves the site)
+        return wordpress_checks(url, "127.0.0.1", timeout, False, p["health_retries"],
+                                lambda command: run_helper(self.user, php, p["helper"], current, command, timeout))
 
     def _converge_config(self, pool, nginx):
         # stale pools of this environment under other PHP versions

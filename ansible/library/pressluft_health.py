@@ -12,8 +12,10 @@ description:
     scheme and host, with WordPress content (a Link header with rel=\"https://api.w.org/\", or a
     body referencing /wp-content/ or /wp-includes/)."
   - "WordPress installed: the PHP helper's C(is-installed), run as the environment's Linux user."
-  - "Database: the PHP helper's C(db-ping) (SELECT 1 with the credentials of wp-config.php)."
-  - Each check has a timeout (default 10 s) and one retry; the checks run in parallel.
+  - "Database: a query with the credentials of wp-config.php - C(is-installed) reads the options
+    table with them, so it passes with it; when it fails, the helper's C(db-ping) (SELECT 1) names
+    the cause."
+  - Each check has a timeout (default 10 s) and one retry; the HTTP check runs beside the helper's.
     C(pressluft_facts.healthy) is true when all three pass. Never changes anything.
 options:
   site_id: {type: str, required: true}
@@ -30,7 +32,6 @@ options:
   extra_facts: {type: dict, default: {}, description: facts merged into the reported pressluft_facts first}
 """
 
-import concurrent.futures
 import glob
 import os
 import re
@@ -40,7 +41,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pressluft_checks import check_http, run_helper, with_retry
+from ansible.module_utils.pressluft_checks import run_helper, wordpress_checks
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
@@ -90,24 +91,8 @@ def main():
         while not os.path.exists(socket_path) and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    def http_check():
-        return check_http(p["url"], p["connect_address"], timeout, p["validate_certs"])
-
-    def installed_check():
-        ok, res = run_helper(user, php, p["helper"], current, "is-installed", timeout)
-        return (ok, "installed" if ok else res)
-
-    def db_check():
-        ok, res = run_helper(user, php, p["helper"], current, "db-ping", timeout)
-        return (ok, "reachable" if ok else res)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {
-            "http": pool.submit(with_retry, http_check, p["retries"]),
-            "wordpress_installed": pool.submit(with_retry, installed_check, p["retries"]),
-            "database": pool.submit(with_retry, db_check, p["retries"]),
-        }
-        checks = {name: f.result() for name, f in futures.items()}
+    checks = wordpress_checks(p["url"], p["connect_address"], timeout, p["validate_certs"], p["retries"],
+                              lambda command: run_helper(user, php, p["helper"], current, command, timeout))
     healthy = all(c["ok"] for c in checks.values())
     facts = dict(p["extra_facts"] or {})
     facts.update({

@@ -58,7 +58,6 @@ RETURN = r"""
 pressluft_facts: {type: dict, description: facts for the control plane (no secrets)}
 """
 
-import concurrent.futures
 import fcntl
 import glob
 import json
@@ -72,7 +71,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pressluft_checks import check_http, last_json_line, run_helper, with_retry
+from ansible.module_utils.pressluft_checks import last_json_line, run_helper, wordpress_checks
 from ansible.module_utils.pressluft_release import check_release_direct, prune
 from ansible.module_utils.pressluft_promote import (
     EXCLUDED_FILES, NEW_PREFIX, OLD_PREFIX, PRESETS, PromoteError, baseline, compare, current_release,
@@ -164,24 +163,9 @@ class Promotion:
         timeout = self.p["health_timeout"]
         php = self.php()
 
-        def http_check():
-            return check_http(url, "127.0.0.1", timeout, False)
-
-        def installed_check():
-            ok, res = run_helper(self.user, php, self.p["helper"], current, "is-installed", timeout)
-            return (ok, "installed" if ok else res)
-
-        def db_check():
-            ok, res = run_helper(self.user, php, self.p["helper"], current, "db-ping", timeout)
-            return (ok, "reachable" if ok else res)
-
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-            futures = {
-                "http": pool.submit(with_retry, http_check, self.p["health_retries"]),
-                "wordpress_installed": pool.submit(with_retry, installed_check, self.p["health_retries"]),
-                "database": pool.submit(with_retry, db_check, self.p["health_retries"]),
-            }
-            checks = {name: f.result() for name, f in futures.items()}
+        checks = wordpress_checks(url, "127.0.0.1", timeout, False, self.p["health_retries"],
+                                  lambda command: run_helper(self.user, php, self.p["helper"], current, command,
+                                                             timeout))
         return all(c["ok"] for c in checks.values()), checks
 
     def switch_current(self, release_dir):

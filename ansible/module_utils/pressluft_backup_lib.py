@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from ansible.module_utils.pressluft_checks import check_http, last_json_line, run_helper, with_retry
+from ansible.module_utils.pressluft_checks import last_json_line, run_helper, wordpress_checks
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -1812,30 +1812,14 @@ class Restore:
         current = os.path.join(t.root, "current")
         timeout = p["health_timeout"]
 
-        def http_check():
-            # certificates are not verified (as pressluft_environment's health check: test CAs)
-            return check_http(self.site_url, "127.0.0.1", timeout, False)
-
-        def installed_check():
-            ok, res = run_helper(t.user, php, p["helper"], current, "is-installed", timeout)
-            return (ok, "installed" if ok else res)
-
-        def db_check():
-            ok, res = run_helper(t.user, php, p["helper"], current, "db-ping", timeout)
-            return (ok, "reachable" if ok else res)
-
-        # A 200 with WordPress content proves the database reachable and WordPress installed (an
+        # Certificates are not verified (as pressluft_environment's health check: test CAs). A
+        # 200 with WordPress content proves the database reachable and WordPress installed (an
         # unreachable database answers 500, an uninstalled one redirects to the installer): the
-        # two PHP CLI checks only run to name the cause when the HTTP check fails (they would
-        # compete for the CPU with the first, cold request of the restored release).
-        checks = {"http": with_retry(http_check, p["health_retries"])}
-        if not checks["http"]["ok"]:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-                futures = {
-                    "wordpress_installed": pool.submit(with_retry, installed_check, p["health_retries"]),
-                    "database": pool.submit(with_retry, db_check, p["health_retries"]),
-                }
-                checks.update({name: f.result() for name, f in futures.items()})
+        # PHP CLI checks only run to name the cause when the HTTP check fails (they would compete
+        # for the CPU with the first, cold request of the restored release).
+        checks = wordpress_checks(self.site_url, "127.0.0.1", timeout, False, p["health_retries"],
+                                  lambda command: run_helper(t.user, php, p["helper"], current, command, timeout),
+                                  cli_on_http_failure=True)
         healthy = all(c["ok"] for c in checks.values())
         self.facts.update({"healthy": healthy, "health_url": self.site_url, "health_checks": checks,
                            "health_checked_at": now_iso()})

@@ -1,8 +1,9 @@
-"""Health checks shared by the pressluft_environment and pressluft_health modules (spec
+"""Health checks shared by Pressluft's modules (spec
 node-runtime section 10): the HTTP check through the node's nginx (redirects followed on the same
 host, WordPress content required) and the PHP helper's checks as the environment's user."""
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import json
 import shutil
@@ -144,3 +145,47 @@ def with_retry(fn, retries, delay=1.0):
                 out["hops"] = extra[0]
             return out
         time.sleep(delay)
+
+
+def wordpress_checks(url, address, timeout, validate_certs, retries, run_cli, cli_on_http_failure=False):
+    """The three checks of spec section 10 - "http", "wordpress_installed", "database" - each
+    {ok, detail, attempts, elapsed_ms}. `run_cli(command)` runs the PHP helper's command
+    (`is-installed`, `db-ping`) as the environment's user and returns (ok, result).
+
+    The HTTP request runs beside `is-installed`: one PHP process, not two, competes with the
+    request for the CPU. `is-installed` reads the options table with the environment's own
+    database credentials, so when it passes the database check (a simple query with those
+    credentials) has passed with it; `db-ping` runs only when it fails, to name the cause.
+    With cli_on_http_failure the helper runs only when the HTTP check fails (a 200 with
+    WordPress content already proves both; used where the first request meets a cold release),
+    and only the HTTP check is reported when it passes."""
+
+    def http_check():
+        return check_http(url, address, timeout, validate_certs)
+
+    def installed_check():
+        ok, res = run_cli("is-installed")
+        return (ok, "installed" if ok else res)
+
+    def db_check():
+        ok, res = run_cli("db-ping")
+        return (ok, "reachable" if ok else res)
+
+    def cli_checks():
+        installed = with_retry(installed_check, retries)
+        if installed["ok"]:
+            database = dict(installed, detail="reachable (is-installed queried it)")
+        else:
+            database = with_retry(db_check, retries)
+        return {"wordpress_installed": installed, "database": database}
+
+    if cli_on_http_failure:
+        checks = {"http": with_retry(http_check, retries)}
+        if not checks["http"]["ok"]:
+            checks.update(cli_checks())
+        return checks
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        cli = pool.submit(cli_checks)
+        checks = {"http": with_retry(http_check, retries)}
+        checks.update(cli.result())
+    return checks
