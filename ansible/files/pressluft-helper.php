@@ -841,6 +841,10 @@ class Pressluft_Lean_DB
 
 	public static function open($path)
 	{
+		if (!function_exists('mysqli_init')) {
+			// before anything is touched: the caller runs PHP with its full configuration then
+			pressluft_fail('--lean: this PHP has no mysqli', array('no_mysqli' => true), 3);
+		}
 		$cfg = pressluft_db_config($path);
 		$file = is_readable($path . '/wp-config.php') ? $path . '/wp-config.php' : dirname($path) . '/wp-config.php';
 		$text = (string) @file_get_contents($file);
@@ -1004,11 +1008,16 @@ function pressluft_cmd_search_replace($path, array $opts)
 	if (!is_array($listed) || ($wpdb->last_error !== '' && $wpdb->last_error !== null)) {
 		pressluft_fail('cannot list the tables: ' . $wpdb->last_error);
 	}
+	// diagnostics: milliseconds from the process start until the tables are listed, and per
+	// table (those over 10 ms)
+	$started = isset($_SERVER['REQUEST_TIME_FLOAT']) ? (float) $_SERVER['REQUEST_TIME_FLOAT'] : microtime(true);
+	$result['timings_ms'] = array('start' => (int) round((microtime(true) - $started) * 1000), 'tables' => new stdClass());
 	foreach ($listed as $listed_row) {
 		if (isset($listed_row[1]) && $listed_row[1] !== 'BASE TABLE') {
 			continue; // views show their tables' rows
 		}
 		$table = $listed_row[0];
+		$table_started = microtime(true);
 		$result['tables']++;
 		$t = pressluft_sql_ident($table);
 		$t_plain = '`' . str_replace('`', '``', $table) . '`'; // not passed through prepare()
@@ -1157,7 +1166,12 @@ function pressluft_cmd_search_replace($path, array $opts)
 		if ($changed_here > 0) {
 			$result['changed_tables']->{$table} = $changed_here;
 		}
+		$table_ms = (int) round((microtime(true) - $table_started) * 1000);
+		if ($table_ms > 10) {
+			$result['timings_ms']['tables']->{$table} = $table_ms;
+		}
 	}
+	$result['timings_ms']['total'] = (int) round((microtime(true) - $started) * 1000);
 	if (!$dry && $only === null && $lean) {
 		// what flush_rewrite_rules(false) does first: WordPress rebuilds the rules when it next runs
 		$wpdb->query("DELETE FROM {$wpdb->options} WHERE option_name = 'rewrite_rules'");

@@ -157,7 +157,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import (
-    http_get, last_json_line, run_helper, wait_for_nginx, wordpress_checks)
+    as_user, http_get, last_json_line, run_helper, run_lean_helper, wait_for_nginx, wordpress_checks)
 from ansible.module_utils import pressluft_dbcopy as dbcopy
 from ansible.module_utils import pressluft_fastcgi as fastcgi
 from ansible.module_utils import pressluft_promote as promote
@@ -852,11 +852,15 @@ class Env:
         JSON-escaped and URL-encoded forms), as the environment's user. `lean`: without loading
         WordPress (a clone: its caches are emptied afterwards)."""
         php = "php%s" % self.php if shutil.which("php%s" % self.php) else "php"
-        argv = ["runuser", "-u", self.user, "--", php, self.p["helper"], "--path=%s/current" % self.root,
-                "search-replace", "--old", old, "--new", want] + (["--lean"] if lean else [])
+        args = ["search-replace", "--old", old, "--new", want]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, cwd="/", timeout=1800,
-                                  stdin=subprocess.DEVNULL)
+            if lean:
+                proc = run_lean_helper(self.user, php, self.p["helper"], "%s/current" % self.root,
+                                       args + ["--lean"], 1800)
+            else:
+                proc = subprocess.run(as_user(self.user) + [php, self.p["helper"], "--path=%s/current" % self.root]
+                                      + args, capture_output=True, text=True, cwd="/", timeout=1800,
+                                      stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise Failure("search-replace %s -> %s timed out" % (old, want))
         res = last_json_line(proc.stdout)
@@ -1051,7 +1055,8 @@ class Env:
         try:
             t0 = time.monotonic()
             if plan["src_url"] != self.site_url:
-                self.search_replace(plan["src_url"], self.site_url, lean=True)
+                rewrite = self.search_replace(plan["src_url"], self.site_url, lean=True)
+                timings["search_replace_helper"] = rewrite.get("timings_ms")
             timings["search_replace"] = int((time.monotonic() - t0) * 1000)
             files_thread.join()
             if "error" in files:

@@ -29,7 +29,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from ansible.module_utils.pressluft_checks import last_json_line, run_helper, wordpress_checks
+from ansible.module_utils.pressluft_checks import (
+    as_user, last_json_line, run_helper, run_lean_helper, wordpress_checks)
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -1686,11 +1687,15 @@ class Restore:
         """The helper's serialized-safe search-replace old -> site_url; `lean`: the tables only,
         without loading WordPress (the caller empties the caches afterwards)."""
         t = self.t
-        argv = ["runuser", "-u", t.user, "--", t.php_cli(), self.p["helper"], "--path=%s/current" % t.root,
-                "search-replace", "--old=" + old, "--new=" + self.site_url] + (["--lean"] if lean else [])
+        args = ["search-replace", "--old=" + old, "--new=" + self.site_url]
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd="/",
-                                  timeout=1800, check=False)
+            if lean:
+                proc = run_lean_helper(t.user, t.php_cli(), self.p["helper"], "%s/current" % t.root,
+                                       args + ["--lean"], 1800)
+            else:
+                proc = subprocess.run(as_user(t.user) + [t.php_cli(), self.p["helper"], "--path=%s/current" % t.root]
+                                      + args, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd="/",
+                                      timeout=1800, check=False)
         except subprocess.TimeoutExpired:
             raise ApplyError("URL rewrite timed out")
         result = last_json_line(proc.stdout)

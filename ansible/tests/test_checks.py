@@ -2,9 +2,12 @@
 a local HTTP server and a fake PHP helper: the three checks of spec section 10 are reported;
 is-installed passing proves the database (db-ping not run), its failure runs db-ping to name the
 cause; an HTTP answer without WordPress content fails; with cli_on_http_failure the helper runs
-only when the HTTP check fails. Run by ansible/tests/run.sh --static."""
+only when the HTTP check fails. The helper's --lean commands run under PHP without php.ini and
+again with it when that PHP has no mysqli. Run by ansible/tests/run.sh --static."""
 import http.server
+import json
 import os
+import tempfile
 import threading
 import unittest
 
@@ -90,6 +93,53 @@ class WordPressChecks(unittest.TestCase):
         res = self.run_checks(helper, "/plain", cli_on_http_failure=True)
         self.assertEqual(list(res), ["http", "wordpress_installed", "database"])
         self.assertEqual(helper.calls, ["is-installed"])
+
+
+FAKE_PHP = """#!/bin/sh
+echo "$*" >> "$CALLS"
+case " $* " in
+  *" -n "*) [ "$LEAN_OK" = 1 ] && echo '{"ok": true, "lean": true}' && exit 0
+            echo '{"ok": false, "error": "--lean: this PHP has no mysqli", "no_mysqli": true}'; exit 3 ;;
+esac
+echo '{"ok": true, "lean": false}'
+"""
+
+
+class LeanHelper(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.php = os.path.join(self.tmp.name, "php")
+        with open(self.php, "w", encoding="utf-8") as fh:
+            fh.write(FAKE_PHP)
+        os.chmod(self.php, 0o755)
+        self.calls = os.path.join(self.tmp.name, "calls")
+        os.environ["CALLS"] = self.calls
+        self.as_user = checks.as_user
+        checks.as_user = lambda user: []
+
+    def tearDown(self):
+        checks.as_user = self.as_user
+        os.environ.pop("LEAN_OK", None)
+        self.tmp.cleanup()
+
+    def run_lean(self):
+        proc = checks.run_lean_helper("u", self.php, "/helper.php", "/wp", ["search-replace", "--lean"], 10)
+        with open(self.calls, encoding="utf-8") as fh:
+            return json.loads(proc.stdout.strip().splitlines()[-1]), fh.read().splitlines()
+
+    def test_lean_php_without_ini(self):
+        os.environ["LEAN_OK"] = "1"
+        result, calls = self.run_lean()
+        self.assertTrue(result["lean"])
+        self.assertEqual(len(calls), 1)
+        self.assertTrue(calls[0].startswith("-n -d extension=mysqlnd -d extension=mysqli"), calls[0])
+        self.assertTrue(calls[0].endswith("/helper.php --path=/wp search-replace --lean"), calls[0])
+
+    def test_full_php_when_the_lean_one_has_no_mysqli(self):
+        result, calls = self.run_lean()
+        self.assertEqual(result, {"ok": True, "lean": False})
+        self.assertEqual(len(calls), 2)
+        self.assertEqual(calls[1], "/helper.php --path=/wp search-replace --lean")
 
 
 if __name__ == "__main__":
