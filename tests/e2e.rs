@@ -2291,7 +2291,12 @@ fn backups_to_s3_restore_faults_retention_and_drill() {
     assert_eq!(s, 202, "{drill}");
     let scratch = drill["environment_id"].as_str().unwrap().to_string();
     let drill = wait_restore(&api, drill["id"].as_str().unwrap());
-    assert_eq!(drill["status"], "succeeded", "{drill}");
+    assert_eq!(
+        drill["status"],
+        "succeeded",
+        "{drill}\njobs of the scratch environment: {}",
+        api.get(&format!("/api/jobs?environment_id={scratch}&limit=20"))
+    );
     assert!(api.get(&format!("/api/backups/{b1_id}"))["verified_at"].is_string());
     assert!(api.get(&env_path)["last_verified_backup_at"].is_string());
     api.wait_for(

@@ -157,7 +157,7 @@ from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pressluft_checks import (
-    as_user, http_get, last_json_line, run_helper, run_lean_helper, wait_for_nginx, wordpress_checks)
+    helper_user_argv, http_get, last_json_line, run_helper, run_lean_helper, wait_for_nginx, wordpress_checks)
 from ansible.module_utils import pressluft_dbcopy as dbcopy
 from ansible.module_utils import pressluft_fastcgi as fastcgi
 from ansible.module_utils import pressluft_promote as promote
@@ -858,9 +858,9 @@ class Env:
                 proc = run_lean_helper(self.user, php, self.p["helper"], "%s/current" % self.root,
                                        args + ["--lean"], 1800)
             else:
-                proc = subprocess.run(as_user(self.user) + [php, self.p["helper"], "--path=%s/current" % self.root]
-                                      + args, capture_output=True, text=True, cwd="/", timeout=1800,
-                                      stdin=subprocess.DEVNULL)
+                proc = subprocess.run(helper_user_argv(self.user)
+                                      + [php, self.p["helper"], "--path=%s/current" % self.root] + args,
+                                      capture_output=True, text=True, cwd="/", timeout=1800, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise Failure("search-replace %s -> %s timed out" % (old, want))
         res = last_json_line(proc.stdout)

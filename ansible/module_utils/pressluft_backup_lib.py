@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from ansible.module_utils.pressluft_checks import (
-    as_user, last_json_line, run_helper, run_lean_helper, wordpress_checks)
+    helper_user_argv, last_json_line, run_helper, run_lean_helper, wordpress_checks)
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -1693,8 +1693,9 @@ class Restore:
                 proc = run_lean_helper(t.user, t.php_cli(), self.p["helper"], "%s/current" % t.root,
                                        args + ["--lean"], 1800)
             else:
-                proc = subprocess.run(as_user(t.user) + [t.php_cli(), self.p["helper"], "--path=%s/current" % t.root]
-                                      + args, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd="/",
+                proc = subprocess.run(helper_user_argv(t.user)
+                                      + [t.php_cli(), self.p["helper"], "--path=%s/current" % t.root] + args,
+                                      stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd="/",
                                       timeout=1800, check=False)
         except subprocess.TimeoutExpired:
             raise ApplyError("URL rewrite timed out")

@@ -111,7 +111,7 @@ def check_http(url, address, timeout, validate_certs):
     return False, "more than %d redirects" % MAX_REDIRECTS, hops
 
 
-def as_user(user):
+def helper_user_argv(user):
     return ["runuser", "-u", user, "--"] if shutil.which("runuser") else ["sudo", "-n", "-u", user, "--"]
 
 
@@ -126,7 +126,7 @@ def run_lean_helper(user, php, helper, path, args, timeout):
     full one when that PHP has no mysqli (its extensions built or named otherwise: the helper
     says so before it touches anything). The CompletedProcess (subprocess.TimeoutExpired)."""
     def run(options):
-        return subprocess.run(as_user(user) + [php] + list(options) + [helper, "--path=" + path] + list(args),
+        return subprocess.run(helper_user_argv(user) + [php] + list(options) + [helper, "--path=" + path] + list(args),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd="/", timeout=timeout,
                               check=False)
 
@@ -137,7 +137,7 @@ def run_lean_helper(user, php, helper, path, args, timeout):
 
 
 def run_helper(user, php, helper, path, command, timeout):
-    argv = as_user(user) + [php, helper, "--path=" + path, command]
+    argv = helper_user_argv(user) + [php, helper, "--path=" + path, command]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/",
                           stdin=subprocess.DEVNULL)
     result = last_json_line(proc.stdout)

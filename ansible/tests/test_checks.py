@@ -114,11 +114,11 @@ class LeanHelper(unittest.TestCase):
         os.chmod(self.php, 0o755)
         self.calls = os.path.join(self.tmp.name, "calls")
         os.environ["CALLS"] = self.calls
-        self.as_user = checks.as_user
-        checks.as_user = lambda user: []
+        self.helper_user_argv = checks.helper_user_argv
+        checks.helper_user_argv = lambda user: []
 
     def tearDown(self):
-        checks.as_user = self.as_user
+        checks.helper_user_argv = self.helper_user_argv
         os.environ.pop("LEAN_OK", None)
         self.tmp.cleanup()
 
